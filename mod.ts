@@ -1,0 +1,39 @@
+/**
+ * fiwi: control test rigs over SSH from Deno.
+ *
+ * Run a command on many nodes and stream every output line as it arrives,
+ * with connect, command and io timeouts that really kill the remote process.
+ *
+ * @example
+ * ```ts
+ * import { SshNode } from "./mod.ts";
+ *
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * const result = await node.rexec("echo hello", {
+ *   onLine: (line) => console.log(`${line.node}: ${line.text}`),
+ * });
+ * console.log(result.success, result.stdout);
+ * ```
+ *
+ * @module
+ */
+
+export {
+  AuthenticationError,
+  ConfigurationError,
+  ConnectionError,
+  FiwiError,
+  HostKeyError,
+  RigFileError,
+  TimeoutError,
+} from "./src/errors.ts";
+export type { EofPolicy, Line, StreamName } from "./src/lines.ts";
+export { SshSession } from "./src/session.ts";
+export type { RunOptions, RunResult } from "./src/session.ts";
+export { SshNode } from "./src/node.ts";
+export type { OpenConsolesOptions, SshNodeOptions } from "./src/node.ts";
+export type {
+  HostKeyCheck,
+  RelayMode,
+  TransportKind,
+} from "./src/transport.ts";

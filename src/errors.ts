@@ -1,0 +1,95 @@
+/**
+ * Error classes of fiwi.
+ *
+ * Everything fiwi throws or reports is a {@linkcode FiwiError}; callers can
+ * branch on the subclass. Messages are one sentence, sentence case, no
+ * trailing period, with the offending value quoted.
+ *
+ * @module
+ */
+
+/** Base class of every error fiwi throws or reports in a result. */
+export class FiwiError extends Error {
+  /** Exit code a script should use when this error reaches its top level. */
+  exitCode = 1;
+  /**
+   * @param message one-line description: what, where, what to do
+   * @param options standard error options; `cause` keeps the original error
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * Bad input from the caller: an empty command, an unsafe host name, a missing
+ * identity file or transport binary. Thrown synchronously or as a rejection;
+ * nothing has run when it is raised.
+ */
+export class ConfigurationError extends FiwiError {
+  /** Usage and configuration errors exit with code 2. */
+  override exitCode = 2;
+}
+
+/** The node could not be reached: refused, unresolvable, unreachable, reset. */
+export class ConnectionError extends FiwiError {}
+
+/** The node answered but refused every key (`Permission denied`). */
+export class AuthenticationError extends FiwiError {}
+
+/** The node's host key is unknown or changed under strict checking. */
+export class HostKeyError extends FiwiError {}
+
+/** A connect, command or io timeout fired. */
+export class TimeoutError extends FiwiError {
+  /** Which timeout fired. */
+  readonly kind: "connect" | "command" | "io";
+  /**
+   * @param kind which timeout fired
+   * @param message one-line description
+   * @param options standard error options
+   */
+  constructor(
+    kind: "connect" | "command" | "io",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.kind = kind;
+  }
+}
+
+/** A rig inventory file is malformed; names the file, line and column. */
+export class RigFileError extends FiwiError {
+  /** Usage and configuration errors exit with code 2. */
+  override exitCode = 2;
+  /** Path of the file. */
+  readonly file: string;
+  /** 1-based line, or 0 when the error is not tied to a place. */
+  readonly line: number;
+  /** 1-based column, or 0 when the error is not tied to a place. */
+  readonly column: number;
+  /**
+   * @param file path of the rig file
+   * @param line 1-based line (0: whole file)
+   * @param column 1-based column (0: whole line)
+   * @param what what is wrong, without the location
+   * @param options standard error options
+   */
+  constructor(
+    file: string,
+    line: number,
+    column: number,
+    what: string,
+    options?: ErrorOptions,
+  ) {
+    const where = line > 0
+      ? `${file}:${line}${column > 0 ? `:${column}` : ""}`
+      : file;
+    super(`${where}: ${what}`, options);
+    this.file = file;
+    this.line = line;
+    this.column = column;
+  }
+}

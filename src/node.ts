@@ -1,0 +1,559 @@
+/**
+ * Node: one reachable rig node. Holds its identity and transport settings,
+ * builds argv, runs commands ({@linkcode SshNode.rexec}), keeps a weak
+ * registry of live nodes, and opens and closes kernel consoles.
+ *
+ * @module
+ */
+
+import { getLogger } from "npm:@logtape/logtape@^2";
+import { ConfigurationError } from "./errors.ts";
+import type { Line } from "./lines.ts";
+import {
+  type RunOptions,
+  type RunResult,
+  SshSession,
+  validateTimeout,
+} from "./session.ts";
+import {
+  buildArgv,
+  controlExitArgv,
+  type HostKeyCheck,
+  parseRelay,
+  type RelayMode,
+  shellQuote,
+  type TransportKind,
+  type TransportSpec,
+  validateHost,
+  validatePort,
+  validateSshOptions,
+  validateUser,
+  wrapCommand,
+} from "./transport.ts";
+
+/** Options of {@linkcode SshNode}. Times are milliseconds. */
+export interface SshNodeOptions {
+  /** Label, unique in a rig. */
+  name: string;
+  /** IP or host name. */
+  host: string;
+  /** Remote user (default "root"). */
+  user?: string;
+  /** Remote port. */
+  port?: number;
+  /** Transport (default "ssh"). */
+  transport?: TransportKind;
+  /** Jump host, `[user@]host[:port]`. */
+  relay?: string;
+  /** nested (default): the inner ssh/ush runs on the relay; jump: `ssh -J`. */
+  relayMode?: RelayMode;
+  /** The ush client (default "ush" on PATH, env FIWI_USH). */
+  ushPath?: string;
+  /** Keep a ControlMaster (default true for ssh; always off for ush/local). */
+  controlMaster?: boolean;
+  /** true: lines are not sent to the logger. */
+  silent?: boolean;
+  /** Takes part in {@linkcode SshNode.openConsoles}. */
+  console?: boolean;
+  /** Console stream command (default "dmesg -w"). */
+  consoleCommand?: string;
+  /** Device label (free text). */
+  device?: string;
+  /** Device IP (free text). */
+  devip?: string;
+  /** `ssh -F` file (default: env FIWI_SSH_CONFIG). */
+  sshConfig?: string;
+  /** `ssh -i` file. */
+  identityFile?: string;
+  /** Extra `-o Key=Value`. */
+  sshOptions?: Record<string, string>;
+  /** Host-key policy (default "default": ssh's own). */
+  hostKeyCheck?: HostKeyCheck;
+  /** Default connect timeout (15 s). */
+  connectTimeout?: number;
+  /** Default io timeout (none). */
+  ioTimeout?: number;
+  /** Default command timeout (none). */
+  cmdTimeout?: number;
+  /**
+   * Private directory for ControlMaster sockets (default: env
+   * FIWI_CONTROL_DIR, else `${XDG_RUNTIME_DIR:-/tmp}/fiwi-<uid>/cm`).
+   */
+  controlDir?: string;
+}
+
+/** Options of {@linkcode SshNode.openConsoles}. */
+export interface OpenConsolesOptions {
+  /** Override every console node's `silent` flag for its console lines. */
+  silent?: boolean;
+  /** Called for every console line of every node. */
+  onLine?: (line: Line) => void;
+  /** Only these nodes (default: every live node with `console: true`). */
+  nodes?: SshNode[];
+  /** Run {@linkcode SshNode.clean} first (default true). */
+  clean?: boolean;
+}
+
+/** Default connect timeout: 15 s. */
+export const DEFAULT_CONNECT_TIMEOUT = 15_000;
+/** Default ControlPersist: masters idle this long (5 min) are closed. */
+export const DEFAULT_CONTROL_PERSIST_S = 300;
+
+const log = getLogger(["fiwi", "node"]);
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined; // no --allow-env: fall back to defaults
+  }
+}
+
+/** The private directory of ControlMaster sockets (env FIWI_CONTROL_DIR). */
+export function defaultControlDir(): string {
+  const explicit = env("FIWI_CONTROL_DIR");
+  if (explicit) return explicit;
+  let uid = "user";
+  try {
+    uid = String(Deno.uid() ?? "user");
+  } catch { /* no --allow-sys */ }
+  return `${env("XDG_RUNTIME_DIR") ?? "/tmp"}/fiwi-${uid}/cm`;
+}
+
+async function which(program: string): Promise<string | null> {
+  const candidates = program.includes("/")
+    ? [program]
+    : (env("PATH") ?? "/usr/bin:/bin").split(":").filter((d) => d).map((d) =>
+      `${d}/${program}`
+    );
+  for (const path of candidates) {
+    try {
+      const st = await Deno.stat(path);
+      if (st.isFile) return path;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+async function ensurePrivateDir(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await Deno.stat(dir);
+  const uid = Deno.uid();
+  if (uid !== null && st.uid !== uid) {
+    throw new ConfigurationError(
+      `ControlMaster directory "${dir}" belongs to another user: set FIWI_CONTROL_DIR to a directory of yours`,
+    );
+  }
+  if (st.mode !== null && (st.mode & 0o077) !== 0) await Deno.chmod(dir, 0o700);
+}
+
+const registry = new Set<WeakRef<SshNode>>();
+const finalizer = new FinalizationRegistry<WeakRef<SshNode>>((ref) =>
+  registry.delete(ref)
+);
+
+/**
+ * One reachable rig node.
+ *
+ * The constructor only records the options; they are validated when argv is
+ * built, so {@linkcode SshNode.rexec} rejects with a
+ * {@linkcode ConfigurationError} for an unsafe host, user or relay.
+ *
+ * @example
+ * ```ts
+ * import { SshNode } from "../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * const result = await node.rexec("uname -s");
+ * console.log(result.code, result.stdout);
+ * ```
+ */
+export class SshNode {
+  /** Label, unique in a rig. */
+  readonly name: string;
+  /** IP or host name. */
+  readonly host: string;
+  /** Remote user. */
+  readonly user: string;
+  /** Remote port, if set. */
+  readonly port?: number;
+  /** Transport kind. */
+  readonly transport: TransportKind;
+  /** Jump host, if any. */
+  readonly relay?: string;
+  /** Relay mode. */
+  readonly relayMode: RelayMode;
+  /** The ush client. */
+  readonly ushPath: string;
+  /** Whether a ControlMaster is used (always false for ush and local). */
+  readonly controlMaster: boolean;
+  /** Lines are not sent to the logger. */
+  silent: boolean;
+  /** Takes part in {@linkcode SshNode.openConsoles}. */
+  readonly console: boolean;
+  /** Console stream command. */
+  readonly consoleCommand: string;
+  /** Device label. */
+  readonly device?: string;
+  /** Device IP. */
+  readonly devip?: string;
+  /** `ssh -F` file. */
+  readonly sshConfig?: string;
+  /** `ssh -i` file. */
+  readonly identityFile?: string;
+  /** Extra `-o` options. */
+  readonly sshOptions: Readonly<Record<string, string>>;
+  /** Host-key policy. */
+  readonly hostKeyCheck: HostKeyCheck;
+  /** Default connect timeout (ms). */
+  readonly connectTimeout: number;
+  /** Default io timeout (ms; undefined: none). */
+  readonly ioTimeout?: number;
+  /** Default command timeout (ms; undefined: none). */
+  readonly cmdTimeout?: number;
+  /** Directory of the ControlMaster socket. */
+  readonly controlDir: string;
+
+  #validated = false;
+  #prepared: Promise<void> | null = null;
+  #console: { session: SshSession; done: Promise<RunResult> } | null = null;
+
+  /** @param options the node's identity and transport settings */
+  constructor(options: SshNodeOptions) {
+    const o = options ?? ({} as SshNodeOptions);
+    this.name = o.name;
+    this.host = o.host;
+    this.user = o.user ?? "root";
+    this.port = o.port;
+    this.transport = o.transport ?? "ssh";
+    this.relay = o.relay;
+    this.relayMode = o.relayMode ?? "nested";
+    this.ushPath = o.ushPath ?? env("FIWI_USH") ?? "ush";
+    this.controlMaster = this.transport === "ssh" && (o.controlMaster ?? true);
+    this.silent = o.silent ?? false;
+    this.console = o.console ?? false;
+    this.consoleCommand = o.consoleCommand ?? "dmesg -w";
+    this.device = o.device;
+    this.devip = o.devip;
+    this.sshConfig = o.sshConfig ?? env("FIWI_SSH_CONFIG");
+    this.identityFile = o.identityFile;
+    this.sshOptions = { ...(o.sshOptions ?? {}) };
+    this.hostKeyCheck = o.hostKeyCheck ?? "default";
+    this.connectTimeout = o.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    this.ioTimeout = o.ioTimeout;
+    this.cmdTimeout = o.cmdTimeout;
+    this.controlDir = o.controlDir ?? defaultControlDir();
+    const ref = new WeakRef(this);
+    registry.add(ref);
+    finalizer.register(this, ref);
+  }
+
+  /** Live nodes: every node the program still references. */
+  static getInstances(): SshNode[] {
+    const nodes: SshNode[] = [];
+    for (const ref of registry) {
+      const node = ref.deref();
+      if (node) nodes.push(node);
+      else registry.delete(ref);
+    }
+    return nodes;
+  }
+
+  /**
+   * Check every option; throws {@linkcode ConfigurationError} naming the bad
+   * value. Called by {@linkcode SshNode.argv} and before every run.
+   */
+  validate(): void {
+    if (this.#validated) return;
+    if (typeof this.name !== "string" || this.name.trim() === "") {
+      throw new ConfigurationError(
+        `Invalid node name ${JSON.stringify(this.name)}: give a non-empty name`,
+      );
+    }
+    if (!["ssh", "ush", "local"].includes(this.transport)) {
+      throw new ConfigurationError(
+        `Invalid transport ${
+          JSON.stringify(this.transport)
+        } for node "${this.name}": use "ssh", "ush" or "local"`,
+      );
+    }
+    if (!["nested", "jump"].includes(this.relayMode)) {
+      throw new ConfigurationError(
+        `Invalid relayMode ${
+          JSON.stringify(this.relayMode)
+        } for node "${this.name}": use "nested" or "jump"`,
+      );
+    }
+    if (!["default", "accept-new", "off"].includes(this.hostKeyCheck)) {
+      throw new ConfigurationError(
+        `Invalid hostKeyCheck ${
+          JSON.stringify(this.hostKeyCheck)
+        } for node "${this.name}": use "default", "accept-new" or "off"`,
+      );
+    }
+    if (this.transport !== "local") {
+      validateHost(this.host);
+      validateUser(this.user);
+      if (this.port !== undefined) validatePort(this.port);
+      if (this.relay !== undefined) parseRelay(this.relay);
+      if (
+        this.relay !== undefined && this.relayMode === "jump" &&
+        this.transport !== "ssh"
+      ) {
+        throw new ConfigurationError(
+          `Relay mode "jump" needs the ssh transport, node "${this.name}" uses "${this.transport}": use relayMode "nested"`,
+        );
+      }
+      validateSshOptions(this.sshOptions);
+      if (
+        this.transport === "ush" &&
+        (this.ushPath.trim() === "" || /\s/.test(this.ushPath))
+      ) {
+        throw new ConfigurationError(
+          `Invalid ushPath ${
+            JSON.stringify(this.ushPath)
+          }: give a program name or path`,
+        );
+      }
+    }
+    validateTimeout("connectTimeout", this.connectTimeout);
+    validateTimeout("ioTimeout", this.ioTimeout);
+    validateTimeout("cmdTimeout", this.cmdTimeout);
+    this.#validated = true;
+  }
+
+  /** The resolved transport settings. */
+  get spec(): TransportSpec {
+    return {
+      host: this.host,
+      user: this.user,
+      port: this.port,
+      transport: this.transport,
+      relay: this.relay,
+      relayMode: this.relayMode,
+      ushPath: this.ushPath,
+      controlMaster: this.controlMaster,
+      controlDir: this.controlDir,
+      controlPersist: DEFAULT_CONTROL_PERSIST_S,
+      sshConfig: this.sshConfig,
+      identityFile: this.identityFile,
+      sshOptions: { ...this.sshOptions },
+      hostKeyCheck: this.hostKeyCheck,
+      connectTimeout: this.connectTimeout,
+    };
+  }
+
+  /** The exact argv {@linkcode SshNode.rexec} spawns for `cmd`. */
+  argv(cmd: string): string[] {
+    this.validate();
+    return buildArgv(this.spec, wrapCommand(cmd));
+  }
+
+  /**
+   * Make the node ready to spawn: options valid, the local transport program
+   * and identity file present, the private socket directory in place.
+   * Rejects with {@linkcode ConfigurationError} naming what is missing.
+   */
+  prepare(): Promise<void> {
+    this.#prepared ??= this.#prepare().catch((e) => {
+      this.#prepared = null;
+      throw e;
+    });
+    return this.#prepared;
+  }
+
+  async #prepare(): Promise<void> {
+    this.validate();
+    if (this.transport === "local") return;
+    const program = this.transport === "ush" && !this.relay
+      ? this.ushPath
+      : "ssh";
+    if (!(await which(program))) {
+      throw new ConfigurationError(
+        `Transport program "${program}" for node "${this.name}" was not found: install it, put it on PATH` +
+          (this.transport === "ush" ? " or set ushPath / FIWI_USH" : ""),
+      );
+    }
+    if (this.identityFile) {
+      try {
+        await Deno.stat(this.identityFile);
+      } catch (e) {
+        throw new ConfigurationError(
+          `Identity file "${this.identityFile}" for node "${this.name}" cannot be read: ${
+            (e as Error).message
+          }`,
+          { cause: e },
+        );
+      }
+    }
+    if (this.sshConfig) {
+      try {
+        await Deno.stat(this.sshConfig);
+      } catch (e) {
+        throw new ConfigurationError(
+          `ssh config file "${this.sshConfig}" for node "${this.name}" cannot be read: ${
+            (e as Error).message
+          }`,
+          { cause: e },
+        );
+      }
+    }
+    if (this.controlMaster) await ensurePrivateDir(this.controlDir);
+  }
+
+  /** Run `cmd` once in a new {@linkcode SshSession}; see its `postCmd`. */
+  async rexec(cmd: string, options: RunOptions = {}): Promise<RunResult> {
+    await using session = new SshSession(this);
+    return await session.postCmd(cmd, options);
+  }
+
+  /**
+   * Kill a remote process group: TERM, up to 2 s for it to go, then KILL.
+   * Used by timeouts and aborts; never rejects.
+   */
+  async killRemoteGroup(pid: number): Promise<void> {
+    // Zombies (reaped late by some inits) count as gone: only live members
+    // of the group keep the wait going. Without ps, KILL follows at once.
+    const live = `ps -A -o pgid= -o stat= 2>/dev/null | ` +
+      `awk -v g=${pid} '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'`;
+    const script = `kill -TERM -${pid} 2>/dev/null || exit 0; i=0; ` +
+      `while [ $i -lt 20 ] && ${live}; do sleep 0.1; i=$((i+1)); done; ` +
+      `kill -KILL -${pid} 2>/dev/null; exit 0`;
+    await this.#quiet(
+      buildArgv(this.spec, script),
+      10_000,
+      `kill process group ${pid}`,
+    );
+  }
+
+  async #quiet(
+    argv: string[],
+    timeoutMs: number,
+    what: string,
+  ): Promise<boolean> {
+    try {
+      const out = await new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+        signal: AbortSignal.timeout(timeoutMs),
+      }).output();
+      if (!out.success) {
+        log.debug("Could not {what} on {node}: {stderr}", {
+          node: this.name,
+          what,
+          stderr: new TextDecoder().decode(out.stderr).trim(),
+        });
+      }
+      return out.success;
+    } catch (e) {
+      log.warn("Could not {what} on {node}: {error}", {
+        node: this.name,
+        what,
+        error: e,
+      });
+      return false;
+    }
+  }
+
+  /** Remote cleanup: kill stale copies of this node's console command. */
+  async clean(): Promise<void> {
+    const result = await this.rexec(
+      `pkill -x -f ${shellQuote(this.consoleCommand)}; true`,
+      {
+        cmdTimeout: 15_000,
+      },
+    );
+    if (!result.success) {
+      log.warn("Cleaning node {node} failed: {error}", {
+        node: this.name,
+        error: result.error?.message ?? result.stderr.trim(),
+      });
+    }
+  }
+
+  /**
+   * Open this node's console stream (its `consoleCommand`) in the background.
+   * Lines go to the logger (category `fiwi.console`) and `onLine`.
+   */
+  async openConsole(
+    options: Omit<OpenConsolesOptions, "nodes"> = {},
+  ): Promise<void> {
+    if (this.#console) return;
+    if (options.clean ?? true) await this.clean();
+    const consoleLog = getLogger(["fiwi", "console"]);
+    const silent = options.silent ?? this.silent;
+    const session = new SshSession(this);
+    const done = session.postCmd(this.consoleCommand, {
+      onLine: (line) => {
+        if (!silent) {
+          consoleLog.info("[{node}] {text}", {
+            node: line.node,
+            text: line.text,
+          });
+        }
+        options.onLine?.(line);
+      },
+    });
+    this.#console = { session, done };
+    done.then(
+      (r) => {
+        if (!r.aborted) {
+          log.warn("Console of {node} ended: exit {code}", {
+            node: this.name,
+            code: r.code,
+          });
+        }
+      },
+      () => {},
+    );
+  }
+
+  /** True while the console stream is open. */
+  get consoleOpen(): boolean {
+    return this.#console !== null;
+  }
+
+  /** Close this node's console stream, if open, and wait for its teardown. */
+  async closeConsole(): Promise<RunResult | null> {
+    const c = this.#console;
+    if (!c) return null;
+    this.#console = null;
+    await c.session.close();
+    return await c.done.catch(() => null);
+  }
+
+  /** Close the console and the ControlMaster, if any. */
+  async close(): Promise<void> {
+    await this.closeConsole();
+    const argv = controlExitArgv(this.spec);
+    if (argv) {
+      try {
+        this.validate();
+      } catch {
+        return; // never spawned anything
+      }
+      await this.#quiet(argv, 10_000, "close the ControlMaster");
+    }
+  }
+
+  /** Same as {@linkcode SshNode.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Open the console of every live node with `console: true` (or of
+   * `options.nodes`): clean stale console commands, then start each stream.
+   */
+  static async openConsoles(options: OpenConsolesOptions = {}): Promise<void> {
+    const nodes = options.nodes ??
+      SshNode.getInstances().filter((n) => n.console);
+    await Promise.all(nodes.map((n) => n.openConsole(options)));
+  }
+
+  /** Close every open console stream. */
+  static async closeConsoles(): Promise<void> {
+    await Promise.all(SshNode.getInstances().map((n) => n.closeConsole()));
+  }
+}
