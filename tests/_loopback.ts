@@ -92,7 +92,7 @@ async function must(cmd: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -220,7 +220,7 @@ export async function startLoopbackRig(): Promise<LoopbackRig> {
       mode: 0o644,
     });
     await Deno.chmod(`${dir}/authorized_keys`, 0o644);
-    const port = await freePort();
+    const port = freePort();
     const knownHosts = hosts.map((h) => `[${h}]:${port} ${hostPub}\n`).join("");
     await Deno.writeTextFile(`${dir}/known_hosts`, knownHosts);
     const clientConfig = [
