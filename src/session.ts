@@ -239,9 +239,11 @@ export class SshSession {
     ) {
       validateTimeout(key, opts[key]);
     }
-    await this.node.prepare();
-    const argv = this.node.argv(cmd);
-    const run = execute(this.node, cmd, argv, opts, this.#closer.signal);
+    const run = (async () => {
+      await this.node.prepare();
+      const argv = this.node.argv(cmd);
+      return await execute(this.node, cmd, argv, opts, this.#closer.signal);
+    })();
     this.#current = run;
     try {
       return await run;
@@ -280,6 +282,29 @@ async function execute(
   const logLines = !node.silent && log.isEnabledFor("info");
   const startedAt = new Date();
   const t0 = performance.now();
+  const signals = [closeSignal, opts.signal].filter((s): s is AbortSignal =>
+    !!s
+  );
+  if (signals.some((s) => s.aborted)) {
+    return {
+      node: node.name,
+      cmd,
+      argv,
+      code: null,
+      signal: null,
+      success: false,
+      stdout: "",
+      stderr: "",
+      truncated: false,
+      started: false,
+      remotePid: null,
+      timedOut: null,
+      aborted: true,
+      error: null,
+      startedAt,
+      durationMs: 0,
+    };
+  }
 
   let child: Deno.ChildProcess;
   try {
@@ -430,9 +455,6 @@ async function execute(
   ]);
 
   const onAbort = () => stop("abort");
-  const signals = [closeSignal, opts.signal].filter((s): s is AbortSignal =>
-    !!s
-  );
   for (const s of signals) s.addEventListener("abort", onAbort, { once: true });
   if (signals.some((s) => s.aborted)) stop("abort");
 

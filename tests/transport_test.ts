@@ -1,0 +1,267 @@
+import { assertEquals, assertMatch, assertThrows } from "jsr:@std/assert@^1";
+import { ConfigurationError, SshNode } from "../mod.ts";
+import {
+  buildArgv,
+  controlExitArgv,
+  shellJoin,
+  shellQuote,
+  type TransportSpec,
+  wrapCommand,
+} from "../src/transport.ts";
+
+const base: TransportSpec = {
+  host: "10.0.0.5",
+  user: "root",
+  transport: "ssh",
+  relayMode: "nested",
+  ushPath: "ush",
+  controlMaster: false,
+  controlDir: "/run/fiwi/cm",
+  controlPersist: 300,
+  sshOptions: {},
+  hostKeyCheck: "default",
+  connectTimeout: 15_000,
+};
+
+const cases: { name: string; spec: Partial<TransportSpec>; argv: string[] }[] =
+  [
+    {
+      name: "plain ssh",
+      spec: {},
+      argv: [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=15",
+        "--",
+        "root@10.0.0.5",
+        "CMD",
+      ],
+    },
+    {
+      name: "config, port, key, extra options, rounded-up connect timeout",
+      spec: {
+        sshConfig: "/etc/fiwi/ssh_config",
+        port: 2222,
+        identityFile: "/k/id",
+        sshOptions: { ServerAliveInterval: "5" },
+        connectTimeout: 1500,
+        user: "pi",
+      },
+      argv: [
+        "ssh",
+        "-F",
+        "/etc/fiwi/ssh_config",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=2",
+        "-o",
+        "ServerAliveInterval=5",
+        "-p",
+        "2222",
+        "-i",
+        "/k/id",
+        "--",
+        "pi@10.0.0.5",
+        "CMD",
+      ],
+    },
+    {
+      name: "ControlMaster with a %C socket and ControlPersist",
+      spec: { controlMaster: true },
+      argv: [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=15",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        "ControlPath=/run/fiwi/cm/%C",
+        "-o",
+        "ControlPersist=300",
+        "--",
+        "root@10.0.0.5",
+        "CMD",
+      ],
+    },
+    {
+      name: "host key checking off",
+      spec: { hostKeyCheck: "off" },
+      argv: [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=15",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "--",
+        "root@10.0.0.5",
+        "CMD",
+      ],
+    },
+    {
+      name: "nested relay: the inner ssh is one argument for the relay's shell",
+      spec: { relay: "bastion", controlMaster: true, port: 22 },
+      argv: [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=15",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        "ControlPath=/run/fiwi/cm/%C",
+        "-o",
+        "ControlPersist=300",
+        "--",
+        "root@bastion",
+        "ssh -o BatchMode=yes -o ConnectTimeout=15 -p 22 -- root@10.0.0.5 CMD",
+      ],
+    },
+    {
+      name: "jump relay keeps keys local",
+      spec: {
+        relay: "ops@bastion:2200",
+        relayMode: "jump",
+        identityFile: "/k/id",
+      },
+      argv: [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=15",
+        "-i",
+        "/k/id",
+        "-J",
+        "ops@bastion:2200",
+        "--",
+        "root@10.0.0.5",
+        "CMD",
+      ],
+    },
+    {
+      name: "ush without relay",
+      spec: { transport: "ush", ushPath: "/opt/ush" },
+      argv: ["/opt/ush", "10.0.0.5", "CMD"],
+    },
+    {
+      name: "ush behind a relay",
+      spec: { transport: "ush", relay: "bastion" },
+      argv: [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=15",
+        "--",
+        "root@bastion",
+        "ush 10.0.0.5 CMD",
+      ],
+    },
+    { name: "local", spec: { transport: "local" }, argv: ["sh", "-c", "CMD"] },
+  ];
+
+Deno.test("buildArgv() builds the documented argv", async (t) => {
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      assertEquals(buildArgv({ ...base, ...c.spec }, "CMD"), c.argv);
+    });
+  }
+});
+
+Deno.test("controlExitArgv() asks the same master to exit", () => {
+  const spec = { ...base, controlMaster: true };
+  assertEquals(controlExitArgv(spec), [
+    ...buildArgv(spec, "x").slice(0, -3),
+    "-O",
+    "exit",
+    "--",
+    "root@10.0.0.5",
+  ]);
+  assertEquals(controlExitArgv(base), null);
+  assertEquals(
+    controlExitArgv({ ...base, transport: "local", controlMaster: true }),
+    null,
+  );
+});
+
+Deno.test("SshNode.argv() wraps the command and honours node defaults", () => {
+  const node = new SshNode({ name: "a", host: "10.0.0.9", controlDir: "/d" });
+  const argv = node.argv("uname -r");
+  assertEquals(argv.slice(0, 3), ["ssh", "-o", "BatchMode=yes"]);
+  assertEquals(argv.at(-2), "root@10.0.0.9");
+  assertEquals(argv.at(-1), wrapCommand("uname -r"));
+  assertEquals(argv.includes("ControlPath=/d/%C"), true);
+  const ush = new SshNode({
+    name: "u",
+    host: "10.0.0.9",
+    transport: "ush",
+    controlMaster: true,
+  });
+  assertEquals(ush.controlMaster, false);
+});
+
+Deno.test("SshNode.argv() refuses unsafe hosts, users and relays", async (t) => {
+  const bad: [string, Record<string, string>][] = [
+    ["option-like host", { host: "-oProxyCommand=touch /tmp/x" }],
+    ["host with a space", { host: "a b" }],
+    ["host with a semicolon", { host: "a;reboot" }],
+    ["host with command substitution", { host: "$(reboot)" }],
+    ["host with a newline", { host: "a\nb" }],
+    ["empty host", { host: "" }],
+    ["option-like user", { user: "-lroot" }],
+    ["user with a backtick", { user: "ro`ot`" }],
+    ["option-like relay", { relay: "-J" }],
+    ["relay with a space", { relay: "bastion x" }],
+  ];
+  for (const [what, opts] of bad) {
+    await t.step(what, () => {
+      const node = new SshNode({ name: "n", host: "10.0.0.1", ...opts });
+      const err = assertThrows(() => node.argv("true"), ConfigurationError);
+      const value = Object.values(opts)[0];
+      assertMatch(
+        err.message,
+        new RegExp(
+          JSON.stringify(value).replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+        ),
+      );
+    });
+  }
+});
+
+Deno.test("shellQuote() survives a POSIX shell verbatim", async () => {
+  const samples = [
+    "plain",
+    "",
+    "it's",
+    "a b",
+    "$HOME",
+    "`id`",
+    "x\ny",
+    "'",
+    "\\",
+    "*?[]",
+    "é€",
+  ];
+  const script = `for a in ${
+    samples.map(shellQuote).join(" ")
+  }; do printf '%s\\0' "$a"; done`;
+  const out = await new Deno.Command("sh", {
+    args: ["-c", script],
+    stdout: "piped",
+  }).output();
+  const got = new TextDecoder().decode(out.stdout).split("\0").slice(0, -1);
+  assertEquals(got, samples);
+  assertEquals(shellJoin(["echo", "a b"]), "echo 'a b'");
+});
