@@ -1,0 +1,314 @@
+// Integration tests against a real sshd on loopback (tests/_loopback.ts), or
+// against a live node with `deno task test:live`.
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertMatch,
+} from "jsr:@std/assert@^1";
+import {
+  AuthenticationError,
+  ConnectionError,
+  HostKeyError,
+  type Line,
+  type RunOptions,
+  SshNode,
+  TimeoutError,
+} from "../mod.ts";
+import {
+  countLocal,
+  countRemote,
+  LIVE,
+  skipReason,
+  startLoopbackRig,
+} from "./_loopback.ts";
+
+const ignore = skipReason() !== null;
+if (ignore) console.warn(`ssh integration tests skipped: ${skipReason()}`);
+
+async function writeConfig(path: string, lines: string[]): Promise<string> {
+  await Deno.writeTextFile(
+    path,
+    ["Host *", ...lines.map((l) => `  ${l}`), ""].join("\n"),
+  );
+  return path;
+}
+
+Deno.test({ name: "rexec() over ssh", ignore }, async (t) => {
+  await using rig = await startLoopbackRig();
+
+  await t.step(
+    "streams lines, keeps stderr apart, strips the start line",
+    async () => {
+      await using node = rig.node();
+      const lines: Line[] = [];
+      const r = await node.rexec(
+        "echo $$; echo oops >&2; printf 'no newline'",
+        {
+          onLine: (l) => lines.push(l),
+        },
+      );
+      assertEquals([r.code, r.success, r.started, r.error], [
+        0,
+        true,
+        true,
+        null,
+      ]);
+      const [pid, fragment] = r.stdout.split("\n");
+      assertEquals(r.remotePid, Number(pid));
+      assertEquals(fragment, "no newline");
+      assertEquals(r.stderr, "oops\n");
+      assertEquals(
+        lines.map((l) => [l.stream, l.text, l.partial]),
+        [
+          ["stdout", pid, false],
+          ["stderr", "oops", false],
+          ["stdout", "no newline", true],
+        ].sort((a, b) =>
+          lines.findIndex((l) => l.text === a[1]) -
+          lines.findIndex((l) => l.text === b[1])
+        ),
+      );
+    },
+  );
+
+  await t.step(
+    "a command that itself exits 255 is not a connection error",
+    async () => {
+      await using node = rig.node();
+      const r = await node.rexec("exit 255");
+      assertEquals([r.code, r.started, r.error, r.success], [
+        255,
+        true,
+        null,
+        false,
+      ]);
+    },
+  );
+
+  await t.step(
+    "a second rexec goes over the same ControlMaster; close() ends it",
+    async () => {
+      if (LIVE) return;
+      const node = rig.node();
+      const first = await node.rexec("echo $SSH_CONNECTION");
+      const second = await node.rexec("echo $SSH_CONNECTION");
+      // Same TCP connection: same client port on both runs.
+      assertEquals(first.stdout, second.stdout);
+      const sockets = [...Deno.readDirSync(`${rig.dir}/cm`)].map((e) => e.name);
+      assertEquals(sockets.length, 1);
+      await node.close();
+      assertEquals([...Deno.readDirSync(`${rig.dir}/cm`)].length, 0);
+      const third = await node.rexec("echo $SSH_CONNECTION");
+      assert(
+        third.stdout !== first.stdout,
+        "a new master means a new connection",
+      );
+      await node.close();
+    },
+  );
+
+  await t.step(
+    "stdin reaches the remote command and is then closed",
+    async () => {
+      await using node = rig.node();
+      const r = await node.rexec("cat | tr a-z A-Z", { stdin: "abc\ndef\n" });
+      assertEquals(r.stdout, "ABC\nDEF\n");
+    },
+  );
+});
+
+Deno.test({ name: "relays", ignore: ignore || LIVE }, async (t) => {
+  await using rig = await startLoopbackRig();
+  if (!rig.relayReady) {
+    console.warn(
+      "relay steps skipped: the loopback rig needs root to set up the relay account",
+    );
+    return;
+  }
+  const relay = `${rig.user}@${rig.hosts[0]}:${rig.port}`;
+  // Quotes, $, backticks, backslashes and newlines must arrive verbatim.
+  const tricky = [
+    `printf '%s\\n' "it's" 'a "dq"' '$HOME' '\`id\`' 'back\\\\slash'`,
+    `echo "$((6*7))"; echo 'multi`,
+    `line'`,
+  ].join("\n");
+  const expected =
+    'it\'s\na "dq"\n$HOME\n`id`\nback\\\\slash\n42\nmulti\nline\n';
+
+  await t.step("nested: the inner ssh runs on the relay", async () => {
+    await using node = rig.node({ index: 1, relay });
+    assertEquals(node.argv("true").at(-2), `${rig.user}@${rig.hosts[0]}`);
+    const where = await node.rexec("echo $SSH_CONNECTION");
+    assertEquals(where.stdout.trim().split(" ")[2], rig.hosts[1]);
+    const r = await node.rexec(tricky);
+    assertEquals([r.stdout, r.stderr, r.code], [expected, "", 0]);
+  });
+
+  await t.step("jump: ssh -J through the relay", async () => {
+    await using node = rig.node({ index: 1, relay, relayMode: "jump" });
+    assert(node.argv("true").includes("-J"));
+    const r = await node.rexec(tricky);
+    assertEquals([r.stdout, r.code], [expected, 0]);
+    const where = await node.rexec("echo $SSH_CONNECTION");
+    assertEquals(where.stdout.trim().split(" ")[2], rig.hosts[1]);
+  });
+
+  await t.step(
+    "a timeout through a nested relay kills the far process",
+    async () => {
+      await using node = rig.node({ index: 1, relay });
+      const r = await node.rexec("sleep 303", { cmdTimeout: 800 });
+      assertEquals([r.timedOut, r.started], ["command", true]);
+      assertEquals(await countRemote(rig, "sleep 303"), 0);
+      assertEquals(await countLocal("sleep 303"), 0);
+    },
+  );
+});
+
+Deno.test(
+  { name: "timeouts and abort kill the remote process group", ignore },
+  async (t) => {
+    await using rig = await startLoopbackRig();
+    await using node = rig.node();
+    const kinds: [string, () => RunOptions, "command" | "io" | null][] = [
+      ["command timeout", () => ({ cmdTimeout: 600 }), "command"],
+      ["io timeout", () => ({ ioTimeout: 600 }), "io"],
+      ["abort", () => ({ signal: AbortSignal.timeout(600) }), null],
+    ];
+    const commands: [string, string][] = [
+      ["sleep 300", "echo up; sleep 300"],
+      [
+        "a shell that spawns a child sleep 300",
+        "echo up; sh -c 'sleep 300; true' & wait",
+      ],
+    ];
+    for (const [what, cmd] of commands) {
+      for (const [name, opts, kind] of kinds) {
+        await t.step(`${name}: ${what}`, async () => {
+          const r = await node.rexec(cmd, opts());
+          assertEquals([r.timedOut, r.aborted, r.started, r.stdout], [
+            kind,
+            kind === null,
+            true,
+            "up\n",
+          ]);
+          assert(r.remotePid !== null);
+          assertEquals(await countRemote(rig, "sleep 300"), 0);
+          assertEquals(await countLocal("sleep 300"), 0);
+        });
+      }
+    }
+
+    await t.step("connect timeout: a server that never answers", async () => {
+      const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const held: Deno.Conn[] = [];
+      const accepting = (async () => {
+        for await (const c of silent) held.push(c);
+      })();
+      try {
+        await using mute = rig.node({
+          port: (silent.addr as Deno.NetAddr).port,
+          controlMaster: false,
+        });
+        const r = await mute.rexec("sleep 304", { connectTimeout: 700 });
+        assertEquals([r.timedOut, r.started, r.remotePid], [
+          "connect",
+          false,
+          null,
+        ]);
+        assertInstanceOf(r.error, TimeoutError);
+        assert(r.durationMs < 700 + 2000, `took ${r.durationMs} ms`);
+        assertEquals(await countLocal("sleep 304"), 0);
+      } finally {
+        silent.close();
+        await accepting.catch(() => {});
+        for (const c of held) c.close();
+      }
+    });
+  },
+);
+
+Deno.test(
+  { name: "ssh failures are told apart", ignore: ignore || LIVE },
+  async (t) => {
+    await using rig = await startLoopbackRig();
+
+    await t.step("connection refused", async () => {
+      const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (probe.addr as Deno.NetAddr).port;
+      probe.close();
+      await using node = rig.node({ port, controlMaster: false });
+      const r = await node.rexec("true");
+      assertEquals([r.started, r.code, r.success], [false, 255, false]);
+      assertInstanceOf(r.error, ConnectionError);
+      assertMatch(r.error!.message, /refused/);
+    });
+
+    await t.step("wrong key", async () => {
+      const key = `${rig.dir}/wrong_key`;
+      const out = await new Deno.Command("ssh-keygen", {
+        args: ["-q", "-t", "ed25519", "-N", "", "-f", key],
+      }).output();
+      assert(out.success);
+      const cfg = await writeConfig(`${rig.dir}/wrong_key_config`, [
+        `UserKnownHostsFile ${rig.dir}/known_hosts`,
+        "StrictHostKeyChecking yes",
+        "IdentitiesOnly yes",
+      ]);
+      await using node = rig.node({
+        sshConfig: cfg,
+        identityFile: key,
+        controlMaster: false,
+      });
+      const r = await node.rexec("true");
+      assertEquals(r.started, false);
+      assertInstanceOf(r.error, AuthenticationError);
+    });
+
+    await t.step("changed host key under strict checking", async () => {
+      const other = `${rig.dir}/other_host_key`;
+      await new Deno.Command("ssh-keygen", {
+        args: ["-q", "-t", "ed25519", "-N", "", "-f", other],
+      })
+        .output();
+      const pub = (await Deno.readTextFile(`${other}.pub`)).split(" ").slice(
+        0,
+        2,
+      ).join(" ");
+      await Deno.writeTextFile(
+        `${rig.dir}/bad_known_hosts`,
+        `[${rig.hosts[0]}]:${rig.port} ${pub}\n`,
+      );
+      const cfg = await writeConfig(`${rig.dir}/bad_hosts_config`, [
+        `UserKnownHostsFile ${rig.dir}/bad_known_hosts`,
+        "StrictHostKeyChecking yes",
+        `IdentityFile ${rig.identityFile}`,
+        "IdentitiesOnly yes",
+      ]);
+      await using node = rig.node({ sshConfig: cfg, controlMaster: false });
+      const r = await node.rexec("true");
+      assertEquals(r.started, false);
+      assertInstanceOf(r.error, HostKeyError);
+    });
+
+    await t.step("ush transport runs through the ush client", async () => {
+      // A stand-in rsh-style client: `ush <host> <command>` runs it here.
+      const ush = `${rig.dir}/ush`;
+      await Deno.writeTextFile(
+        ush,
+        '#!/bin/sh\nhost="$1"; shift; exec sh -c "$1"\n',
+        { mode: 0o755 },
+      );
+      await using node = new SshNode({
+        name: "u",
+        host: "10.9.9.9",
+        transport: "ush",
+        ushPath: ush,
+      });
+      assertEquals(node.argv("true").slice(0, 2), [ush, "10.9.9.9"]);
+      const r = await node.rexec("echo via ush");
+      assertEquals([r.stdout, r.started, r.success], ["via ush\n", true, true]);
+    });
+  },
+);
