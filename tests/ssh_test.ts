@@ -58,17 +58,12 @@ Deno.test({ name: "rexec() over ssh", ignore }, async (t) => {
       assertEquals(r.remotePid, Number(pid));
       assertEquals(fragment, "no newline");
       assertEquals(r.stderr, "oops\n");
-      assertEquals(
-        lines.map((l) => [l.stream, l.text, l.partial]),
-        [
-          ["stdout", pid, false],
-          ["stderr", "oops", false],
-          ["stdout", "no newline", true],
-        ].sort((a, b) =>
-          lines.findIndex((l) => l.text === a[1]) -
-          lines.findIndex((l) => l.text === b[1])
-        ),
-      );
+      const of = (stream: string) =>
+        lines.filter((l) => l.stream === stream).map((
+          l,
+        ) => [l.text, l.partial]);
+      assertEquals(of("stdout"), [[pid, false], ["no newline", true]]);
+      assertEquals(of("stderr"), [["oops", false]]);
     },
   );
 
