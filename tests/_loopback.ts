@@ -109,6 +109,26 @@ async function accepts(host: string, port: number): Promise<boolean> {
   }
 }
 
+/** Pids of every live descendant of `root`. */
+async function descendants(root: number): Promise<number[]> {
+  const ps = await run("ps", ["-A", "-o", "pid=,ppid="]);
+  const children = new Map<number, number[]>();
+  for (const line of ps.stdout.split("\n")) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (!pid) continue;
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length) {
+    for (const c of children.get(todo.pop()!) ?? []) {
+      out.push(c);
+      todo.push(c);
+    }
+  }
+  return out;
+}
+
 async function ensureNodeUser(): Promise<void> {
   const id = await run("id", ["-u", NODE_USER]);
   if (id.code !== 0) {
@@ -301,14 +321,19 @@ export async function startLoopbackRig(): Promise<LoopbackRig> {
     const stopSshd = async () => {
       if (stopped || !sshd) return;
       stopped = true;
-      const pid = sshd.pid;
-      // Connection handlers outlive the listener: end them, then sshd.
-      await run("pkill", ["-TERM", "-P", String(pid)]);
+      // Connection handlers and their sessions outlive the listener: end
+      // every descendant of this sshd (and only this one: other rigs may
+      // share the node user), then sshd itself.
+      const doomed = await descendants(sshd.pid);
+      for (const pid of doomed) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* already gone */ }
+      }
       try {
         sshd.kill("SIGTERM");
       } catch { /* gone */ }
       await sshd.status;
-      if (isRoot) await run("pkill", ["-KILL", "-u", NODE_USER]);
     };
 
     await startSshd();
