@@ -37,3 +37,11 @@ export type {
   RelayMode,
   TransportKind,
 } from "./src/transport.ts";
+export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout.ts";
+export type { RunAllOptions } from "./src/fanout.ts";
+export { collate, formatNodeList } from "./src/collate.ts";
+export type {
+  CollateOptions,
+  CollateStreams,
+  OutputGroup,
+} from "./src/collate.ts";

@@ -1,0 +1,135 @@
+/**
+ * Fan-out: one command on many nodes at once, with a bound on how many run
+ * together.
+ *
+ * {@linkcode runAll} has the two shapes of structured concurrency: by
+ * default every outcome is collected (like `Promise.allSettled`, or
+ * asyncio's `gather(return_exceptions=True)`); with `failFast` the first
+ * failure aborts every sibling, which kills its remote process, the way a
+ * task group cancels its members.
+ *
+ * @example
+ * ```ts
+ * import { runAll, SshNode } from "../mod.ts";
+ * const nodes = ["a", "b", "c"].map((name) =>
+ *   new SshNode({ name, host: "localhost", transport: "local" })
+ * );
+ * const results = await runAll(nodes, "uname -s", { concurrency: 2 });
+ * console.log(results.map((r) => `${r.node}: ${r.stdout.trim()}`));
+ * ```
+ *
+ * @module
+ */
+
+import { ConfigurationError } from "./errors.ts";
+import type { SshNode } from "./node.ts";
+import { type RunOptions, type RunResult, validateTimeout } from "./session.ts";
+import { validateCommand } from "./transport.ts";
+
+/**
+ * How many runs {@linkcode runAll} keeps in flight when not told: 64, the
+ * fan-out of `clush` (pdsh uses 32). Each run is one local client process.
+ */
+export const DEFAULT_CONCURRENCY = 64;
+
+/** Options of {@linkcode runAll}: the fan-out's own, then every run's. */
+export interface RunAllOptions extends RunOptions {
+  /**
+   * Most runs in flight at once (default {@linkcode DEFAULT_CONCURRENCY});
+   * a positive integer: there is no unbounded mode.
+   */
+  concurrency?: number;
+  /**
+   * On the first run that does not succeed, abort all the others: running
+   * ones are stopped (remote process killed), waiting ones never spawn.
+   * Default false: every node runs to its own end.
+   */
+  failFast?: boolean;
+}
+
+/**
+ * Run `cmd` on every node, at most `concurrency` at a time, and resolve with
+ * one {@linkcode RunResult} per node, in the order of `nodes`.
+ *
+ * Like `rexec`, it resolves for every run-time outcome and rejects only for
+ * bad input ({@linkcode ConfigurationError}), before anything is spawned.
+ * With `failFast`, the first result that is not a success aborts the
+ * siblings; the promise then resolves once every sibling is torn down, with
+ * the failure in its node's slot and `aborted: true` for the siblings (those
+ * that never began have `started: false`). Aborting `signal` does the same
+ * to every run.
+ *
+ * @param nodes where to run, in the order results are wanted
+ * @param cmd the shell command
+ * @param options fan-out limits, then per-run options passed to each `rexec`
+ * @returns one result per node, in node order
+ */
+export async function runAll(
+  nodes: readonly SshNode[],
+  cmd: string,
+  options: RunAllOptions = {},
+): Promise<RunResult[]> {
+  const { concurrency = DEFAULT_CONCURRENCY, failFast = false, ...run } =
+    options;
+  if (!Array.isArray(nodes)) {
+    throw new ConfigurationError(
+      `Invalid nodes ${JSON.stringify(nodes)}: give an array of nodes`,
+    );
+  }
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new ConfigurationError(
+      `Invalid concurrency ${
+        JSON.stringify(concurrency)
+      }: give a whole number >= 1`,
+    );
+  }
+  if (typeof failFast !== "boolean") {
+    throw new ConfigurationError(
+      `Invalid failFast ${JSON.stringify(failFast)}: give true or false`,
+    );
+  }
+  validateCommand(cmd);
+  for (
+    const key of [
+      "connectTimeout",
+      "ioTimeout",
+      "cmdTimeout",
+      "maxOutput",
+    ] as const
+  ) {
+    validateTimeout(key, run[key]);
+  }
+  // Every node's configuration first: a bad one must fail the call before
+  // any other node has been touched.
+  await Promise.all(nodes.map((node) => node.prepare()));
+
+  const group = new AbortController();
+  const signal = run.signal
+    ? AbortSignal.any([run.signal, group.signal])
+    : group.signal;
+  const results: RunResult[] = new Array(nodes.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < nodes.length) {
+      const i = next++;
+      let result: RunResult;
+      try {
+        // An aborted signal spawns nothing: waiting nodes still get a result.
+        result = await nodes[i].rexec(cmd, { ...run, signal });
+      } catch (e) {
+        group.abort();
+        throw e;
+      }
+      results[i] = result;
+      if (failFast && !result.success && !result.aborted) group.abort();
+    }
+  };
+  const workers = Array.from(
+    { length: Math.min(concurrency, nodes.length) },
+    worker,
+  );
+  const settled = await Promise.allSettled(workers);
+  const failure = settled.find((s) => s.status === "rejected");
+  if (failure) throw failure.reason;
+  return results;
+}

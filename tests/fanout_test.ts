@@ -1,0 +1,230 @@
+// runAll(): the concurrency bound, abort, and input checks on the local
+// transport; node order, collect-all and failFast (remote processes killed)
+// on the loopback rig, where the two addresses let one command behave
+// differently per node.
+import { assert, assertEquals, assertRejects } from "jsr:@std/assert@^1";
+import {
+  ConfigurationError,
+  DEFAULT_CONCURRENCY,
+  type Line,
+  runAll,
+  SshNode,
+} from "../mod.ts";
+import {
+  countLocal,
+  countRemote,
+  skipReason,
+  startLoopbackRig,
+} from "./_loopback.ts";
+
+const locals = (n: number) =>
+  Array.from(
+    { length: n },
+    (_, i) =>
+      new SshNode({
+        name: `l${i}`,
+        host: "localhost",
+        transport: "local",
+        silent: true,
+      }),
+  );
+
+Deno.test("runAll() keeps at most `concurrency` runs in flight", async () => {
+  let active = 0;
+  let peak = 0;
+  const onLine = (line: Line) => {
+    if (line.text === "begin") peak = Math.max(peak, ++active);
+    if (line.text === "end") active--;
+  };
+  const results = await runAll(
+    locals(6),
+    "echo begin; sleep 0.2; echo end",
+    { concurrency: 2, onLine },
+  );
+  assertEquals(peak, 2);
+  assertEquals(results.map((r) => [r.node, r.success, r.stdout]), [
+    ["l0", true, "begin\nend\n"],
+    ["l1", true, "begin\nend\n"],
+    ["l2", true, "begin\nend\n"],
+    ["l3", true, "begin\nend\n"],
+    ["l4", true, "begin\nend\n"],
+    ["l5", true, "begin\nend\n"],
+  ]);
+});
+
+Deno.test("runAll() without a concurrency keeps 64 runs in flight, not more", async () => {
+  assertEquals(DEFAULT_CONCURRENCY, 64);
+  const dir = await Deno.makeTempDir({ prefix: "fiwi_fanout_" });
+  try {
+    let active = 0;
+    let peak = 0;
+    // Each run holds its slot until 64 runs have begun: a lower limit would
+    // stall (cmdTimeout), a higher one would let all 70 in.
+    const results = await runAll(
+      locals(70),
+      `mkdir ${dir}/$$; echo begin; ` +
+        `until [ "$(ls ${dir} | wc -l)" -ge 64 ]; do sleep 0.05; done; echo end`,
+      {
+        cmdTimeout: 30_000,
+        onLine: (line) => {
+          if (line.text === "begin") peak = Math.max(peak, ++active);
+          if (line.text === "end") active--;
+        },
+      },
+    );
+    assertEquals(peak, 64);
+    assertEquals(results.filter((r) => r.success).length, 70);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runAll() aborted by its signal stops running nodes and spawns no waiting ones", async () => {
+  const controller = new AbortController();
+  const results = await runAll(locals(3), "echo begin; sleep 3011", {
+    concurrency: 1,
+    signal: controller.signal,
+    onLine: (line) => {
+      if (line.text === "begin") controller.abort();
+    },
+  });
+  assertEquals(
+    results.map((r) => [r.node, r.aborted, r.started, r.success]),
+    [
+      ["l0", true, true, false],
+      ["l1", true, false, false],
+      ["l2", true, false, false],
+    ],
+  );
+  assertEquals(await countLocal("sleep 3011"), 0);
+});
+
+Deno.test("runAll() of no nodes resolves to no results", async () => {
+  assertEquals(await runAll([], "true"), []);
+});
+
+Deno.test("runAll() rejects bad options before running anything", async () => {
+  const nodes = locals(2);
+  for (const concurrency of [0, -1, 1.5, Infinity, NaN, "2"]) {
+    await assertRejects(
+      () => runAll(nodes, "true", { concurrency: concurrency as number }),
+      ConfigurationError,
+      "Invalid concurrency",
+    );
+  }
+  await assertRejects(
+    () => runAll(nodes, "true", { failFast: "yes" as unknown as boolean }),
+    ConfigurationError,
+    "Invalid failFast",
+  );
+  await assertRejects(
+    () => runAll(nodes, "  "),
+    ConfigurationError,
+    "Invalid command",
+  );
+  await assertRejects(
+    () => runAll(nodes, "true", { ioTimeout: -5 }),
+    ConfigurationError,
+    "Invalid ioTimeout",
+  );
+});
+
+Deno.test("runAll() with one badly configured node runs none of them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fiwi_fanout_" });
+  try {
+    const marker = `${dir}/ran`;
+    const bad = new SshNode({ name: "bad", host: "-oProxyCommand=x" });
+    await assertRejects(
+      () => runAll([...locals(2), bad], `touch ${marker}`),
+      ConfigurationError,
+      "-oProxyCommand=x",
+    );
+    const exists = await Deno.stat(marker).then(() => true, () => false);
+    assertEquals(exists, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// On 127.0.0.2 the command fails once both 127.0.0.1 nodes are in their
+// long sleep; "29""17" keeps the script text from matching "sleep 2917"
+// (an odd number, so other rigs on the machine do not count).
+const FAIL_ON_SECOND = `set -- $SSH_CONNECTION; ` +
+  `if [ "$3" = 127.0.0.2 ]; then ` +
+  `until [ "$(pgrep -c -f '[s]leep 2917')" -ge 2 ]; do sleep 0.05; done; ` +
+  `echo failing; exit 3; fi; sleep 29""17`;
+
+Deno.test({
+  name: "runAll() on the loopback rig",
+  ignore: skipReason() !== null,
+  async fn(t) {
+    await using rig = await startLoopbackRig();
+    const node0 = rig.node({ index: 0, silent: true });
+    const node1 = rig.node({ index: 1, silent: true });
+    const node2 = rig.node({ index: 0, name: "node2", silent: true });
+
+    await t.step(
+      "results come in node order, not finishing order",
+      async () => {
+        const dir = (await rig.sh("mktemp -d")).stdout.trim();
+        try {
+          // node0 cannot end before node1 has: it waits for node1's file.
+          const results = await runAll(
+            [node0, node1],
+            `set -- $SSH_CONNECTION; if [ "$3" = 127.0.0.2 ]; then ` +
+              `echo second; touch ${dir}/second; exit 0; fi; ` +
+              `until [ -e ${dir}/second ]; do sleep 0.05; done; echo first`,
+            { cmdTimeout: 30_000 },
+          );
+          assertEquals(results.map((r) => [r.node, r.stdout]), [
+            ["node0", "first\n"],
+            ["node1", "second\n"],
+          ]);
+        } finally {
+          await rig.sh(`rm -rf ${dir}`);
+        }
+      },
+    );
+
+    await t.step("by default a failure does not stop the others", async () => {
+      const results = await runAll(
+        [node0, node1],
+        `set -- $SSH_CONNECTION; if [ "$3" = 127.0.0.2 ]; then exit 3; fi; ` +
+          `sleep 0.3; echo done`,
+      );
+      assertEquals(
+        results.map((r) => [r.node, r.code, r.success, r.aborted, r.stdout]),
+        [
+          ["node0", 0, true, false, "done\n"],
+          ["node1", 3, false, false, ""],
+        ],
+      );
+    });
+
+    await t.step(
+      "failFast aborts the siblings and kills their remote processes",
+      async () => {
+        const results = await runAll([node0, node1, node2], FAIL_ON_SECOND, {
+          failFast: true,
+          cmdTimeout: 60_000,
+        });
+        assertEquals(
+          results.map((r) => [r.node, r.aborted, r.started]),
+          [
+            ["node0", true, true],
+            ["node1", false, true],
+            ["node2", true, true],
+          ],
+        );
+        assertEquals(results[1].code, 3);
+        assertEquals(results[1].stdout, "failing\n");
+        assert(results.every((r) => !r.success));
+        assert(results.every((r) => r.timedOut === null));
+        assertEquals(await countRemote(rig, "sleep 2917"), 0);
+        assertEquals(await countLocal(`sleep 29""17`), 0);
+      },
+    );
+
+    await Promise.all([node0, node1, node2].map((n) => n.close()));
+  },
+});
