@@ -1,0 +1,118 @@
+/**
+ * Side by side, in one run on the loopback rig: fiwi's rexec against bare
+ * OpenSSH doing the same work. Prints ratios (fiwi / bare); lower is better.
+ *
+ *   deno task bench:rexec
+ *
+ * - warm master: `rexec("true")` vs `ssh -o ControlPath=<same socket> host true`
+ *   (target <= 1.15)
+ * - streaming: `seq 1 2000000` through rexec with an onLine counter vs
+ *   `ssh host 'seq 1 2000000' > /dev/null` (target <= 1.3)
+ *
+ * @module
+ */
+
+import { startLoopbackRig } from "../tests/_loopback.ts";
+
+const ROUNDS = Number(Deno.env.get("FIWI_BENCH_ROUNDS") ?? "40");
+
+async function bare(argv: string[]): Promise<void> {
+  const out = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")} failed with ${out.code}`);
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+/** Alternate the two sides so drift in machine load hits both alike. */
+async function sideBySide(
+  rounds: number,
+  fiwi: () => Promise<unknown>,
+  ssh: () => Promise<unknown>,
+): Promise<{ fiwi: number; ssh: number; ratio: number }> {
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    a.push(await time(fiwi));
+    b.push(await time(ssh));
+  }
+  const f = median(a);
+  const s = median(b);
+  return { fiwi: f, ssh: s, ratio: f / s };
+}
+
+await using rig = await startLoopbackRig();
+await using node = rig.node({ silent: true });
+const warm = await node.rexec("true");
+if (!warm.success) throw new Error(`warm-up failed: ${warm.stderr}`);
+const socket = [...Deno.readDirSync(`${rig.dir}/cm`)][0].name;
+const target = `${rig.user}@${rig.hosts[0]}`;
+const common = [
+  "-F",
+  rig.sshConfig,
+  "-o",
+  "BatchMode=yes",
+  "-p",
+  String(rig.port),
+];
+const viaMaster = [
+  "ssh",
+  ...common,
+  "-o",
+  `ControlPath=${rig.dir}/cm/${socket}`,
+  "--",
+  target,
+];
+
+const trueRun = await sideBySide(
+  ROUNDS,
+  () => node.rexec("true"),
+  () => bare([...viaMaster, "true"]),
+);
+
+let lines = 0;
+const seqRun = await sideBySide(
+  Math.max(3, Math.floor(ROUNDS / 8)),
+  async () => {
+    lines = 0;
+    const r = await node.rexec("seq 1 2000000", { onLine: () => lines++ });
+    if (lines !== 2_000_000 || !r.success) {
+      throw new Error(`seq run got ${lines} lines`);
+    }
+  },
+  () =>
+    bare([
+      "sh",
+      "-c",
+      `${viaMaster.map((a) => `'${a}'`).join(" ")} 'seq 1 2000000' > /dev/null`,
+    ]),
+);
+
+const fmt = (n: number) => n.toFixed(1).padStart(8);
+console.log(`fiwi vs bare OpenSSH on the loopback rig (median of runs, ms)`);
+console.log(`case                          fiwi      ssh   ratio  target`);
+console.log(
+  `rexec("true"), warm master ${fmt(trueRun.fiwi)} ${fmt(trueRun.ssh)}   ${
+    trueRun.ratio.toFixed(2)
+  }  <= 1.15`,
+);
+console.log(
+  `seq 1 2000000 with onLine  ${fmt(seqRun.fiwi)} ${fmt(seqRun.ssh)}   ${
+    seqRun.ratio.toFixed(2)
+  }  <= 1.30`,
+);
