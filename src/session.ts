@@ -20,7 +20,7 @@ import {
 import {
   type EofPolicy,
   type Line,
-  readLines,
+  pumpLines,
   type StreamName,
 } from "./lines.ts";
 import { START_MARKER, validateCommand } from "./transport.ts";
@@ -115,11 +115,8 @@ function startTimer(
   return setTimeout(fn, ms);
 }
 
-function byteLength(text: string): number {
-  // deno-lint-ignore no-control-regex
-  return /^[\x00-\x7f]*$/.test(text)
-    ? text.length
-    : new TextEncoder().encode(text).byteLength;
+function byteLength(text: string, ascii: boolean): number {
+  return ascii ? text.length : new TextEncoder().encode(text).byteLength;
 }
 
 /** Accumulates one stream's kept output under a byte cap. */
@@ -128,10 +125,10 @@ class Kept {
   #bytes = 0;
   truncated = false;
   constructor(readonly max: number) {}
-  add(text: string, newline: boolean): void {
+  add(text: string, newline: boolean, ascii: boolean): void {
     if (this.truncated) return;
     const piece = newline ? text + "\n" : text;
-    const n = byteLength(piece);
+    const n = byteLength(piece, ascii);
     if (this.#bytes + n > this.max) {
       this.truncated = true;
       return;
@@ -393,14 +390,25 @@ async function execute(
     })();
   }
 
-  const emit = (stream: StreamName, text: string, partial: boolean) => {
-    kept[stream].add(text, !partial);
+  // One timestamp per chunk: every line of a chunk arrived together.
+  let now = Date.now();
+  const onBytes = () => {
+    now = Date.now();
+    bumpIo();
+  };
+  const emit = (
+    stream: StreamName,
+    text: string,
+    partial: boolean,
+    ascii: boolean,
+  ) => {
+    kept[stream].add(text, !partial, ascii);
     if (logLines) {
       log.info("{node} {stream}: {text}", { node: node.name, stream, text });
     }
     if (onLine) {
       try {
-        onLine({ node: node.name, stream, text, partial, time: Date.now() });
+        onLine({ node: node.name, stream, text, partial, time: now });
       } catch (e) {
         log.error("onLine callback threw on node {node}: {error}", {
           node: node.name,
@@ -414,31 +422,29 @@ async function execute(
     stream: StreamName,
     bytes: ReadableStream<Uint8Array>,
   ) => {
-    try {
-      for await (
-        const { text, partial } of readLines(
-          bytes,
-          eof,
-          bumpIo,
-          drainAbort.signal,
-        )
+    const onText = (text: string, partial: boolean, ascii: boolean) => {
+      if (
+        stream === "stderr" && !started && text.startsWith(START_MARKER + " ")
       ) {
-        if (
-          stream === "stderr" && !started && text.startsWith(START_MARKER + " ")
-        ) {
-          const pid = Number(text.slice(START_MARKER.length + 1));
-          if (Number.isInteger(pid) && pid > 0) {
-            started = true;
-            remotePid = pid;
-            clearTimeout(connectTimer);
-            connectTimer = undefined;
-            if (stopping) remoteKill ??= node.killRemoteGroup(pid);
-            else bumpIo();
-            continue;
-          }
+        const pid = Number(text.slice(START_MARKER.length + 1));
+        if (Number.isInteger(pid) && pid > 0) {
+          started = true;
+          remotePid = pid;
+          clearTimeout(connectTimer);
+          connectTimer = undefined;
+          if (stopping) remoteKill ??= node.killRemoteGroup(pid);
+          else bumpIo();
+          return;
         }
-        emit(stream, text, partial);
       }
+      emit(stream, text, partial, ascii);
+    };
+    try {
+      await pumpLines(bytes, onText, {
+        eof,
+        onBytes,
+        signal: drainAbort.signal,
+      });
     } catch (e) {
       if (!drainAbort.signal.aborted) {
         log.warn("Reading {stream} of node {node} failed: {error}", {

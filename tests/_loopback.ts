@@ -395,14 +395,17 @@ function selfProof(text: string): string {
 
 /**
  * Count live processes of the node user whose full command line contains
- * `text` (plain text, no regex characters).
+ * `text` (plain text, no regex characters), or is exactly `text` when
+ * `exact` is set (a wrapper shell whose script mentions it then does not
+ * count).
  */
 export async function countRemote(
   rig: LoopbackRig,
   text: string,
+  exact = false,
 ): Promise<number> {
   const r = await rig.sh(
-    `pgrep -f -c -u "$(id -u)" '${selfProof(text)}' || true`,
+    `pgrep ${exact ? "-x " : ""}-f -c -u "$(id -u)" '${selfProof(text)}' || true`,
   );
   return Number(r.stdout.trim() || "0");
 }

@@ -1,16 +1,24 @@
-import { assertEquals } from "jsr:@std/assert@^1";
-import { type RawLine, readLines } from "../src/lines.ts";
+import { assertEquals, assertRejects } from "jsr:@std/assert@^1";
+import { LineSplitter, pumpLines, type RawLine } from "../src/lines.ts";
 
 async function split(
   chunks: Uint8Array[],
   eof: "emit" | "strict" = "emit",
 ): Promise<RawLine[]> {
-  return await Array.fromAsync(readLines(ReadableStream.from(chunks), eof));
+  const got: RawLine[] = [];
+  await pumpLines(
+    ReadableStream.from(chunks),
+    (text, partial) => got.push({ text, partial }),
+    {
+      eof,
+    },
+  );
+  return got;
 }
 
 const enc = new TextEncoder();
 
-Deno.test("readLines() gives the same lines wherever the chunks are cut", async () => {
+Deno.test("pumpLines() gives the same lines wherever the chunks are cut", async () => {
   const text = "héllo wörld\r\nsecond € line\n\nlast 🚀 fragment\r";
   const bytes = enc.encode(text);
   const want: RawLine[] = [
@@ -33,13 +41,13 @@ Deno.test("readLines() gives the same lines wherever the chunks are cut", async 
   }
 });
 
-Deno.test("readLines() byte by byte reassembles multi-byte characters", async () => {
+Deno.test("pumpLines() byte by byte reassembles multi-byte characters", async () => {
   const bytes = enc.encode("ä€🚀\n");
   const chunks = [...bytes].map((b) => new Uint8Array([b]));
   assertEquals(await split(chunks), [{ text: "ä€🚀", partial: false }]);
 });
 
-Deno.test("readLines() drops the trailing fragment under eof strict", async () => {
+Deno.test("pumpLines() drops the trailing fragment under eof strict", async () => {
   assertEquals(await split([enc.encode("a\nb")], "strict"), [{
     text: "a",
     partial: false,
@@ -50,23 +58,53 @@ Deno.test("readLines() drops the trailing fragment under eof strict", async () =
   }]);
 });
 
-Deno.test("readLines() keeps a lone \\r inside a line and strips \\r before \\n", async () => {
+Deno.test("pumpLines() keeps a lone \\r inside a line and strips \\r before \\n", async () => {
   assertEquals(await split([enc.encode("10%\r50%\r100%\r\n")]), [
     { text: "10%\r50%\r100%", partial: false },
   ]);
 });
 
-Deno.test("readLines() reports every chunk's size", async () => {
+Deno.test("pumpLines() reports chunk sizes and which lines are pure ASCII", async () => {
   const sizes: number[] = [];
-  const lines = readLines(
-    ReadableStream.from([enc.encode("ab"), enc.encode("c\n")]),
-    "emit",
-    (n) => sizes.push(n),
+  const got: [string, boolean][] = [];
+  await pumpLines(
+    ReadableStream.from([
+      enc.encode("ab"),
+      enc.encode("c\nd"),
+      enc.encode("é\nf\n"),
+    ]),
+    (text, _partial, ascii) => got.push([text, ascii]),
+    { onBytes: (n) => sizes.push(n) },
   );
-  assertEquals(await Array.fromAsync(lines), [{ text: "abc", partial: false }]);
-  assertEquals(sizes, [2, 2]);
+  assertEquals(got, [["abc", true], ["dé", false], ["f", false]]);
+  assertEquals(sizes, [2, 3, 5]);
 });
 
-Deno.test("readLines() of an empty stream yields nothing", async () => {
+Deno.test("pumpLines() stops with the signal's reason when aborted", async () => {
+  const controller = new AbortController();
+  const never = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(enc.encode("first\n"));
+    },
+  });
+  const got: string[] = [];
+  const pumping = pumpLines(never, (text) => {
+    got.push(text);
+    controller.abort(new Error("stop reading"));
+  }, { signal: controller.signal });
+  await assertRejects(() => pumping, Error, "stop reading");
+  assertEquals(got, ["first"]);
+});
+
+Deno.test("LineSplitter joins a line across pushes and strips its \\r", () => {
+  const s = new LineSplitter();
+  const out: string[] = [];
+  s.push("par", (l) => out.push(l));
+  s.push("tial\r", (l) => out.push(l));
+  s.push("\nnext", (l) => out.push(l));
+  assertEquals([out, s.end(), s.end()], [["partial"], "next", null]);
+});
+
+Deno.test("pumpLines() of an empty stream yields nothing", async () => {
   assertEquals(await split([]), []);
 });

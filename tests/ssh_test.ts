@@ -307,3 +307,57 @@ Deno.test(
     });
   },
 );
+
+Deno.test({ name: "consoles", ignore: ignore || LIVE }, async (t) => {
+  await using rig = await startLoopbackRig();
+  const file = `/tmp/fiwi_console_${rig.port}.log`;
+  const consoleCommand = `tail -f ${file}`;
+  await using node = rig.node({ console: true, consoleCommand, silent: true });
+  try {
+    await rig.sh(`echo boot line > ${file}`);
+    // A stale copy from an earlier controller, detached from any session.
+    await rig.sh(
+      `nohup ${consoleCommand} >/dev/null 2>&1 </dev/null & echo started`,
+    );
+    assertEquals(await countRemote(rig, consoleCommand, true), 1);
+
+    await t.step(
+      "openConsoles() cleans stale copies and streams lines",
+      async () => {
+        const seen: string[] = [];
+        let wake: (() => void) | null = null;
+        const waitFor = (text: string) =>
+          new Promise<void>((resolve) => {
+            wake = () => seen.includes(text) && resolve();
+            wake();
+          });
+        await SshNode.openConsoles({
+          nodes: [node],
+          onLine: (l) => {
+            seen.push(l.text);
+            wake?.();
+          },
+        });
+        assert(node.consoleOpen);
+        await waitFor("boot line");
+        assertEquals(
+          await countRemote(rig, consoleCommand, true),
+          1,
+          "only the new console runs",
+        );
+        await rig.sh(`echo late line >> ${file}`);
+        await waitFor("late line");
+        assertEquals(seen, ["boot line", "late line"]);
+      },
+    );
+
+    await t.step("closeConsoles() stops the stream on the node", async () => {
+      await SshNode.closeConsoles();
+      assertEquals(node.consoleOpen, false);
+      assertEquals(await countRemote(rig, consoleCommand), 0);
+      assertEquals(await countLocal(consoleCommand), 0);
+    });
+  } finally {
+    await rig.sh(`rm -f ${file}`);
+  }
+});
