@@ -45,3 +45,11 @@ export type {
   CollateStreams,
   OutputGroup,
 } from "./src/collate.ts";
+export { Command, MAX_RUN_RECORDS } from "./src/command.ts";
+export type {
+  Clock,
+  CommandNode,
+  CommandOptions,
+  CommandState,
+  RunRecord,
+} from "./src/command.ts";

@@ -1,0 +1,78 @@
+/**
+ * Up-front checks of {@linkcode CommandOptions}: every bad value is a
+ * {@linkcode ConfigurationError} naming it, before anything is scheduled.
+ *
+ * @module
+ */
+
+import type { CommandOptions } from "./command.ts";
+import { ConfigurationError } from "./errors.ts";
+import { validateTimeout } from "./session.ts";
+
+function checkNumber(name: string, value: unknown, min?: number): void {
+  if (value === undefined) return;
+  if (
+    typeof value !== "number" || !Number.isFinite(value) ||
+    (min !== undefined && value < min)
+  ) {
+    throw new ConfigurationError(
+      `Invalid ${name} ${JSON.stringify(value)}: give milliseconds as a number${
+        min !== undefined ? ` >= ${min}` : ""
+      }`,
+    );
+  }
+}
+
+function checkChoice(name: string, value: unknown, choices: string[]): void {
+  if (value !== undefined && !choices.includes(value as string)) {
+    throw new ConfigurationError(
+      `Invalid ${name} ${JSON.stringify(value)}: use ${
+        choices.map((c) => `"${c}"`).join(" or ")
+      }`,
+    );
+  }
+}
+
+/** Throw {@linkcode ConfigurationError} for the first bad option. */
+export function validateCommandOptions(o: CommandOptions): void {
+  checkNumber("interval", o.interval);
+  checkNumber("initialDelay", o.initialDelay, 0);
+  checkNumber("jitter", o.jitter, 0);
+  checkChoice("overrun", o.overrun, ["skip", "immediate"]);
+  checkChoice("onError", o.onError, ["stop", "continue"]);
+  for (const key of ["connectTimeout", "ioTimeout", "cmdTimeout"] as const) {
+    validateTimeout(key, o[key]);
+  }
+  // -1 is Command.COUNT_FOREVER (not imported: command.ts imports this file).
+  if (
+    o.count !== undefined &&
+    !(Number.isInteger(o.count) && (o.count >= 1 || o.count === -1))
+  ) {
+    throw new ConfigurationError(
+      `Invalid count ${
+        JSON.stringify(o.count)
+      }: give a whole number >= 1 or Command.COUNT_FOREVER (-1)`,
+    );
+  }
+  for (const key of ["onLine", "random"] as const) {
+    if (o[key] !== undefined && typeof o[key] !== "function") {
+      throw new ConfigurationError(`Invalid ${key}: give a function`);
+    }
+  }
+  if (
+    o.clock !== undefined &&
+    (typeof o.clock?.now !== "function" || typeof o.clock?.sleep !== "function")
+  ) {
+    throw new ConfigurationError(
+      "Invalid clock: give an object with now() and sleep()",
+    );
+  }
+  if (
+    o.logFile !== undefined &&
+    (typeof o.logFile !== "string" || o.logFile === "")
+  ) {
+    throw new ConfigurationError(
+      `Invalid logFile ${JSON.stringify(o.logFile)}: give a file path`,
+    );
+  }
+}
