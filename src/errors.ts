@@ -13,6 +13,8 @@ export class FiwiError extends Error {
   /** Exit code a script should use when this error reaches its top level. */
   exitCode = 1;
   /**
+   * Create an error with a one-line message.
+   *
    * @param message one-line description: what, where, what to do
    * @param options standard error options; `cause` keeps the original error
    */
@@ -46,6 +48,8 @@ export class TimeoutError extends FiwiError {
   /** Which timeout fired. */
   readonly kind: "connect" | "command" | "io";
   /**
+   * Create a timeout error.
+   *
    * @param kind which timeout fired
    * @param message one-line description
    * @param options standard error options
@@ -71,6 +75,8 @@ export class RigFileError extends FiwiError {
   /** 1-based column, or 0 when the error is not tied to a place. */
   readonly column: number;
   /**
+   * Create a rig file error; the message starts with `file:line:column`.
+   *
    * @param file path of the rig file
    * @param line 1-based line (0: whole file)
    * @param column 1-based column (0: whole line)
