@@ -53,3 +53,9 @@ export type {
   CommandState,
   RunRecord,
 } from "./src/command.ts";
+export { CommandManager, MAX_ABNORMAL_HISTORY } from "./src/manager.ts";
+export type {
+  AbnormalStop,
+  ActiveCommand,
+  AddCommandOptions,
+} from "./src/manager.ts";
