@@ -46,7 +46,10 @@ export interface LoopbackRig extends AsyncDisposable {
   dir: string;
   /** Port sshd listens on. */
   port: number;
-  /** Node addresses: `hosts[0]` and `hosts[1]`. */
+  /**
+   * Node addresses: `hosts[0]` and `hosts[1]`, then any `extraHosts`
+   * (127.0.0.3 onwards).
+   */
   hosts: string[];
   /** Remote user. */
   user: string;
@@ -194,9 +197,28 @@ function liveRig(): LoopbackRig {
   return rig;
 }
 
+/** Options of {@linkcode startLoopbackRig}. */
+export interface LoopbackRigOptions {
+  /**
+   * More node addresses beyond the two, 127.0.0.3 onwards (default 0, at
+   * most 250): a fan-out of 64 nodes takes `extraHosts: 62`. sshd allows 16
+   * `ListenAddress` lines, so every 16 addresses get their own sshd on the
+   * same port. Ignored for a live rig.
+   */
+  extraHosts?: number;
+}
+
 /** Start the loopback rig (or describe the live one). */
-export async function startLoopbackRig(): Promise<LoopbackRig> {
+export async function startLoopbackRig(
+  options: LoopbackRigOptions = {},
+): Promise<LoopbackRig> {
   if (LIVE) return liveRig();
+  const extraHosts = options.extraHosts ?? 0;
+  if (!Number.isInteger(extraHosts) || extraHosts < 0 || extraHosts > 250) {
+    throw new RangeError(
+      `Invalid extraHosts ${JSON.stringify(extraHosts)}: give 0 to 250`,
+    );
+  }
   const isRoot = Deno.uid() === 0;
   const user = isRoot ? NODE_USER : (envGet("USER") ?? "root");
   if (isRoot) await ensureNodeUser();
@@ -204,7 +226,14 @@ export async function startLoopbackRig(): Promise<LoopbackRig> {
   // The node user must reach authorized_keys through it.
   await Deno.chmod(dir, 0o755);
   const hosts = ["127.0.0.1", "127.0.0.2"];
+  for (let i = 0; i < extraHosts; i++) hosts.push(`127.0.0.${i + 3}`);
+  // One listening sshd per 16 addresses; the first is `sshd`.
+  const listenGroups: string[][] = [];
+  for (let i = 0; i < hosts.length; i += 16) {
+    listenGroups.push(hosts.slice(i, i + 16));
+  }
   let sshd: Deno.ChildProcess | null = null;
+  let moreSshd: Deno.ChildProcess[] = [];
   let stopped = true;
   try {
     const hostKey = `${dir}/host_ed25519`;
@@ -252,26 +281,36 @@ export async function startLoopbackRig(): Promise<LoopbackRig> {
       "",
     ].join("\n");
     await Deno.writeTextFile(`${dir}/ssh_config`, clientConfig);
-    const sshdConfig = [
-      `Port ${port}`,
-      ...hosts.map((h) => `ListenAddress ${h}`),
-      `HostKey ${hostKey}`,
-      `PidFile ${dir}/sshd.pid`,
-      `AuthorizedKeysFile ${dir}/authorized_keys`,
-      "StrictModes no",
-      "UsePAM no",
-      "PasswordAuthentication no",
-      "KbdInteractiveAuthentication no",
-      "PubkeyAuthentication yes",
-      "PermitRootLogin prohibit-password",
-      "MaxSessions 200",
-      "MaxStartups 200",
-      "PrintMotd no",
-      "PrintLastLog no",
-      "LogLevel ERROR",
-      "",
-    ].join("\n");
-    await Deno.writeTextFile(`${dir}/sshd_config`, sshdConfig);
+    const sshdConfig = (group: string[], pidFile: string) =>
+      [
+        `Port ${port}`,
+        ...group.map((h) => `ListenAddress ${h}`),
+        `HostKey ${hostKey}`,
+        `PidFile ${pidFile}`,
+        `AuthorizedKeysFile ${dir}/authorized_keys`,
+        "StrictModes no",
+        "UsePAM no",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PubkeyAuthentication yes",
+        "PermitRootLogin prohibit-password",
+        "MaxSessions 200",
+        "MaxStartups 200",
+        "PrintMotd no",
+        "PrintLastLog no",
+        "LogLevel ERROR",
+        "",
+      ].join("\n");
+    await Deno.writeTextFile(
+      `${dir}/sshd_config`,
+      sshdConfig(listenGroups[0], `${dir}/sshd.pid`),
+    );
+    for (let i = 1; i < listenGroups.length; i++) {
+      await Deno.writeTextFile(
+        `${dir}/sshd_config.${i}`,
+        sshdConfig(listenGroups[i], `${dir}/sshd.${i}.pid`),
+      );
+    }
 
     let relayReady = false;
     if (isRoot) {
@@ -296,19 +335,24 @@ export async function startLoopbackRig(): Promise<LoopbackRig> {
         append: true,
       });
       errLog.close();
-      sshd = new Deno.Command(SSHD, {
-        args: ["-D", "-e", "-f", `${dir}/sshd_config`, "-E", `${dir}/sshd.log`],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
+      const spawnSshd = (config: string) =>
+        new Deno.Command(SSHD, {
+          args: ["-D", "-e", "-f", config, "-E", `${dir}/sshd.log`],
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+      sshd = spawnSshd(`${dir}/sshd_config`);
+      moreSshd = listenGroups.slice(1).map((_, i) =>
+        spawnSshd(`${dir}/sshd_config.${i + 1}`)
+      );
       stopped = false;
       const deadline = Date.now() + 10_000;
       while (Date.now() < deadline) {
         const ok = await Promise.all(hosts.map((h) => accepts(h, port)));
         if (ok.every((x) => x)) return;
         const exited = await Promise.race([
-          sshd.status.then(() => true),
+          ...[sshd, ...moreSshd].map((d) => d.status.then(() => true)),
           new Promise<false>((r) => setTimeout(() => r(false), 50)),
         ]);
         if (exited) break;
@@ -324,16 +368,18 @@ export async function startLoopbackRig(): Promise<LoopbackRig> {
       // Connection handlers and their sessions outlive the listener: end
       // every descendant of this sshd (and only this one: other rigs may
       // share the node user), then sshd itself.
-      const doomed = await descendants(sshd.pid);
-      for (const pid of doomed) {
+      for (const daemon of [sshd, ...moreSshd]) {
+        const doomed = await descendants(daemon.pid);
+        for (const pid of doomed) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch { /* already gone */ }
+        }
         try {
-          Deno.kill(pid, "SIGKILL");
-        } catch { /* already gone */ }
+          daemon.kill("SIGTERM");
+        } catch { /* gone */ }
+        await daemon.status;
       }
-      try {
-        sshd.kill("SIGTERM");
-      } catch { /* gone */ }
-      await sshd.status;
     };
 
     await startSshd();
@@ -405,7 +451,9 @@ export async function countRemote(
   exact = false,
 ): Promise<number> {
   const r = await rig.sh(
-    `pgrep ${exact ? "-x " : ""}-f -c -u "$(id -u)" '${selfProof(text)}' || true`,
+    `pgrep ${exact ? "-x " : ""}-f -c -u "$(id -u)" '${
+      selfProof(text)
+    }' || true`,
   );
   return Number(r.stdout.trim() || "0");
 }
