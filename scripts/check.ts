@@ -1,0 +1,335 @@
+/**
+ * `deno task check`: connectivity and auth diagnosis for every node. Each
+ * node gets a fresh connection (no ControlMaster, so a warm master cannot
+ * hide a broken login) that runs one harmless command; the outcome is split
+ * into reachable / host key / auth / command, with the time taken and a
+ * hint for the first step that failed.
+ *
+ * @module
+ */
+
+import {
+  AuthenticationError,
+  ConfigurationError,
+  ConnectionError,
+  HostKeyError,
+} from "../src/errors.ts";
+import type { SshNode } from "../src/node.ts";
+import type { RunResult } from "../src/session.ts";
+import {
+  type CliSpec,
+  colors,
+  durationFlag,
+  humanMs,
+  intFlag,
+  mapLimit,
+  nodeWith,
+  type Output,
+  runCli,
+} from "./_cli.ts";
+
+const SPEC: CliSpec = {
+  name: "check",
+  summary:
+    "Diagnose every node: reachable, host key accepted, login works, a command runs.",
+  options: [
+    {
+      name: "timeout",
+      short: "t",
+      arg: "DURATION",
+      help: "connect timeout per node (default: the node's, 15s)",
+    },
+    {
+      name: "fanout",
+      short: "f",
+      arg: "N",
+      help: "nodes checked at once (default 64)",
+    },
+  ],
+  examples: [
+    "deno task check",
+    "deno task check --rig lab.yaml --nodes @duts --timeout 5s",
+    "deno task check --json | jq '.[] | select(.ok | not)'",
+  ],
+};
+
+const PROBE = "echo fiwi-check-ok";
+const PROBE_OUT = "fiwi-check-ok\n";
+/** Wall-clock limit of the probe command once logged in. */
+const COMMAND_TIMEOUT = 10_000;
+
+/** One step's verdict: passed, failed, or not known (not reached / n/a). */
+type Step = boolean | null;
+
+/** What `check` reports for one node. */
+interface NodeCheck {
+  node: string;
+  target: string;
+  transport: string;
+  ok: boolean;
+  reachable: Step;
+  hostKey: Step;
+  auth: Step;
+  command: Step;
+  ms: number;
+  /** Which step failed: "config", "unreachable", "timeout", "host-key", "auth", "command". */
+  problem: string | null;
+  detail: string | null;
+  hint: string | null;
+}
+
+function target(node: SshNode): string {
+  if (node.transport === "local") return "(this machine)";
+  const port = node.port !== undefined ? `:${node.port}` : "";
+  const via = node.relay ? ` via ${node.relay}` : "";
+  return `${node.user}@${node.host}${port}${via}`;
+}
+
+function unreachableHint(node: SshNode, detail: string): string {
+  const port = node.port ?? 22;
+  const relay = node.relay
+    ? ` (through relay "${node.relay}": check the relay itself first)`
+    : "";
+  if (/Connection refused/i.test(detail)) {
+    return `Nothing accepts connections on ${node.host}:${port}: start sshd there or fix "port"${relay}`;
+  }
+  if (
+    /Could not resolve|Name or service not known|nodename nor servname/i.test(
+      detail,
+    )
+  ) {
+    return `The host name does not resolve: fix "host", DNS or the ssh config${relay}`;
+  }
+  if (/No route to host|Network is unreachable/i.test(detail)) {
+    return `No route to ${node.host}: check cabling, VLAN, VPN or the relay${relay}`;
+  }
+  if (/timed out/i.test(detail)) {
+    return `No answer from ${node.host}:${port}: the node may be down, or a firewall drops packets${relay}`;
+  }
+  return `Check that the node is up and sshd listens on ${node.host}:${port}${relay}`;
+}
+
+function verdict(node: SshNode, r: RunResult): NodeCheck {
+  const base = {
+    node: node.name,
+    target: target(node),
+    transport: node.transport,
+    ms: Math.round(r.durationMs),
+  };
+  const local = node.transport === "local";
+  const remote = local ? null : true;
+  const detail = r.error?.message ?? null;
+  if (r.success && r.stdout === PROBE_OUT) {
+    return {
+      ...base,
+      ok: true,
+      reachable: remote,
+      hostKey: remote,
+      auth: remote,
+      command: true,
+      problem: null,
+      detail: null,
+      hint: null,
+    };
+  }
+  if (r.started) {
+    const why = r.timedOut
+      ? `did not finish within ${humanMs(COMMAND_TIMEOUT)}`
+      : `exited with ${r.signal ?? `code ${r.code}`}`;
+    const stderr = r.stderr.trim().split("\n").at(-1) ?? "";
+    return {
+      ...base,
+      ok: false,
+      reachable: remote,
+      hostKey: remote,
+      auth: remote,
+      command: false,
+      problem: "command",
+      detail: `"${PROBE}" ${why}${stderr ? `: ${stderr}` : ""}`,
+      hint:
+        "The login works but the shell does not run commands cleanly: check the remote shell and its rc files (.bashrc, .profile)",
+    };
+  }
+  if (r.timedOut === "connect") {
+    return {
+      ...base,
+      ok: false,
+      reachable: false,
+      hostKey: null,
+      auth: null,
+      command: null,
+      problem: "timeout",
+      detail,
+      hint: `No login within ${
+        humanMs(node.connectTimeout)
+      }: the node may be down, unreachable, or stuck before the shell starts`,
+    };
+  }
+  if (r.error instanceof HostKeyError) {
+    return {
+      ...base,
+      ok: false,
+      reachable: true,
+      hostKey: false,
+      auth: null,
+      command: null,
+      problem: "host-key",
+      detail,
+      hint: `Verify the node's key, then add it (ssh-keyscan${
+        node.port ? ` -p ${node.port}` : ""
+      } ${node.host} >> ~/.ssh/known_hosts) or set hostKeyCheck: accept-new`,
+    };
+  }
+  if (r.error instanceof AuthenticationError) {
+    return {
+      ...base,
+      ok: false,
+      reachable: true,
+      hostKey: true,
+      auth: false,
+      command: null,
+      problem: "auth",
+      detail,
+      hint:
+        `The node refused every key for "${node.user}": check "user", "identityFile", and the node's ~${node.user}/.ssh/authorized_keys (ssh-copy-id)`,
+    };
+  }
+  const text = detail ?? (r.stderr.trim() || `exit ${r.code}`);
+  return {
+    ...base,
+    ok: false,
+    reachable: false,
+    hostKey: null,
+    auth: null,
+    command: null,
+    problem: "unreachable",
+    detail: text,
+    hint: r.error instanceof ConnectionError || !r.error
+      ? unreachableHint(node, text)
+      : null,
+  };
+}
+
+async function checkNode(
+  node: SshNode,
+  connectTimeout?: number,
+): Promise<NodeCheck> {
+  // A fresh connection each time: a warm ControlMaster would skip the login.
+  const probe = nodeWith(node, {
+    controlMaster: false,
+    silent: true,
+    ...(connectTimeout !== undefined ? { connectTimeout } : {}),
+  });
+  try {
+    return verdict(
+      probe,
+      await probe.rexec(PROBE, { cmdTimeout: COMMAND_TIMEOUT }),
+    );
+  } catch (e) {
+    if (!(e instanceof ConfigurationError)) throw e;
+    return {
+      node: node.name,
+      target: target(node),
+      transport: node.transport,
+      ok: false,
+      reachable: null,
+      hostKey: null,
+      auth: null,
+      command: null,
+      ms: 0,
+      problem: "config",
+      detail: e.message,
+      hint: "Fix the node's entry in the rig file or install what is missing",
+    };
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(
+    await runCli(SPEC, Deno.args, async ({ flags, out, json, selectNodes }) => {
+      const connectTimeout = durationFlag(flags, "timeout");
+      const fanout = intFlag(flags, "fanout", 1) ?? 64;
+      const { nodes } = await selectNodes();
+      let done = 0;
+      let failed = 0;
+      out.progress(0, 0, nodes.length, "checking");
+      const checks = await mapLimit(nodes, fanout, async (node) => {
+        const c = await checkNode(node, connectTimeout);
+        done++;
+        if (!c.ok) failed++;
+        out.progress(done, failed, nodes.length, "checking");
+        return c;
+      });
+      out.clearProgress();
+      if (json) {
+        out.out(JSON.stringify(checks, null, 2));
+      } else {
+        printTable(checks, out);
+      }
+      if (checks.some((c) => c.problem === "config")) return 2;
+      return checks.every((c) => c.ok) ? 0 : 1;
+    }),
+  );
+}
+
+function printTable(
+  checks: NodeCheck[],
+  out: Output,
+): void {
+  const mark = (s: Step) =>
+    s === null
+      ? { text: "-", paint: (t: string) => t }
+      : s
+      ? { text: "ok", paint: colors.green }
+      : { text: "FAIL", paint: colors.red };
+  const head = ["NODE", "TARGET", "REACH", "HOSTKEY", "AUTH", "CMD", "TIME"];
+  const rows = checks.map((c) =>
+    [
+      c.node,
+      c.target,
+      c.reachable,
+      c.hostKey,
+      c.auth,
+      c.command,
+      c.problem === "config" ? "-" : humanMs(c.ms),
+    ] as const
+  );
+  const width = head.map((h, i) =>
+    Math.max(
+      h.length,
+      ...rows.map((r) => {
+        const v = r[i];
+        return typeof v === "string" ? v.length : mark(v).text.length;
+      }),
+    )
+  );
+  out.out(head.map((h, i) => h.padEnd(width[i])).join("  ").trimEnd());
+  for (const [i, r] of rows.entries()) {
+    const plain: string[] = [];
+    const shown: string[] = [];
+    r.forEach((v, j) => {
+      const pad = j === r.length - 1 ? 0 : width[j];
+      if (typeof v === "string") {
+        plain.push(v.padEnd(pad));
+        shown.push(v.padEnd(pad));
+      } else {
+        const m = mark(v);
+        plain.push(m.text.padEnd(pad));
+        shown.push(
+          out.paint(m.paint, m.text) +
+            " ".repeat(Math.max(0, pad - m.text.length)),
+        );
+      }
+    });
+    out.out(shown.join("  ").trimEnd(), plain.join("  ").trimEnd());
+    const c = checks[i];
+    if (!c.ok) {
+      if (c.detail) out.out(`  ${c.detail}`);
+      if (c.hint) out.out(`  hint: ${c.hint}`);
+    }
+  }
+  const ok = checks.filter((c) => c.ok).length;
+  out.out(
+    `${ok}/${checks.length} node${checks.length === 1 ? "" : "s"} ok`,
+  );
+}
