@@ -59,3 +59,32 @@ export type {
   ActiveCommand,
   AddCommandOptions,
 } from "./src/manager.ts";
+export {
+  DEFAULT_KILL_TIMEOUT,
+  ProcessManager,
+} from "./src/process.ts";
+export type {
+  ExitSource,
+  ExitStatus,
+  KillAllOptions,
+  KillOptions,
+  ProcessExit,
+  ProcessInfo,
+  ProcessManagerOptions,
+  StartOptions,
+} from "./src/process.ts";
+export { DEFAULT_EXPECT_TIMEOUT, openShell, Shell } from "./src/shell.ts";
+export type {
+  ExpectOptions,
+  ShellOptions,
+  ShellResult,
+  ShellRunOptions,
+} from "./src/shell.ts";
+export { DEFAULT_RETRY, isRetryable, resolveRetry } from "./src/retry.ts";
+export type { RetryOptions, RetryPolicy } from "./src/retry.ts";
+export { ControlPool, controlPool } from "./src/pool.ts";
+export type {
+  ControlPoolOptions,
+  MasterState,
+  MasterStatus,
+} from "./src/pool.ts";

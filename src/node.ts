@@ -9,6 +9,9 @@
 import { getLogger } from "npm:@logtape/logtape@^2";
 import { ConfigurationError } from "./errors.ts";
 import type { Line } from "./lines.ts";
+import { controlPool } from "./pool.ts";
+import { rexecWithRetry } from "./retry.ts";
+import { openShell, type Shell, type ShellOptions } from "./shell.ts";
 import {
   type RunOptions,
   type RunResult,
@@ -397,13 +400,27 @@ export class SshNode {
         );
       }
     }
-    if (this.controlMaster) await ensurePrivateDir(this.controlDir);
+    if (this.controlMaster) {
+      await ensurePrivateDir(this.controlDir);
+      controlPool.track(this.spec);
+    }
   }
 
-  /** Run `cmd` once in a new {@linkcode SshSession}; see its `postCmd`. */
-  async rexec(cmd: string, options: RunOptions = {}): Promise<RunResult> {
-    await using session = new SshSession(this);
-    return await session.postCmd(cmd, options);
+  /**
+   * Run `cmd` in a new {@linkcode SshSession} (see its `postCmd`); a run
+   * whose connection failed before the command began is retried under
+   * `options.retry` (src/retry.ts). `result.attempts` counts the attempts.
+   */
+  rexec(cmd: string, options: RunOptions = {}): Promise<RunResult> {
+    return rexecWithRetry(this, cmd, options);
+  }
+
+  /**
+   * Open the named persistent shell `name` on this node (src/shell.ts):
+   * cwd, environment and variables persist between its runs.
+   */
+  openShell(name: string, options: ShellOptions = {}): Promise<Shell> {
+    return openShell(this, name, options);
   }
 
   /**

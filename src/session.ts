@@ -25,6 +25,7 @@ import {
 } from "./lines.ts";
 import { START_MARKER, validateCommand } from "./transport.ts";
 import type { SshNode } from "./node.ts";
+import type { RetryOptions } from "./retry.ts";
 
 /** Per-run options of {@linkcode SshSession.postCmd} and `SshNode.rexec`. */
 export interface RunOptions {
@@ -44,6 +45,12 @@ export interface RunOptions {
   stdin?: string;
   /** Bytes kept per stream in the result (default 1 MiB); lines still stream. */
   maxOutput?: number;
+  /**
+   * `SshNode.rexec` only: retry a run whose connection failed before the
+   * command began (default: 3 attempts, 1 s then 2 s apart); `false`: one
+   * attempt. See src/retry.ts.
+   */
+  retry?: RetryOptions | false;
 }
 
 /** The outcome of one run. */
@@ -80,6 +87,8 @@ export interface RunResult {
   startedAt: Date;
   /** Wall-clock duration of the whole run. */
   durationMs: number;
+  /** Attempts `SshNode.rexec` made (retries included); absent from `postCmd`. */
+  attempts?: number;
 }
 
 /** Default of {@linkcode RunOptions.maxOutput}: 1 MiB per stream. */

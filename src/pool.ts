@@ -1,0 +1,243 @@
+/**
+ * Pool: the warm ssh ControlMasters of every node fiwi talks to.
+ *
+ * OpenSSH keeps the pool itself: the first client to a node becomes its
+ * master (`ControlMaster=auto`), later clients multiplex over the master's
+ * socket, and `ControlPersist` closes a master after it has been idle for the
+ * expiry (5 min by default, `DEFAULT_CONTROL_PERSIST_S` in node.ts). ssh also
+ * steps over a socket whose master is gone (it unlinks a socket that refuses
+ * connections and becomes the new master).
+ *
+ * What ssh cannot repair is a master that still holds its socket but no
+ * longer answers (stopped, wedged): every client then hangs until its
+ * connect timeout. {@linkcode ControlPool.recover} is called by `rexec`
+ * after a run that never started; it asks the master (`ssh -O check`, with a
+ * short timeout), and a master that does not answer is killed and its socket
+ * removed, so the retry starts a fresh one. {@linkcode ControlPool.closeAll}
+ * ends every master fiwi opened, for a clean shutdown.
+ *
+ * @example
+ * ```ts ignore
+ * import { controlPool, SshNode } from "../mod.ts";
+ * const node = new SshNode({ name: "n1", host: "10.0.0.5" });
+ * await node.rexec("true");   // opens the master
+ * await node.rexec("uname");  // reuses it
+ * await controlPool.closeAll();
+ * ```
+ *
+ * @module
+ */
+
+import { getLogger } from "npm:@logtape/logtape@^2";
+import { ConnectionError } from "./errors.ts";
+import type { SshNode } from "./node.ts";
+import type { RunResult } from "./session.ts";
+import { controlExitArgv, type TransportSpec } from "./transport.ts";
+
+/** What `ssh -O check` says about a node's master. */
+export type MasterState =
+  /** No socket: the next client becomes the master. */
+  | "absent"
+  /** The master answers. */
+  | "alive"
+  /** A socket (or another file) nobody answers on: the master is gone. */
+  | "stale"
+  /** The socket accepts but the master does not answer in time. */
+  | "hung";
+
+/** The state of one node's master. */
+export interface MasterStatus {
+  /** See {@linkcode MasterState}. */
+  state: MasterState;
+  /** Pid of the master, when it answered. */
+  pid: number | null;
+  /** Path of the control socket, as ssh resolves `%C`. */
+  socket: string;
+}
+
+/** Options of {@linkcode ControlPool}. */
+export interface ControlPoolOptions {
+  /** ms a master has to answer `ssh -O check` (default 2000). */
+  checkTimeout?: number;
+}
+
+const log = getLogger(["fiwi", "pool"]);
+const decoder = new TextDecoder();
+
+async function output(
+  argv: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  try {
+    const out = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(timeoutMs),
+    }).output();
+    return {
+      code: out.signal ? null : out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } catch {
+    return { code: null, stdout: "", stderr: "" };
+  }
+}
+
+/** `ssh … -O <op> -- dest` for the node's first hop, or null without a master. */
+function controlArgv(spec: TransportSpec, op: string): string[] | null {
+  const argv = controlExitArgv(spec);
+  if (!argv) return null;
+  const at = argv.indexOf("-O");
+  return [...argv.slice(0, at + 1), op, ...argv.slice(at + 2)];
+}
+
+/** `ssh … -G -- dest`: the resolved client config, `%C` expanded. */
+function configArgv(spec: TransportSpec): string[] | null {
+  const argv = controlExitArgv(spec);
+  if (!argv) return null;
+  const at = argv.indexOf("-O");
+  return [...argv.slice(0, at), "-G", ...argv.slice(at + 2)];
+}
+
+/**
+ * The ControlMasters fiwi has used. One process-wide instance,
+ * {@linkcode controlPool}, serves every node; nodes register with it when
+ * they first prepare a run.
+ */
+export class ControlPool {
+  /** ms a master has to answer a check. */
+  readonly checkTimeout: number;
+  #specs = new Map<string, TransportSpec>();
+  #sockets = new Map<string, string>();
+
+  /** @param options check timeout */
+  constructor(options: ControlPoolOptions = {}) {
+    this.checkTimeout = options.checkTimeout ?? 2000;
+  }
+
+  /** Number of distinct masters the pool knows of. */
+  get size(): number {
+    return this.#specs.size;
+  }
+
+  /** Remember a node's master so {@linkcode ControlPool.closeAll} ends it. */
+  track(spec: TransportSpec): void {
+    const argv = controlExitArgv(spec);
+    if (argv) this.#specs.set(argv.join("\0"), { ...spec });
+  }
+
+  /** The control socket path of `node` (ssh's own `%C`), or null without one. */
+  async socketPath(node: SshNode): Promise<string | null> {
+    const argv = configArgv(node.spec);
+    if (!argv) return null;
+    const key = argv.join("\0");
+    const known = this.#sockets.get(key);
+    if (known) return known;
+    const out = await output(argv, 10_000);
+    const path = /^controlpath (.+)$/m.exec(out.stdout)?.[1]?.trim();
+    if (!path || path === "none") return null;
+    this.#sockets.set(key, path);
+    return path;
+  }
+
+  /** Ask the master of `node` whether it is there and answering. */
+  async check(node: SshNode): Promise<MasterStatus | null> {
+    const argv = controlArgv(node.spec, "check");
+    const socket = await this.socketPath(node);
+    if (!argv || !socket) return null;
+    const out = await output(argv, this.checkTimeout);
+    if (out.code === 0) {
+      const pid = /pid=(\d+)/.exec(out.stderr)?.[1];
+      return { state: "alive", pid: pid ? Number(pid) : null, socket };
+    }
+    let exists = true;
+    try {
+      await Deno.lstat(socket);
+    } catch {
+      exists = false;
+    }
+    if (!exists) return { state: "absent", pid: null, socket };
+    // A check that got no answer at all was killed by its timeout.
+    return {
+      state: out.code === null ? "hung" : "stale",
+      pid: null,
+      socket,
+    };
+  }
+
+  /**
+   * Put the master of `node` back in order: a stale socket is removed; a
+   * master that does not answer is killed and its socket removed. Resolves
+   * with the state found.
+   */
+  async repair(node: SshNode): Promise<MasterStatus | null> {
+    const status = await this.check(node);
+    if (!status || status.state === "alive" || status.state === "absent") {
+      return status;
+    }
+    if (status.state === "hung") await killMaster(status.socket);
+    await Deno.remove(status.socket).catch(() => {});
+    log.warn("Replaced the {state} ControlMaster socket {socket} of {node}", {
+      node: node.name,
+      state: status.state,
+      socket: status.socket,
+    });
+    return status;
+  }
+
+  /**
+   * After a failed run: when the command never started on a node with a
+   * master and the failure is one a broken master causes (a connect timeout
+   * or a connection error), repair the master. True when a master was found
+   * hung and replaced, so the run is worth another attempt even though it
+   * timed out.
+   */
+  async recover(node: SshNode, result: RunResult): Promise<boolean> {
+    if (result.started || result.aborted || !node.controlMaster) return false;
+    const suspicious = result.timedOut === "connect" ||
+      result.error instanceof ConnectionError;
+    if (!suspicious) return false;
+    const status = await this.repair(node);
+    return status?.state === "hung";
+  }
+
+  /**
+   * End every master the pool knows of (`ssh -O exit`), in parallel.
+   * Resolves with how many were running.
+   */
+  async closeAll(): Promise<number> {
+    const specs = [...this.#specs.values()];
+    this.#specs.clear();
+    const closed = await Promise.all(specs.map(async (spec) => {
+      const argv = controlExitArgv(spec);
+      if (!argv) return false;
+      const out = await output(argv, 10_000);
+      return out.code === 0;
+    }));
+    return closed.filter((c) => c).length;
+  }
+
+  /** Same as {@linkcode ControlPool.closeAll}, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.closeAll();
+  }
+}
+
+/** Kill the master process listening on `socket` (its title names the path). */
+async function killMaster(socket: string): Promise<void> {
+  const pattern = `^ssh: ${
+    socket.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+  } \\[mux\\]$`;
+  const out = await output(["pgrep", "-f", pattern], 5000);
+  for (const pid of out.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
+    try {
+      Deno.kill(Number(pid), "SIGKILL");
+    } catch { /* already gone */ }
+  }
+}
+
+/** The process-wide pool every node registers with. */
+export const controlPool: ControlPool = new ControlPool();

@@ -1,0 +1,618 @@
+/**
+ * Remote processes: start long-running programs on nodes, detached from the
+ * ssh connection, and see them through to their end.
+ *
+ * {@linkcode ProcessManager.start} starts the command in its own session on
+ * the node, under a small monitor shell that records its exit status, with
+ * output appended to a log file there. Its pid, host, user, role and start
+ * time are written to a metadata file on the node in the same round trip
+ * (under `${XDG_RUNTIME_DIR:-/tmp}/fiwi-proc-<uid>/`), so another controller
+ * can adopt it later with {@linkcode ProcessManager.attach}. One watcher per
+ * node (a single ssh session) reports exits as they happen to
+ * {@linkcode ProcessManager.onExit}. {@linkcode ProcessManager.kill} sends
+ * QUIT to the process group, then KILL, and removes the metadata.
+ *
+ * Closing the manager stops its watchers only: the processes keep running.
+ *
+ * @example
+ * ```ts ignore
+ * import { ProcessManager, SshNode } from "../mod.ts";
+ * const node = new SshNode({ name: "n1", host: "10.0.0.5" });
+ * await using pm = new ProcessManager();
+ * pm.onExit((e) => console.log(`${e.id} ended: ${e.code} (${e.source})`));
+ * const id = await pm.start(node, "iperf3 -s", { name: "iperf", role: "server" });
+ * console.log(await pm.isAlive(id), pm.remotePid(id));
+ * console.log(await pm.readLog(id, 20));
+ * await pm.killAll({ order: ["client", "server"] });
+ * ```
+ *
+ * @module
+ */
+
+import { getLogger } from "npm:@logtape/logtape@^2";
+import { ConfigurationError, FiwiError } from "./errors.ts";
+import type { SshNode } from "./node.ts";
+import { type RunResult, SshSession, validateTimeout } from "./session.ts";
+import { validateCommand } from "./transport.ts";
+import {
+  crashScript,
+  killScript,
+  listScript,
+  startScript,
+  stateScript,
+  tailScript,
+  watchScript,
+} from "./_process_scripts.ts";
+
+/**
+ * How an exit was learned: `monitor`, the status the node-side monitor
+ * recorded (the process ended by itself or someone else ended it); `quit`,
+ * it ended within the timeout after {@linkcode ProcessManager.kill} sent
+ * QUIT; `kill`, it needed KILL; `lost`, it is gone and no status was
+ * recorded (the monitor died too, the node rebooted): the code is null.
+ */
+export type ExitSource = "monitor" | "quit" | "kill" | "lost";
+
+/** A process's exit code and how it was learned. */
+export interface ExitStatus {
+  /** Exit code; 128 + n for a process ended by signal n; null when lost. */
+  code: number | null;
+  /** How the code was learned. */
+  source: ExitSource;
+}
+
+/** What {@linkcode ProcessManager.onExit} callbacks receive. */
+export interface ProcessExit extends ExitStatus {
+  /** Process id. */
+  id: string;
+  /** Node name. */
+  node: string;
+  /** The name given at start. */
+  name: string;
+  /** The role given at start. */
+  role: string | null;
+}
+
+/** Options of {@linkcode ProcessManager.start}. */
+export interface StartOptions {
+  /** Readable name; the id starts with it (default "proc"). */
+  name?: string;
+  /** Role, for {@linkcode ProcessManager.killAll} ordering. */
+  role?: string;
+  /** Log file on the node (default: next to the metadata, `<id>.log`). */
+  logFile?: string;
+  /** Environment variables for the command. */
+  env?: Record<string, string>;
+}
+
+/** One managed process. */
+export interface ProcessInfo {
+  /** Process id (unique on its node). */
+  id: string;
+  /** Name given at start. */
+  name: string;
+  /** Role given at start. */
+  role: string | null;
+  /** The node it runs on. */
+  node: SshNode;
+  /** The command line. */
+  cmd: string;
+  /** Pid of the command (its process group when `group`). */
+  pid: number;
+  /** Pid of the node-side monitor that records the exit status. */
+  monitorPid: number;
+  /** True when the command leads its own process group (setsid). */
+  group: boolean;
+  /** Host name as the node reports it. */
+  host: string;
+  /** Remote user. */
+  user: string;
+  /** Start time, as the node's clock had it (1 s resolution). */
+  startedAt: Date;
+  /** Absolute path of the log file on the node. */
+  logFile: string;
+  /** Exit status, once known. */
+  exit: ExitStatus | null;
+}
+
+/** Options of {@linkcode ProcessManager.kill}. */
+export interface KillOptions {
+  /** ms to wait after QUIT, and again after KILL (default 5000). */
+  timeout?: number;
+}
+
+/** Options of {@linkcode ProcessManager.killAll}. */
+export interface KillAllOptions extends KillOptions {
+  /** Roles to stop first, in this order; the rest go last, together. */
+  order?: string[];
+}
+
+/** Options of {@linkcode ProcessManager}. */
+export interface ProcessManagerOptions {
+  /** Report exits as they happen with a watcher per node (default true). */
+  watch?: boolean;
+  /** ms between the node-side watcher's checks (default 250). */
+  watchInterval?: number;
+}
+
+/** Default of {@linkcode KillOptions.timeout}. */
+export const DEFAULT_KILL_TIMEOUT = 5000;
+const SAFE_NAME = /^[A-Za-z0-9_.-]+$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** ms before a watcher that ended on its own is started again. */
+const WATCH_RESTART_MS = 1000;
+
+const log = getLogger(["fiwi", "process"]);
+
+interface Entry {
+  info: ProcessInfo;
+  killing: Promise<ExitStatus> | null;
+  cleaned: boolean;
+}
+
+interface Watcher {
+  session: SshSession;
+  done: Promise<void>;
+}
+
+function hex(bytes: number): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+function failure(what: string, node: SshNode, r: RunResult): FiwiError {
+  const why = r.error?.message ?? (r.stderr.trim() || `exit code ${r.code}`);
+  return new FiwiError(`Cannot ${what} on node "${node.name}": ${why}`, {
+    cause: r.error ?? undefined,
+  });
+}
+
+/** Parse `key=value` metadata lines into a {@linkcode ProcessInfo}. */
+function parseMeta(id: string, node: SshNode, text: string): ProcessInfo {
+  const kv = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0) kv.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  let spec: { name?: string; role?: string | null; cmd?: string } = {};
+  try {
+    spec = JSON.parse(kv.get("spec") ?? "{}");
+  } catch { /* written by something else: keep what the lines say */ }
+  return {
+    id,
+    name: spec.name ?? id,
+    role: spec.role ?? null,
+    node,
+    cmd: spec.cmd ?? "",
+    pid: Number(kv.get("pid")),
+    monitorPid: Number(kv.get("monitor")),
+    group: kv.get("group") === "1",
+    host: kv.get("host") ?? "",
+    user: kv.get("user") ?? "",
+    startedAt: new Date(Number(kv.get("started") ?? 0) * 1000),
+    logFile: kv.get("log") ?? "",
+    exit: null,
+  };
+}
+
+function parseState(line: string): ExitStatus | null {
+  const [st, rc] = line.trim().split(" ");
+  if (st === "running") return null;
+  if (st === "exited" && rc !== undefined && rc !== "") {
+    return { code: Number(rc), source: "monitor" };
+  }
+  return { code: null, source: "lost" };
+}
+
+/**
+ * Starts, watches, re-adopts and stops long-running processes on nodes.
+ * Dispose it (`await using`) to stop its watchers; the processes go on.
+ */
+export class ProcessManager {
+  #procs = new Map<string, Entry>();
+  #watchers = new Map<SshNode, Watcher>();
+  #restarts = new Map<SshNode, ReturnType<typeof setTimeout>>();
+  #listeners = new Set<(exit: ProcessExit) => void>();
+  // Watchers being stopped because their node has nothing left to watch.
+  #stopping = new Set<Promise<void>>();
+  #closed = false;
+  #watch: boolean;
+  #interval: number;
+
+  /** @param options watcher settings */
+  constructor(options: ProcessManagerOptions = {}) {
+    validateTimeout("watchInterval", options.watchInterval);
+    this.#watch = options.watch ?? true;
+    this.#interval = options.watchInterval || 250;
+  }
+
+  /**
+   * Start `cmd` detached on `node` and resolve with its id once it runs and
+   * its metadata is recorded there. Rejects with
+   * {@linkcode ConfigurationError} for bad input and {@linkcode FiwiError}
+   * when the node cannot start it.
+   */
+  async start(
+    node: SshNode,
+    cmd: string,
+    options: StartOptions = {},
+  ): Promise<string> {
+    this.#open();
+    validateCommand(cmd);
+    const name = options.name ?? "proc";
+    if (typeof name !== "string" || !SAFE_NAME.test(name)) {
+      throw new ConfigurationError(
+        `Invalid process name ${
+          JSON.stringify(name)
+        }: use letters, digits, ".", "_" or "-"`,
+      );
+    }
+    const role = options.role ?? null;
+    if (role !== null && (typeof role !== "string" || role.trim() === "")) {
+      throw new ConfigurationError(
+        `Invalid role ${JSON.stringify(role)}: give a non-empty string`,
+      );
+    }
+    if (options.logFile !== undefined && !/^[^\0\n]+$/.test(options.logFile)) {
+      throw new ConfigurationError(
+        `Invalid logFile ${
+          JSON.stringify(options.logFile)
+        }: give a path on one line`,
+      );
+    }
+    const env = options.env ?? {};
+    for (const [k, v] of Object.entries(env)) {
+      if (!ENV_NAME.test(k) || typeof v !== "string" || v.includes("\0")) {
+        throw new ConfigurationError(
+          `Invalid environment variable ${JSON.stringify(k)}=${
+            JSON.stringify(v)
+          }: use a shell variable name and a string value`,
+        );
+      }
+    }
+    const id = `${name}-${hex(4)}`;
+    const r = await node.rexec(
+      startScript({
+        id,
+        cmd,
+        logFile: options.logFile,
+        env,
+        spec: JSON.stringify({ name, role, cmd }),
+      }),
+      { cmdTimeout: 30_000 },
+    );
+    if (!r.success) throw failure(`start ${JSON.stringify(cmd)}`, node, r);
+    const info = parseMeta(id, node, r.stdout);
+    this.#procs.set(id, { info, killing: null, cleaned: false });
+    log.info("Started {id} on {node}: pid {pid}, {cmd}", {
+      id,
+      node: node.name,
+      pid: info.pid,
+      role,
+      cmd,
+    });
+    this.#ensureWatcher(node);
+    return id;
+  }
+
+  /**
+   * Adopt every process recorded on `node` (by any controller) that this
+   * manager does not know yet. Those found ended are reported to
+   * {@linkcode ProcessManager.onExit}. Resolves with the ids of all
+   * processes recorded on the node.
+   */
+  async attach(node: SshNode): Promise<string[]> {
+    this.#open();
+    const r = await node.rexec(listScript(), { cmdTimeout: 30_000 });
+    if (!r.success) throw failure("list processes", node, r);
+    const ids: string[] = [];
+    for (const block of r.stdout.split(/^@@ /m).slice(1)) {
+      const nl = block.indexOf("\n");
+      const id = block.slice(0, nl);
+      const body = block.slice(nl + 1);
+      const state = /^state=(.*)$/m.exec(body)?.[1] ?? "lost";
+      ids.push(id);
+      if (this.#procs.has(id)) continue;
+      const entry = {
+        info: parseMeta(id, node, body),
+        killing: null,
+        cleaned: false,
+      };
+      this.#procs.set(id, entry);
+      log.info("Attached {id} on {node}: pid {pid}", {
+        id,
+        node: node.name,
+        pid: entry.info.pid,
+      });
+      const exit = parseState(state);
+      if (exit) this.#exited(entry, exit);
+    }
+    this.#ensureWatcher(node);
+    return ids;
+  }
+
+  /** Every process this manager knows, ended ones included until killed. */
+  list(): ProcessInfo[] {
+    return [...this.#procs.values()].filter((e) => !e.cleaned).map((e) => ({
+      ...e.info,
+    }));
+  }
+
+  /** What is known of process `id`. */
+  info(id: string): ProcessInfo {
+    return { ...this.#entry(id).info };
+  }
+
+  /** Pid of the command on its node, or null for an unknown id. */
+  remotePid(id: string): number | null {
+    return this.#procs.get(id)?.info.pid ?? null;
+  }
+
+  /** Ask the node whether process `id` still runs. */
+  async isAlive(id: string): Promise<boolean> {
+    const entry = this.#entry(id);
+    if (entry.info.exit) return false;
+    const r = await entry.info.node.rexec(stateScript(id), {
+      cmdTimeout: 30_000,
+    });
+    if (!r.success) throw failure("check a process", entry.info.node, r);
+    const exit = parseState(r.stdout);
+    if (!exit) return true;
+    if (!entry.killing) this.#exited(entry, exit);
+    return false;
+  }
+
+  /** The last `lines` lines of the process's log file on its node. */
+  async readLog(id: string, lines = 100): Promise<string> {
+    const entry = this.#entry(id);
+    if (!Number.isInteger(lines) || lines < 1) {
+      throw new ConfigurationError(
+        `Invalid lines ${JSON.stringify(lines)}: give a whole number >= 1`,
+      );
+    }
+    const r = await entry.info.node.rexec(
+      tailScript(entry.info.logFile, lines),
+      { cmdTimeout: 30_000 },
+    );
+    if (!r.success) throw failure("read a log", entry.info.node, r);
+    return r.stdout;
+  }
+
+  /**
+   * Call `callback` for every process that ends, with its exit code and how
+   * it was learned. Returns a function that removes the callback.
+   */
+  onExit(callback: (exit: ProcessExit) => void): () => void {
+    this.#listeners.add(callback);
+    return () => this.#listeners.delete(callback);
+  }
+
+  /**
+   * Stop process `id`: QUIT to its process group, up to `timeout` ms for it
+   * to go, then KILL and as long again; then remove its metadata. Resolves
+   * with the exit status and its source (`monitor` when it had already
+   * ended). Calling it again resolves with the same status.
+   */
+  kill(id: string, options: KillOptions = {}): Promise<ExitStatus> {
+    const entry = this.#entry(id);
+    const timeout = options.timeout ?? DEFAULT_KILL_TIMEOUT;
+    validateTimeout("timeout", timeout);
+    entry.killing ??= this.#kill(entry, timeout).catch((e) => {
+      entry.killing = null;
+      throw e;
+    });
+    return entry.killing;
+  }
+
+  async #kill(entry: Entry, timeout: number): Promise<ExitStatus> {
+    const { node, id } = entry.info;
+    const r = await node.rexec(killScript(id, timeout), {
+      cmdTimeout: 2 * timeout + 30_000,
+    });
+    if (!r.success) throw failure(`kill process "${id}"`, node, r);
+    const [how, rc] = r.stdout.trim().split(" ");
+    if (how === "stuck") {
+      throw new FiwiError(
+        `Process "${id}" on node "${node.name}" survived KILL for ${timeout} ms: it may be in uninterruptible sleep`,
+      );
+    }
+    const code = rc !== undefined && rc !== "" ? Number(rc) : null;
+    const status: ExitStatus = entry.info.exit ?? {
+      code,
+      source: how === "quit" || how === "kill"
+        ? how
+        : code === null
+        ? "lost"
+        : "monitor",
+    };
+    entry.cleaned = true;
+    this.#exited(entry, status);
+    log.info("Stopped {id} on {node}: exit {code} ({source})", {
+      id,
+      node: node.name,
+      code: status.code,
+      source: status.source,
+    });
+    return status;
+  }
+
+  /**
+   * Stop every process: the roles in `order` one after the other (the
+   * processes of one role in parallel), then all the rest in parallel.
+   * Resolves with each id's status; rejects after all stages if any kill
+   * failed.
+   */
+  async killAll(
+    options: KillAllOptions = {},
+  ): Promise<Map<string, ExitStatus>> {
+    const order = options.order ?? [];
+    if (!Array.isArray(order) || order.some((r) => typeof r !== "string")) {
+      throw new ConfigurationError(
+        `Invalid order ${JSON.stringify(order)}: give an array of role names`,
+      );
+    }
+    const pending = [...this.#procs.values()].filter((e) => !e.cleaned);
+    const stages = [
+      ...order.map((role) => pending.filter((e) => e.info.role === role)),
+      pending.filter((e) => !order.includes(e.info.role ?? "\0")),
+    ];
+    const results = new Map<string, ExitStatus>();
+    const errors: unknown[] = [];
+    for (const stage of stages) {
+      const settled = await Promise.allSettled(
+        stage.map((e) => this.kill(e.info.id, { timeout: options.timeout })),
+      );
+      settled.forEach((s, i) => {
+        if (s.status === "fulfilled") results.set(stage[i].info.id, s.value);
+        else errors.push(s.reason);
+      });
+    }
+    if (errors.length > 0) {
+      throw new FiwiError(
+        `Could not stop ${errors.length} process(es): ${
+          errors.map((e) => (e as Error).message).join("; ")
+        }`,
+        { cause: new AggregateError(errors) },
+      );
+    }
+    return results;
+  }
+
+  /**
+   * KILL the process group of `id` and nothing else: the metadata stays, so
+   * the exit is learned the way an unexpected crash would be.
+   */
+  async crash(id: string): Promise<void> {
+    const entry = this.#entry(id);
+    const r = await entry.info.node.rexec(crashScript(id), {
+      cmdTimeout: 30_000,
+    });
+    if (!r.success) throw failure(`crash process "${id}"`, entry.info.node, r);
+  }
+
+  /** Stop the watchers (the processes keep running). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const t of this.#restarts.values()) clearTimeout(t);
+    this.#restarts.clear();
+    const watchers = [...this.#watchers.values()];
+    this.#watchers.clear();
+    await Promise.all([
+      ...watchers.map(async (w) => {
+        await w.session.close();
+        await w.done;
+      }),
+      ...this.#stopping,
+    ]);
+  }
+
+  /** Same as {@linkcode ProcessManager.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #open(): void {
+    if (this.#closed) {
+      throw new FiwiError("This process manager is closed: create a new one");
+    }
+  }
+
+  #entry(id: string): Entry {
+    const entry = this.#procs.get(id);
+    if (!entry) {
+      throw new ConfigurationError(
+        `Unknown process id ${
+          JSON.stringify(id)
+        }: use an id from start() or attach()`,
+      );
+    }
+    return entry;
+  }
+
+  #exited(entry: Entry, status: ExitStatus): void {
+    if (!entry.info.exit) {
+      entry.info.exit = status;
+      const event: ProcessExit = {
+        id: entry.info.id,
+        node: entry.info.node.name,
+        name: entry.info.name,
+        role: entry.info.role,
+        ...status,
+      };
+      for (const listener of this.#listeners) {
+        try {
+          listener(event);
+        } catch (e) {
+          log.error("An onExit callback threw for {id}: {error}", {
+            id: event.id,
+            error: e,
+          });
+        }
+      }
+    }
+    this.#maybeStopWatcher(entry.info.node);
+  }
+
+  #running(node: SshNode): boolean {
+    for (const e of this.#procs.values()) {
+      if (e.info.node === node && !e.info.exit && !e.cleaned) return true;
+    }
+    return false;
+  }
+
+  #ensureWatcher(node: SshNode): void {
+    if (!this.#watch || this.#closed || this.#watchers.has(node)) return;
+    if (this.#restarts.has(node) || !this.#running(node)) return;
+    const session = new SshSession(node);
+    const done = session.postCmd(watchScript(this.#interval), {
+      cmdTimeout: 0,
+      ioTimeout: 0,
+      onLine: (line) => {
+        if (line.stream === "stdout") this.#onWatchLine(line.text);
+      },
+    }).then(
+      (r) => this.#watcherEnded(node, session, r.aborted ? null : r),
+      (e) => this.#watcherEnded(node, session, e),
+    );
+    this.#watchers.set(node, { session, done });
+  }
+
+  #onWatchLine(text: string): void {
+    const [what, id, rc] = text.split(" ");
+    const entry = this.#procs.get(id);
+    if (!entry || entry.killing || entry.info.exit) return;
+    if (what === "exit") {
+      this.#exited(entry, { code: Number(rc), source: "monitor" });
+    } else if (what === "lost") {
+      this.#exited(entry, { code: null, source: "lost" });
+    }
+  }
+
+  #watcherEnded(node: SshNode, session: SshSession, why: unknown): void {
+    if (this.#watchers.get(node)?.session !== session) return;
+    this.#watchers.delete(node);
+    if (this.#closed || why === null || !this.#running(node)) return;
+    log.warn("The process watcher on {node} ended; restarting: {why}", {
+      node: node.name,
+      why: (why as RunResult).error?.message ?? String(why),
+    });
+    this.#restarts.set(
+      node,
+      setTimeout(() => {
+        this.#restarts.delete(node);
+        this.#ensureWatcher(node);
+      }, WATCH_RESTART_MS),
+    );
+  }
+
+  #maybeStopWatcher(node: SshNode): void {
+    const w = this.#watchers.get(node);
+    if (!w || this.#running(node)) return;
+    this.#watchers.delete(node);
+    const stopping = w.session.close().then(() => w.done);
+    this.#stopping.add(stopping);
+    stopping.finally(() => this.#stopping.delete(stopping));
+  }
+}

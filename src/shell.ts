@@ -1,0 +1,610 @@
+/**
+ * Shell: a named, long-lived shell on a node, for multi-step work whose
+ * state (working directory, environment, shell variables) must carry from
+ * one command to the next, and for driving interactive programs.
+ *
+ * One ssh client runs one remote `sh` that reads commands from a pipe.
+ * {@linkcode Shell.run} writes a command followed by two sentinels, unique
+ * to the run, that print its exit status on stdout and mark the end of its
+ * stderr; everything before them is the command's own output, byte for byte.
+ * The command runs in the shell itself (`command eval`, so a syntax error
+ * does not end the shell) with stdin from `/dev/null`, so it can never eat
+ * the commands that follow. {@linkcode Shell.send} writes raw text to the
+ * shell's stdin instead, for a program started with it to read, and
+ * {@linkcode Shell.expect} waits for a pattern in what the shell prints.
+ *
+ * Closing kills the remote shell's process group (everything it started
+ * that did not leave the group), then the local client.
+ *
+ * @example
+ * ```ts
+ * import { SshNode } from "../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * await using sh = await node.openShell("worker1");
+ * await sh.run("cd /tmp && export MODE=fast");
+ * const r = await sh.run('echo "$PWD $MODE"');
+ * console.log(r.stdout); // "/tmp fast\n"
+ * ```
+ *
+ * @module
+ */
+
+import { delay } from "jsr:@std/async@^1/delay";
+import { getLogger } from "npm:@logtape/logtape@^2";
+import { ConnectionError, FiwiError, TimeoutError } from "./errors.ts";
+import type { SshNode } from "./node.ts";
+import { resolveRetry, retryDelay, type RetryOptions } from "./retry.ts";
+import { classifyFailure, validateTimeout } from "./session.ts";
+import { shellQuote, START_MARKER, validateCommand } from "./transport.ts";
+
+/** Options of {@linkcode openShell} (`node.openShell(name, options)`). */
+export interface ShellOptions {
+  /** Remote shell program (default "sh"). */
+  shell?: string;
+  /** ms until the remote shell is known to run (default: the node's). */
+  connectTimeout?: number;
+  /** Retry opening when the connection fails (as `rexec`; default on). */
+  retry?: RetryOptions | false;
+}
+
+/** Options of {@linkcode Shell.run}. */
+export interface ShellRunOptions {
+  /** ms the command may take; on expiry the shell is closed. Default none. */
+  timeout?: number;
+  /** Aborting it closes the shell, like a timeout. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Shell.expect}. */
+export interface ExpectOptions {
+  /** ms to wait for the pattern (default 30 000). */
+  timeout?: number;
+  /** Aborting it stops the wait. */
+  signal?: AbortSignal;
+}
+
+/** What one {@linkcode Shell.run} produced. */
+export interface ShellResult {
+  /** The command as given. */
+  cmd: string;
+  /** Its exit status (the shell's, when the command ended the shell). */
+  code: number | null;
+  /** Exit status 0. */
+  success: boolean;
+  /** Everything it wrote to stdout. */
+  stdout: string;
+  /** Everything it wrote to stderr. */
+  stderr: string;
+  /** Wall-clock duration. */
+  durationMs: number;
+}
+
+/** Default of {@linkcode ExpectOptions.timeout}. */
+export const DEFAULT_EXPECT_TIMEOUT = 30_000;
+/** How long close() waits for the client to go after the remote kill. */
+const CLOSE_GRACE_MS = 2000;
+
+const log = getLogger(["fiwi", "shell"]);
+const encoder = new TextEncoder();
+const open = new WeakMap<SshNode, Map<string, Shell>>();
+
+interface PendingRun {
+  sentinel: string;
+  stdout: string;
+  stderr: string;
+  code: number | null | undefined;
+  errDone: boolean;
+  resolve: (r: { code: number | null; stdout: string; stderr: string }) => void;
+  reject: (e: Error) => void;
+}
+
+interface Waiter {
+  re: RegExp;
+  resolve: (text: string) => void;
+  reject: (e: Error) => void;
+}
+
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * A named long-lived shell on a node; get one with `node.openShell(name)`.
+ * Runs are queued: one command at a time, in call order.
+ */
+export class Shell {
+  /** The node the shell runs on. */
+  readonly node: SshNode;
+  /** Its name, unique among the node's open shells. */
+  readonly name: string;
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #token = randomToken();
+  #seq = 0;
+  #remotePid: number | null = null;
+  #preStart = "";
+  #pending = "";
+  #run: PendingRun | null = null;
+  #waiter: Waiter | null = null;
+  #queue: Promise<unknown> = Promise.resolve();
+  #closing: Promise<void> | null = null;
+  #ended = false;
+  #started: PromiseWithResolvers<void> = Promise.withResolvers();
+  // Aborted when a run settles: removes that run's abort listener.
+  #runEnd = new AbortController();
+  #finished: Promise<Deno.CommandStatus>;
+
+  /** @internal use `node.openShell(name)` */
+  constructor(node: SshNode, name: string, child: Deno.ChildProcess) {
+    this.node = node;
+    this.name = name;
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#started.promise.catch(() => {});
+    const readers = Promise.all([
+      this.#pump(child.stdout, (t) => this.#onStdout(t)),
+      this.#pump(child.stderr, (t) => this.#onStderr(t)),
+    ]);
+    this.#finished = (async () => {
+      const [status] = await Promise.all([child.status, readers]);
+      this.#onEnd(status);
+      return status;
+    })();
+  }
+
+  /** Pid of the remote shell (its process group), once it runs. */
+  get remotePid(): number | null {
+    return this.#remotePid;
+  }
+
+  /** True once the shell has ended or is closing. */
+  get closed(): boolean {
+    return this.#ended || this.#closing !== null;
+  }
+
+  /** Resolves once the remote shell runs; rejects when it could not start. */
+  get ready(): Promise<void> {
+    return this.#started.promise;
+  }
+
+  async #pump(
+    bytes: ReadableStream<Uint8Array>,
+    onText: (text: string) => void,
+  ): Promise<void> {
+    try {
+      for await (const text of bytes.pipeThrough(new TextDecoderStream())) {
+        onText(text);
+      }
+    } catch { /* the client was killed: what arrived is all there is */ }
+  }
+
+  #onStdout(text: string): void {
+    const run = this.#run;
+    if (!run || run.code !== undefined) {
+      this.#addPending(text);
+      return;
+    }
+    run.stdout += text;
+    const mark = run.stdout.indexOf(run.sentinel + " ");
+    if (mark < 0) return;
+    const eol = run.stdout.indexOf("\n", mark);
+    if (eol < 0) return;
+    run.code = Number(run.stdout.slice(mark + run.sentinel.length + 1, eol));
+    const after = run.stdout.slice(eol + 1);
+    run.stdout = run.stdout.slice(0, mark);
+    this.#settleRun();
+    if (after) this.#addPending(after);
+  }
+
+  #onStderr(text: string): void {
+    if (this.#remotePid === null) {
+      this.#preStart += text;
+      const eol = this.#preStart.indexOf("\n");
+      if (eol < 0) return;
+      const first = this.#preStart.slice(0, eol);
+      if (!first.startsWith(START_MARKER + " ")) return;
+      this.#remotePid = Number(first.slice(START_MARKER.length + 1));
+      text = this.#preStart.slice(eol + 1);
+      this.#preStart = "";
+      this.#started.resolve();
+      if (!text) return;
+    }
+    const run = this.#run;
+    if (!run || run.errDone) {
+      this.#addPending(text);
+      return;
+    }
+    run.stderr += text;
+    const mark = run.stderr.indexOf(run.sentinel + "\n");
+    if (mark < 0) return;
+    const after = run.stderr.slice(mark + run.sentinel.length + 1);
+    run.stderr = run.stderr.slice(0, mark);
+    run.errDone = true;
+    this.#settleRun();
+    if (after) this.#addPending(after);
+  }
+
+  #settleRun(): void {
+    const run = this.#run;
+    if (!run || run.code === undefined || !run.errDone) return;
+    this.#run = null;
+    run.resolve({ code: run.code, stdout: run.stdout, stderr: run.stderr });
+  }
+
+  #addPending(text: string): void {
+    this.#pending += text;
+    this.#checkWaiter();
+  }
+
+  #checkWaiter(): void {
+    const w = this.#waiter;
+    if (!w) return;
+    const m = w.re.exec(this.#pending);
+    if (!m) return;
+    const end = m.index + m[0].length;
+    const consumed = this.#pending.slice(0, end);
+    this.#pending = this.#pending.slice(end);
+    this.#waiter = null;
+    w.resolve(consumed);
+  }
+
+  #onEnd(status: Deno.CommandStatus): void {
+    this.#ended = true;
+    const shells = open.get(this.node);
+    if (shells?.get(this.name) === this) shells.delete(this.name);
+    if (this.#remotePid === null) {
+      this.#started.reject(
+        classifyFailure(this.node.name, status.code, this.#preStart),
+      );
+    }
+    const run = this.#run;
+    if (run) {
+      // The command ended the shell (`exit 3`): its status is the shell's.
+      this.#run = null;
+      run.resolve({
+        code: status.signal ? null : status.code,
+        stdout: run.stdout,
+        stderr: run.stderr,
+      });
+    }
+    const w = this.#waiter;
+    if (w) {
+      this.#waiter = null;
+      w.reject(this.#endedError());
+    }
+  }
+
+  #endedError(): FiwiError {
+    return new FiwiError(
+      `Shell "${this.name}" on node "${this.node.name}" has ended: open a new one`,
+    );
+  }
+
+  /**
+   * Run `cmd` in the shell and resolve with its own exit status and output.
+   * Directory changes, exports and variables persist for later runs. A
+   * timeout or abort closes the shell and rejects with
+   * {@linkcode TimeoutError} (or the signal's reason).
+   */
+  run(cmd: string, options: ShellRunOptions = {}): Promise<ShellResult> {
+    validateCommand(cmd);
+    validateTimeout("timeout", options.timeout);
+    const next = this.#queue.then(() => this.#runNow(cmd, options));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #runNow(cmd: string, options: ShellRunOptions): Promise<ShellResult> {
+    if (this.closed) throw this.#endedError();
+    options.signal?.throwIfAborted();
+    const t0 = performance.now();
+    const sentinel = `__FIWI_SH_${this.#token}_${++this.#seq}__`;
+    const done = new Promise<
+      { code: number | null; stdout: string; stderr: string }
+    >((resolve, reject) => {
+      this.#run = {
+        sentinel,
+        stdout: "",
+        stderr: "",
+        code: undefined,
+        errDone: false,
+        resolve,
+        reject,
+      };
+    });
+    const script = `{ command eval ${shellQuote(cmd)}\n} </dev/null\n` +
+      `printf '%s %d\\n' ${sentinel} "$?"; printf '%s\\n' ${sentinel} >&2\n`;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      const stop = (error: unknown) => {
+        reject(error);
+        this.close().catch(() => {});
+      };
+      if (options.timeout) {
+        timer = setTimeout(
+          () =>
+            stop(
+              new TimeoutError(
+                "command",
+                `The timeout of ${options.timeout} ms expired in shell "${this.name}" on node "${this.node.name}" running ${
+                  JSON.stringify(cmd)
+                }`,
+              ),
+            ),
+          options.timeout,
+        );
+      }
+      options.signal?.addEventListener(
+        "abort",
+        () => stop(options.signal!.reason),
+        { once: true, signal: this.#runEnd.signal },
+      );
+    });
+    try {
+      await this.#write(script);
+      const r = await Promise.race([done, stopped]);
+      const result: ShellResult = {
+        cmd,
+        code: r.code,
+        success: r.code === 0,
+        stdout: r.stdout,
+        stderr: r.stderr,
+        durationMs: performance.now() - t0,
+      };
+      log.info(
+        "Ran {cmd} in shell {shell} on {node}: exit {code} in {durationMs} ms",
+        {
+          node: this.node.name,
+          shell: this.name,
+          cmd,
+          code: result.code,
+          durationMs: Math.round(result.durationMs),
+        },
+      );
+      return result;
+    } finally {
+      clearTimeout(timer);
+      this.#runEnd.abort();
+      this.#runEnd = new AbortController();
+      stopped.catch(() => {});
+      if (this.#run?.sentinel === sentinel) this.#run = null;
+    }
+  }
+
+  async #write(text: string): Promise<void> {
+    if (this.closed) throw this.#endedError();
+    try {
+      await this.#writer.write(encoder.encode(text));
+    } catch (e) {
+      throw new FiwiError(
+        `Cannot write to shell "${this.name}" on node "${this.node.name}": ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    }
+  }
+
+  /** Write `text` as is to the shell's stdin (for a program reading it). */
+  async send(text: string): Promise<void> {
+    await this.#write(text);
+  }
+
+  /**
+   * Wait until `pattern` appears in what the shell printed (stdout and
+   * stderr, in arrival order, outside of {@linkcode Shell.run}), and resolve
+   * with everything up to and including the match; that text is consumed.
+   * Rejects with {@linkcode TimeoutError} after `timeout` ms; the shell stays
+   * open and the unmatched text stays buffered.
+   */
+  expect(
+    pattern: RegExp | string,
+    options: ExpectOptions = {},
+  ): Promise<string> {
+    const timeout = options.timeout ?? DEFAULT_EXPECT_TIMEOUT;
+    validateTimeout("timeout", timeout);
+    if (this.#waiter) {
+      return Promise.reject(
+        new FiwiError(
+          `Shell "${this.name}" on node "${this.node.name}" is already expecting ${this.#waiter.re}: await it first`,
+        ),
+      );
+    }
+    const re = typeof pattern === "string"
+      ? new RegExp(escapeRegExp(pattern))
+      : new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""));
+    return new Promise<string>((resolve, reject) => {
+      const cleanup = new AbortController();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = () => {
+        clearTimeout(timer);
+        cleanup.abort();
+        if (this.#waiter === waiter) this.#waiter = null;
+      };
+      const waiter: Waiter = {
+        re,
+        resolve: (text) => {
+          finish();
+          resolve(text);
+        },
+        reject: (e) => {
+          finish();
+          reject(e);
+        },
+      };
+      if (options.signal?.aborted) return reject(options.signal.reason);
+      this.#waiter = waiter;
+      this.#checkWaiter();
+      if (this.#waiter !== waiter) return;
+      if (this.#ended) return waiter.reject(this.#endedError());
+      if (timeout > 0) {
+        timer = setTimeout(
+          () =>
+            waiter.reject(
+              new TimeoutError(
+                "io",
+                `Expected ${re} in shell "${this.name}" on node "${this.node.name}" within ${timeout} ms`,
+              ),
+            ),
+          timeout,
+        );
+      }
+      options.signal?.addEventListener(
+        "abort",
+        () => waiter.reject(options.signal!.reason),
+        { once: true, signal: cleanup.signal },
+      );
+    });
+  }
+
+  /**
+   * Close the shell: kill the remote process group (the shell and what it
+   * started), end the local client, and wait until both are gone. A pending
+   * run or expect rejects. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    if (!this.#ended && this.#remotePid !== null) {
+      await this.node.killRemoteGroup(this.#remotePid);
+    } else if (!this.#ended) {
+      // Still connecting: nothing remote to kill, and nothing to wait for.
+      try {
+        this.#child.kill("SIGTERM");
+      } catch { /* already gone */ }
+    }
+    await this.#writer.close().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gone = await Promise.race([
+      this.#finished.then(() => true),
+      new Promise<false>((r) =>
+        timer = setTimeout(() => r(false), CLOSE_GRACE_MS)
+      ),
+    ]);
+    clearTimeout(timer);
+    if (!gone) {
+      for (const sig of ["SIGTERM", "SIGKILL"] as const) {
+        try {
+          this.#child.kill(sig);
+        } catch { /* already gone */ }
+      }
+    }
+    await this.#finished;
+  }
+
+  /** Same as {@linkcode Shell.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function spawn(node: SshNode, shell: string): Deno.ChildProcess {
+  const argv = node.argv(`exec ${shellQuote(shell)}`);
+  return new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    // Own session, as for every run: Ctrl-C reaches fiwi, which closes in order.
+    detached: true,
+  }).spawn();
+}
+
+async function openOnce(
+  node: SshNode,
+  name: string,
+  shell: string,
+  connectTimeout: number,
+): Promise<Shell> {
+  const sh = new Shell(node, name, spawn(node, shell));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      sh.ready,
+      new Promise<never>((_, reject) => {
+        if (connectTimeout > 0) {
+          timer = setTimeout(() =>
+            reject(
+              new TimeoutError(
+                "connect",
+                `The connect timeout of ${connectTimeout} ms expired opening shell "${name}" on node "${node.name}"`,
+              ),
+            ), connectTimeout);
+        }
+      }),
+    ]);
+    return sh;
+  } catch (e) {
+    await sh.close();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Open the named shell `name` on `node` (what `node.openShell(name)` does).
+ * Rejects with the connection's error class ({@linkcode ConnectionError},
+ * `AuthenticationError`, `HostKeyError`) or a connect
+ * {@linkcode TimeoutError} when the shell cannot start, and with
+ * {@linkcode FiwiError} when a shell of that name is already open there.
+ */
+export async function openShell(
+  node: SshNode,
+  name: string,
+  options: ShellOptions = {},
+): Promise<Shell> {
+  if (typeof name !== "string" || !/^[A-Za-z0-9_.:@-]+$/.test(name)) {
+    throw new FiwiError(
+      `Invalid shell name ${
+        JSON.stringify(name)
+      }: use letters, digits, ".", "_", ":", "@" or "-"`,
+    );
+  }
+  const shell = options.shell ?? "sh";
+  validateCommand(shell);
+  validateTimeout("connectTimeout", options.connectTimeout);
+  const policy = resolveRetry(options.retry);
+  let shells = open.get(node);
+  if (!shells) open.set(node, shells = new Map());
+  if (shells.has(name)) {
+    throw new FiwiError(
+      `Shell "${name}" is already open on node "${node.name}": close it or pick another name`,
+    );
+  }
+  await node.prepare();
+  const connectTimeout = options.connectTimeout ?? node.connectTimeout;
+  for (let attempt = 1;; attempt++) {
+    try {
+      const sh = await openOnce(node, name, shell, connectTimeout);
+      if (shells.has(name)) {
+        await sh.close();
+        throw new FiwiError(
+          `Shell "${name}" is already open on node "${node.name}": close it or pick another name`,
+        );
+      }
+      shells.set(name, sh);
+      return sh;
+    } catch (e) {
+      if (!(e instanceof ConnectionError) || attempt >= policy.attempts) {
+        throw e;
+      }
+      const wait = retryDelay(policy, attempt);
+      log.warn("Retrying shell {shell} on {node} in {delayMs} ms: {error}", {
+        node: node.name,
+        shell: name,
+        delayMs: wait,
+        error: e.message,
+      });
+      await delay(wait);
+    }
+  }
+}
