@@ -29,7 +29,7 @@ import {
 } from "../src/errors.ts";
 import { loadRig, type Rig } from "../src/rig.ts";
 import { SshNode, type SshNodeOptions } from "../src/node.ts";
-import type { RunResult } from "../src/session.ts";
+import type { RunOptions, RunResult } from "../src/session.ts";
 import { parseDuration } from "../src/_duration.ts";
 
 /** The central log file, relative to the working directory. */
@@ -345,8 +345,14 @@ export interface CliContext {
   out: Output;
   /** `--json` was given. */
   json: boolean;
-  /** Load the rig and select `--nodes` (nodes are made silent: the script logs what it prints). */
-  selectNodes(): Promise<{ rig: Rig; nodes: SshNode[] }>;
+  /**
+   * Load the rig and select `--nodes` (nodes are made silent: the script
+   * logs what it prints). `close()` ends the ControlMasters of the selected
+   * nodes: scripts leave no ssh client behind.
+   */
+  selectNodes(): Promise<
+    { rig: Rig; nodes: SshNode[]; close: () => Promise<void> }
+  >;
 }
 
 /** One line for an error that ends the script, and its exit code. */
@@ -407,7 +413,10 @@ export async function runCli(
         );
         const nodes = rig.select(String(flags.nodes ?? "all"));
         for (const n of nodes) n.silent = true;
-        return { rig, nodes };
+        const close = async () => {
+          await Promise.all(nodes.map((n) => n.close()));
+        };
+        return { rig, nodes, close };
       },
     };
     const code = await body(ctx);
@@ -523,4 +532,60 @@ export async function mapLimit<T, R>(
     Array.from({ length: Math.min(limit, items.length) }, worker),
   );
   return results;
+}
+
+/** Lay out rows as columns two spaces apart (last column not padded). */
+export function formatTable(rows: readonly (readonly string[])[]): string[] {
+  const width: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => width[i] = Math.max(width[i] ?? 0, cell.length));
+  }
+  return rows.map((row) =>
+    row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(width[i]))
+      .join("  ").trimEnd()
+  );
+}
+
+/**
+ * A stand-in for `node` that reports every `rexec` result to `onResult`
+ * (for the progress line); everything else goes to the node itself, with
+ * `this` bound to it so its private state works.
+ */
+export function observed(
+  node: SshNode,
+  onResult: (result: RunResult) => void,
+): SshNode {
+  return new Proxy(node, {
+    get(target, prop) {
+      if (prop === "rexec") {
+        return async (cmd: string, options?: RunOptions) => {
+          const result = await target.rexec(cmd, options);
+          onResult(result);
+          return result;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** A RunResult as plain JSON: the error as its class name and message. */
+export function resultJson(r: RunResult): Record<string, unknown> {
+  return {
+    node: r.node,
+    cmd: r.cmd,
+    success: r.success,
+    code: r.code,
+    signal: r.signal,
+    outcome: outcome(r),
+    stdout: r.stdout,
+    stderr: r.stderr,
+    truncated: r.truncated,
+    timedOut: r.timedOut,
+    aborted: r.aborted,
+    error: r.error ? { kind: r.error.name, message: r.error.message } : null,
+    startedAt: r.startedAt.toISOString(),
+    durationMs: Math.round(r.durationMs),
+  };
 }

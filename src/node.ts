@@ -531,6 +531,15 @@ export class SshNode {
     return this.#console !== null;
   }
 
+  /**
+   * The open console's run: settles when its stream ends, on its own (the
+   * command exited) or by {@linkcode SshNode.closeConsole}; null when no
+   * console is open.
+   */
+  get consoleDone(): Promise<RunResult> | null {
+    return this.#console?.done ?? null;
+  }
+
   /** Close this node's console stream, if open, and wait for its teardown. */
   async closeConsole(): Promise<RunResult | null> {
     const c = this.#console;

@@ -1,0 +1,229 @@
+/**
+ * `deno task poll CMD`: run a command on many nodes again and again. Tick k
+ * is due at `t0 + k·interval` on the monotonic clock, so the period does not
+ * drift with the commands' duration; every node is fired at the same
+ * instant; a tick that is still running when the next is due makes that one
+ * wait for the next grid point (counted as skipped). Ctrl-C stops the
+ * running commands on every node, then prints the summary.
+ *
+ * @module
+ */
+
+import { delay } from "jsr:@std/async@^1/delay";
+import { runAll } from "../src/fanout.ts";
+import type { RunResult } from "../src/session.ts";
+import {
+  type CliSpec,
+  colors,
+  durationFlag,
+  formatTable,
+  interruptSignal,
+  intFlag,
+  observed,
+  outcome,
+  padNames,
+  resultJson,
+  runCli,
+  UsageError,
+} from "./_cli.ts";
+
+const SPEC: CliSpec = {
+  name: "poll",
+  summary:
+    "Run a command on many nodes every INTERVAL, all nodes at the same instant.",
+  positional: "CMD...",
+  options: [
+    {
+      name: "interval",
+      short: "i",
+      arg: "DURATION",
+      help: "time between ticks (default 2s)",
+    },
+    {
+      name: "count",
+      short: "n",
+      arg: "N",
+      help: "stop after N ticks (default: until Ctrl-C)",
+    },
+    {
+      name: "timeout",
+      short: "t",
+      arg: "DURATION",
+      help: "stop a command on a node after DURATION",
+    },
+  ],
+  notes:
+    'Each tick prints a timestamped header, then "node: line" as output arrives.\n' +
+    "With --json, one JSON object per line: each run, then a summary.\n" +
+    "Ctrl-C stops the commands on every node and prints the summary.",
+  examples: [
+    "deno task poll --interval 5s uptime",
+    "deno task poll --nodes @duts --interval 1s --count 10 'cat /proc/loadavg'",
+  ],
+};
+
+/** Per node: runs, successes, and how the failures ended. */
+interface NodeTally {
+  runs: number;
+  ok: number;
+  failures: Map<string, number>;
+}
+
+if (import.meta.main) {
+  Deno.exit(
+    await runCli(SPEC, Deno.args, async (ctx) => {
+      const { flags, out, json } = ctx;
+      const cmd = ctx.rest.join(" ");
+      if (cmd.trim() === "") {
+        throw new UsageError(
+          "No command given: deno task poll [options] CMD (see --help)",
+        );
+      }
+      const interval = durationFlag(flags, "interval") ?? 2000;
+      if (interval <= 0) {
+        throw new UsageError(
+          `Invalid --interval "${flags.interval}": give a duration above 0`,
+        );
+      }
+      const count = intFlag(flags, "count", 1);
+      const cmdTimeout = durationFlag(flags, "timeout");
+      const { nodes, close } = await ctx.selectNodes();
+      const pad = padNames(nodes);
+      const tally = new Map<string, NodeTally>(
+        nodes.map((n) => [n.name, { runs: 0, ok: 0, failures: new Map() }]),
+      );
+      using interrupt = interruptSignal();
+      const t0 = performance.now();
+      let ticks = 0;
+      let skipped = 0;
+      let tick = 0;
+      try {
+        while (!interrupt.aborted && (count === undefined || ticks < count)) {
+          const due = t0 + tick * interval;
+          const wait = due - performance.now();
+          if (wait > 0) {
+            try {
+              await delay(wait, { signal: interrupt });
+            } catch {
+              break; // Ctrl-C while waiting
+            }
+          }
+          ticks++;
+          const at = new Date();
+          if (!json) {
+            out.out(
+              out.paint(colors.bold, `--- tick ${ticks} ${at.toISOString()}`),
+              `--- tick ${ticks} ${at.toISOString()}`,
+            );
+          }
+          let done = 0;
+          let failed = 0;
+          const results: RunResult[] = await runAll(
+            nodes.map((n) =>
+              observed(n, (r) => {
+                done++;
+                if (!r.success && !r.aborted) failed++;
+                out.progress(done, failed, nodes.length, `tick ${ticks}`);
+              })
+            ),
+            cmd,
+            {
+              // Every node at the same instant: no queueing inside a tick.
+              concurrency: nodes.length,
+              cmdTimeout,
+              signal: interrupt,
+              onLine: json ? undefined : (line) => {
+                const prefix = pad(line.node);
+                const shown = `${
+                  out.paint(colors.cyan, prefix, line.stream)
+                }: ${line.text}`;
+                if (line.stream === "stdout") {
+                  out.out(shown, `${prefix}: ${line.text}`);
+                } else out.err(shown, `${prefix}: ${line.text}`);
+              },
+            },
+          );
+          out.clearProgress();
+          for (const r of results) {
+            if (r.aborted) continue; // stopped by Ctrl-C: neither ok nor failed
+            const t = tally.get(r.node)!;
+            t.runs++;
+            if (r.success) t.ok++;
+            else {
+              const why = outcome(r);
+              t.failures.set(why, (t.failures.get(why) ?? 0) + 1);
+              if (!json) {
+                out.err(
+                  `${pad(r.node)}: ${out.paint(colors.red, why, "stderr")}${
+                    r.error ? ` (${r.error.message})` : ""
+                  }`,
+                  `${pad(r.node)}: ${why}`,
+                );
+              }
+            }
+            if (json) {
+              out.out(JSON.stringify({ tick: ticks, at, ...resultJson(r) }));
+            }
+          }
+          if (interrupt.aborted) break;
+          // The next tick on the grid that is still ahead: a slow tick
+          // skips the ones it overran instead of firing them late.
+          const next = Math.max(
+            tick + 1,
+            Math.ceil((performance.now() - t0) / interval),
+          );
+          skipped += next - tick - 1;
+          tick = next;
+        }
+      } finally {
+        out.clearProgress();
+        await close();
+      }
+      const elapsed = performance.now() - t0;
+      const all = [...tally.values()];
+      const runs = all.reduce((s, t) => s + t.runs, 0);
+      const ok = all.reduce((s, t) => s + t.ok, 0);
+      if (json) {
+        out.out(JSON.stringify({
+          summary: {
+            ticks,
+            skipped,
+            interrupted: interrupt.aborted,
+            runs,
+            ok,
+            failed: runs - ok,
+            elapsedMs: Math.round(elapsed),
+            nodes: Object.fromEntries(
+              [...tally].map(([name, t]) => [name, {
+                runs: t.runs,
+                ok: t.ok,
+                failures: Object.fromEntries(t.failures),
+              }]),
+            ),
+          },
+        }));
+      } else {
+        out.err(
+          `${interrupt.aborted ? "Interrupted after" : "Done:"} ${ticks} tick${
+            ticks === 1 ? "" : "s"
+          } in ${(elapsed / 1000).toFixed(1)} s, ${ok}/${runs} runs ok${
+            skipped ? `, ${skipped} ticks skipped (overrun)` : ""
+          }`,
+        );
+        const rows = [["  NODE", "RUNS", "OK", "FAILED"]];
+        for (const [name, t] of tally) {
+          const failures = [...t.failures].map(([why, n]) => `${n}× ${why}`)
+            .join(", ");
+          rows.push([
+            `  ${name}`,
+            String(t.runs),
+            String(t.ok),
+            failures || "0",
+          ]);
+        }
+        for (const line of formatTable(rows)) out.err(line);
+      }
+      return ok === runs ? 0 : 1;
+    }),
+  );
+}

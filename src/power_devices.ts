@@ -1,0 +1,107 @@
+/**
+ * Known power-control devices: USB relays, switchable hubs and power strips
+ * that `discover` recognises by USB vendor and product id (and, where an id
+ * is shared by unrelated devices, by product name). Add a row to teach it a
+ * new one; `source` says where the ids come from.
+ *
+ * @module
+ */
+
+/** What a power-control device does. */
+export type PowerDeviceKind = "usb-relay" | "switchable-hub" | "power-strip";
+
+/** One row of {@linkcode POWER_DEVICES}. */
+export interface PowerDeviceSpec {
+  /** USB vendor id, 4 lowercase hex digits. */
+  vendorId: string;
+  /** USB product id, 4 lowercase hex digits. */
+  productId: string;
+  /** Only devices whose product string matches (for shared ids). */
+  productMatch?: RegExp;
+  /** What it does. */
+  kind: PowerDeviceKind;
+  /** Human name. */
+  name: string;
+  /** Tool that drives it. */
+  tool: string;
+  /** Where the ids come from. */
+  source: string;
+}
+
+/** The table: first matching row wins. */
+export const POWER_DEVICES: readonly PowerDeviceSpec[] = [
+  // HID relay boards ("USBRelay1".."USBRelay8") share the V-USB id
+  // 16c0:05df with other hobby HID devices: the product string decides.
+  {
+    vendorId: "16c0",
+    productId: "05df",
+    productMatch: /^USBRelay\d/,
+    kind: "usb-relay",
+    name: "dcttech HID USB relay board",
+    tool: "usbrelay / hidusb-relay-cmd",
+    source: "usb-relay-hid project; lsusb of USBRelay2 boards",
+  },
+  ...(["0042", "f2f7", "f11b", "f0cd"] as const).map((productId, i) => ({
+    vendorId: "04d8",
+    productId,
+    kind: "switchable-hub" as const,
+    name: ["YKUSH (beta)", "Yepkit YKUSH", "Yepkit YKUSH3", "Yepkit YKUSH XS"][
+      i
+    ],
+    tool: "ykushcmd",
+    source: "Yepkit ykush / pykush vendor and product ids",
+  })),
+  ...(["fd10", "fd11", "fd12", "fd13", "fd15"] as const).map((productId) => ({
+    vendorId: "04b4",
+    productId,
+    kind: "power-strip" as const,
+    name: "Gembird / Energenie SiS-PM power outlet",
+    tool: "sispmctl",
+    source: "sispmctl supported product ids",
+  })),
+  // Hubs with per-port power switching (uhubctl's compatibility list).
+  {
+    vendorId: "2109",
+    productId: "2811",
+    kind: "switchable-hub",
+    name: "VIA VL812 hub (e.g. AmazonBasics HU3641V1/HU3770V1)",
+    tool: "uhubctl",
+    source: "uhubctl README, compatible hubs",
+  },
+  {
+    vendorId: "2109",
+    productId: "2817",
+    kind: "switchable-hub",
+    name: "VIA VL817 hub (e.g. AmazonBasics HU9002V1)",
+    tool: "uhubctl",
+    source: "uhubctl README, compatible hubs",
+  },
+  {
+    vendorId: "0424",
+    productId: "9514",
+    kind: "switchable-hub",
+    name: "SMSC LAN9514 hub (Beagleboard-xM, Raspberry Pi B+/2B/3B)",
+    tool: "uhubctl",
+    source: "uhubctl README, compatible hubs",
+  },
+  {
+    vendorId: "2001",
+    productId: "f103",
+    kind: "switchable-hub",
+    name: "D-Link DUB-H7 (silver)",
+    tool: "uhubctl",
+    source: "uhubctl README, compatible hubs",
+  },
+];
+
+/** The first row matching a USB device, or undefined. */
+export function findPowerDevice(
+  device: { vendorId: string; productId: string; product?: string },
+): PowerDeviceSpec | undefined {
+  const v = device.vendorId.toLowerCase();
+  const p = device.productId.toLowerCase();
+  return POWER_DEVICES.find((d) =>
+    d.vendorId === v && d.productId === p &&
+    (!d.productMatch || d.productMatch.test(device.product ?? ""))
+  );
+}
