@@ -59,10 +59,7 @@ export type {
   ActiveCommand,
   AddCommandOptions,
 } from "./src/manager.ts";
-export {
-  DEFAULT_KILL_TIMEOUT,
-  ProcessManager,
-} from "./src/process.ts";
+export { DEFAULT_KILL_TIMEOUT, ProcessManager } from "./src/process.ts";
 export type {
   ExitSource,
   ExitStatus,
@@ -88,3 +85,22 @@ export type {
   MasterState,
   MasterStatus,
 } from "./src/pool.ts";
+export {
+  BUILTIN_RIG_YAML,
+  DEFAULT_RIG_FILE,
+  loadRig,
+  parseRig,
+  Rig,
+} from "./src/rig.ts";
+export type { ParseRigOptions } from "./src/rig.ts";
+export { discover, parseProbeOutput, probeCommand } from "./src/discover.ts";
+export type {
+  DiscoverOptions,
+  NodeInventory,
+  PowerControl,
+  PowerSupply,
+  SerialPort,
+  UsbDevice,
+} from "./src/discover.ts";
+export { findPowerDevice, POWER_DEVICES } from "./src/power_devices.ts";
+export type { PowerDeviceKind, PowerDeviceSpec } from "./src/power_devices.ts";

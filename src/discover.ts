@@ -2,7 +2,7 @@
  * Discovery: what is plugged into each node. A POSIX sh probe (nothing to
  * install on the node) reads sysfs and /dev; its records are merged per node
  * into USB devices, serial ports, power supplies, and the power-control
- * devices among them that {@linkcode POWER_DEVICES} knows.
+ * devices among them that the table in `power_devices.ts` knows.
  *
  * @example
  * ```ts
@@ -18,14 +18,9 @@
 import { ConfigurationError } from "./errors.ts";
 import type { SshNode } from "./node.ts";
 import { shellQuote } from "./transport.ts";
-import {
-  findPowerDevice,
-  POWER_DEVICES,
-  type PowerDeviceKind,
-} from "./power_devices.ts";
+import { findPowerDevice, type PowerDeviceKind } from "./power_devices.ts";
 import { PROBE_SCRIPT, PROBE_VERSION } from "./_probe.sh.ts";
 
-export { POWER_DEVICES };
 
 /** A USB device (root hubs left out). */
 export interface UsbDevice {
