@@ -38,7 +38,7 @@ export type {
   TransportKind,
 } from "./src/transport.ts";
 export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout.ts";
-export type { RunAllOptions } from "./src/fanout.ts";
+export type { FanoutNode, RunAllOptions } from "./src/fanout.ts";
 export { collate, formatNodeList } from "./src/collate.ts";
 export type {
   CollateOptions,

@@ -32,6 +32,9 @@ import { validateCommand } from "./transport.ts";
  */
 export const DEFAULT_CONCURRENCY = 64;
 
+/** What {@linkcode runAll} needs of a node: an {@linkcode SshNode} has it. */
+export type FanoutNode = Pick<SshNode, "name" | "prepare" | "rexec">;
+
 /** Options of {@linkcode runAll}: the fan-out's own, then every run's. */
 export interface RunAllOptions extends RunOptions {
   /**
@@ -65,7 +68,7 @@ export interface RunAllOptions extends RunOptions {
  * @returns one result per node, in node order
  */
 export async function runAll(
-  nodes: readonly SshNode[],
+  nodes: readonly FanoutNode[],
   cmd: string,
   options: RunAllOptions = {},
 ): Promise<RunResult[]> {

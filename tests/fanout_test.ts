@@ -6,10 +6,12 @@ import { assert, assertEquals, assertRejects } from "jsr:@std/assert@^1";
 import {
   ConfigurationError,
   DEFAULT_CONCURRENCY,
-  type Line,
+  type FanoutNode,
   runAll,
+  type RunResult,
   SshNode,
 } from "../mod.ts";
+import { settle } from "./_manual_clock.ts";
 import {
   countLocal,
   countRemote,
@@ -29,54 +31,86 @@ const locals = (n: number) =>
       }),
   );
 
-Deno.test("runAll() keeps at most `concurrency` runs in flight", async () => {
-  let active = 0;
-  let peak = 0;
-  const onLine = (line: Line) => {
-    if (line.text === "begin") peak = Math.max(peak, ++active);
-    if (line.text === "end") active--;
+function fakeResult(node: string, cmd: string): RunResult {
+  return {
+    node,
+    cmd,
+    argv: [],
+    code: 0,
+    signal: null,
+    success: true,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    started: true,
+    remotePid: 1,
+    timedOut: null,
+    aborted: false,
+    error: null,
+    startedAt: new Date(),
+    durationMs: 0,
   };
-  const results = await runAll(
-    locals(6),
-    "echo begin; sleep 0.2; echo end",
-    { concurrency: 2, onLine },
-  );
-  assertEquals(peak, 2);
-  assertEquals(results.map((r) => [r.node, r.success, r.stdout]), [
-    ["l0", true, "begin\nend\n"],
-    ["l1", true, "begin\nend\n"],
-    ["l2", true, "begin\nend\n"],
-    ["l3", true, "begin\nend\n"],
-    ["l4", true, "begin\nend\n"],
-    ["l5", true, "begin\nend\n"],
-  ]);
-});
+}
 
-Deno.test("runAll() without a concurrency keeps 64 runs in flight, not more", async () => {
-  assertEquals(DEFAULT_CONCURRENCY, 64);
+Deno.test("runAll() keeps at most `concurrency` runs in flight", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fiwi_fanout_" });
   try {
     let active = 0;
     let peak = 0;
-    // Each run holds its slot until 64 runs have begun: a lower limit would
-    // stall (cmdTimeout), a higher one would let all 70 in.
+    // Nothing ends before two runs have begun: with a limit of 1 this would
+    // stall (cmdTimeout); a third can only begin after one has ended.
     const results = await runAll(
-      locals(70),
-      `mkdir ${dir}/$$; echo begin; ` +
-        `until [ "$(ls ${dir} | wc -l)" -ge 64 ]; do sleep 0.05; done; echo end`,
+      locals(6),
+      `echo begin; until [ -e ${dir}/go ]; do sleep 0.02; done; echo end`,
       {
+        concurrency: 2,
         cmdTimeout: 30_000,
         onLine: (line) => {
           if (line.text === "begin") peak = Math.max(peak, ++active);
           if (line.text === "end") active--;
+          if (active === 2) Deno.writeTextFileSync(`${dir}/go`, "");
         },
       },
     );
-    assertEquals(peak, 64);
-    assertEquals(results.filter((r) => r.success).length, 70);
+    assertEquals(peak, 2);
+    assertEquals(results.map((r) => [r.node, r.success, r.stdout]), [
+      ["l0", true, "begin\nend\n"],
+      ["l1", true, "begin\nend\n"],
+      ["l2", true, "begin\nend\n"],
+      ["l3", true, "begin\nend\n"],
+      ["l4", true, "begin\nend\n"],
+      ["l5", true, "begin\nend\n"],
+    ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("runAll() without a concurrency keeps 64 runs in flight, not more", async () => {
+  assertEquals(DEFAULT_CONCURRENCY, 64);
+  // Scripted nodes whose runs end when the test says: the count of calls
+  // in flight is then exact.
+  const finish: (() => void)[] = [];
+  const nodes: FanoutNode[] = Array.from({ length: 70 }, (_, i) => ({
+    name: `f${i}`,
+    prepare: () => Promise.resolve(),
+    rexec: (cmd: string) =>
+      new Promise<RunResult>((resolve) =>
+        finish.push(() => resolve(fakeResult(`f${i}`, cmd)))
+      ),
+  }));
+  const all = runAll(nodes, "work");
+  await settle();
+  assertEquals(finish.length, 64);
+  finish[0]();
+  await settle();
+  assertEquals(finish.length, 65);
+  for (let i = 1; i < 70; i++) {
+    finish[i]();
+    await settle();
+  }
+  const results = await all;
+  assertEquals(results.map((r) => r.node), nodes.map((n) => n.name));
 });
 
 Deno.test("runAll() aborted by its signal stops running nodes and spawns no waiting ones", async () => {
