@@ -223,7 +223,11 @@ async function checkNode(
   try {
     return verdict(
       probe,
-      await probe.rexec(PROBE, { cmdTimeout: COMMAND_TIMEOUT }),
+      await probe.rexec(PROBE, {
+        cmdTimeout: COMMAND_TIMEOUT,
+        // One attempt: a diagnosis reports what happens, it does not retry.
+        retry: false,
+      }),
     );
   } catch (e) {
     if (!(e instanceof ConfigurationError)) throw e;

@@ -131,6 +131,8 @@ if (import.meta.main) {
               // Every node at the same instant: no queueing inside a tick.
               concurrency: nodes.length,
               cmdTimeout,
+              // The next tick is the retry: a tick must not stretch.
+              retry: false,
               signal: interrupt,
               onLine: json ? undefined : (line) => {
                 const prefix = pad(line.node);

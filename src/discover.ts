@@ -17,10 +17,10 @@
 
 import { ConfigurationError } from "./errors.ts";
 import type { SshNode } from "./node.ts";
+import type { RunOptions } from "./session.ts";
 import { shellQuote } from "./transport.ts";
 import { findPowerDevice, type PowerDeviceKind } from "./power_devices.ts";
 import { PROBE_SCRIPT, PROBE_VERSION } from "./_probe.sh.ts";
-
 
 /** A USB device (root hubs left out). */
 export interface UsbDevice {
@@ -129,6 +129,8 @@ export interface DiscoverOptions {
   signal?: AbortSignal;
   /** Wall-clock limit per node in ms (default 30 s). */
   cmdTimeout?: number;
+  /** Retry policy for connection failures (default: `rexec`'s; false: one attempt). */
+  retry?: RunOptions["retry"];
   /** Called with each node's inventory as soon as it is known. */
   onInventory?: (inventory: NodeInventory) => void;
 }
@@ -144,6 +146,13 @@ export function probeCommand(root?: string): { cmd: string; stdin: string } {
   }
   const env = root ? `FIWI_SYSROOT=${shellQuote(root)} ` : "";
   return { cmd: `${env}sh -s`, stdin: PROBE_SCRIPT };
+}
+
+/** The object without its undefined fields (they mean "not reported"). */
+function compact<T extends object>(value: T): T {
+  return Object.fromEntries(
+    Object.entries(value).filter(([, v]) => v !== undefined),
+  ) as T;
 }
 
 function byPort(a: string, b: string): number {
@@ -166,12 +175,14 @@ export function parseProbeOutput(node: string, text: string): NodeInventory {
     fields.set(key, rest.join("\t"));
   }
   const probe = records.get("probe")?.get("-");
+  const hostname = probe?.get("hostname");
+  const kernel = probe?.get("kernel");
   const inventory: NodeInventory = {
     node,
     ok: true,
     error: null,
-    hostname: probe?.get("hostname") || undefined,
-    kernel: probe?.get("kernel") || undefined,
+    ...(hostname ? { hostname } : {}),
+    ...(kernel ? { kernel } : {}),
     usb: [],
     serial: [],
     power: [],
@@ -194,7 +205,7 @@ export function parseProbeOutput(node: string, text: string): NodeInventory {
   for (const [port, f] of records.get("usb") ?? []) {
     // Root hubs ("usb1") are the controller itself, not something plugged in.
     if (port.startsWith("usb")) continue;
-    inventory.usb.push({
+    inventory.usb.push(compact({
       port,
       vendorId: f.get("idVendor") ?? "",
       productId: f.get("idProduct") ?? "",
@@ -205,7 +216,7 @@ export function parseProbeOutput(node: string, text: string): NodeInventory {
       device: num(f.get("devnum")),
       speed: f.get("speed") || undefined,
       hub: f.get("bDeviceClass") === "09",
-    });
+    }));
   }
   inventory.usb.sort((a, b) => byPort(a.port, b.port));
   const usbAt = new Map(inventory.usb.map((u) => [u.port, u]));
@@ -237,7 +248,7 @@ export function parseProbeOutput(node: string, text: string): NodeInventory {
   for (const [name, f] of records.get("power") ?? []) {
     const microvolts = num(f.get("voltage_now"));
     const online = f.get("online");
-    inventory.power.push({
+    inventory.power.push(compact({
       name,
       type: f.get("type") || undefined,
       online: online === undefined ? undefined : online === "1",
@@ -248,7 +259,7 @@ export function parseProbeOutput(node: string, text: string): NodeInventory {
         : Math.round(microvolts / 1000) / 1000,
       manufacturer: f.get("manufacturer") || undefined,
       model: f.get("model_name") || undefined,
-    });
+    }));
   }
   inventory.power.sort((a, b) => byPort(a.name, b.name));
 
@@ -284,6 +295,7 @@ export async function discover(
       stdin,
       cmdTimeout: options.cmdTimeout ?? 30_000,
       signal: options.signal,
+      ...(options.retry !== undefined ? { retry: options.retry } : {}),
     });
     if (!r.success) {
       const why = r.error?.message ??
