@@ -275,18 +275,29 @@ type StopReason = "connect" | "command" | "io" | "abort";
 async function execute(
   node: SshNode,
 let setsidFound: string | null | undefined;
-/** util-linux setsid(1), if this system has it; looked up once. */
+/**
+ * util-linux setsid(1), if this system has it and this program may run it
+ * (a script with `--allow-run=ssh,sh` may not); looked up once.
+ */
 function setsidPath(): string | null {
   if (setsidFound !== undefined) return setsidFound;
   setsidFound = null;
   for (const path of ["/usr/bin/setsid", "/bin/setsid"]) {
     try {
-      if (Deno.statSync(path).isFile) return setsidFound = path;
+      if (
+        Deno.statSync(path).isFile &&
+        Deno.permissions.querySync({ name: "run", command: path }).state ===
+          "granted"
+      ) {
+        return setsidFound = path;
+      }
     } catch { /* not here, or no --allow-read */ }
   }
   return setsidFound;
 }
 
+async function execute(
+  node: SshNode,
   cmd: string,
   argv: string[],
   opts: RunOptions,
