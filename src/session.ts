@@ -272,8 +272,6 @@ export class SshSession {
 
 type StopReason = "connect" | "command" | "io" | "abort";
 
-async function execute(
-  node: SshNode,
 let setsidFound: string | null | undefined;
 /**
  * util-linux setsid(1), if this system has it and this program may run it
