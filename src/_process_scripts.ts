@@ -60,34 +60,42 @@ state() {
 nap() { sleep "$1" 2>/dev/null || sleep 1; }
 `;
 
-// Runs detached, in its own session: starts the command in a session of its
-// own, records the metadata, tells the starter it is done (fifo), then waits
-// for the command and records its exit status.
-// $1 dir, $2 id, $3 log, $4 cmd, $5 fifo, $6 spec json, $7 "setsid" or "".
-const MONITOR = `
-exec 3>"$5"
-if [ -n "$7" ]; then
-  setsid sh -c 'eval "$1"' "fiwi-$2" "$4" </dev/null >>"$3" 2>&1 &
-  g=1
-else
-  sh -c 'eval "$1"' "fiwi-$2" "$4" </dev/null >>"$3" 2>&1 &
-  g=0
-fi
-c=$!
+// The command's own shell: records the metadata (its pid is the command's,
+// its parent the monitor), tells the starter through the fifo, then becomes
+// the command. $1 dir, $2 id, $3 log, $4 cmd, $5 spec json, $6 group.
+const WRAP = `
 {
-  printf 'pid=%s\\n' "$c"
-  printf 'monitor=%s\\n' "$$"
-  printf 'group=%s\\n' "$g"
+  printf 'pid=%s\\n' "$$"
+  printf 'monitor=%s\\n' "$PPID"
+  printf 'group=%s\\n' "$6"
   printf 'host=%s\\n' "$(uname -n)"
   printf 'user=%s\\n' "$(id -un)"
   printf 'started=%s\\n' "$(date +%s)"
   printf 'log=%s\\n' "$3"
-  printf 'spec=%s\\n' "$6"
+  printf 'spec=%s\\n' "$5"
 } > "$1/$2.meta.tmp" && mv "$1/$2.meta.tmp" "$1/$2.meta"
 echo ok >&3
 exec 3>&-
-wait "$c"
+eval "$4"
+`;
+
+// The monitor: runs detached in its own session, runs the command in the
+// foreground in a session of its own (so no shell ever starts it with "&",
+// which would make it ignore QUIT and INT), then records its exit status.
+// $1 dir, $2 id, $3 log, $4 cmd, $5 fifo, $6 spec json, $7 setsid: 1 or 0.
+const MONITOR = `
+exec 3>"$5"
+if [ "$7" = 1 ]; then
+  setsid sh -c ${
+  shellQuote(WRAP)
+} "fiwi-$2" "$1" "$2" "$3" "$4" "$6" 1 </dev/null >>"$3" 2>&1
+else
+  sh -c ${
+  shellQuote(WRAP)
+} "fiwi-$2" "$1" "$2" "$3" "$4" "$6" 0 </dev/null >>"$3" 2>&1
+fi
 rc=$?
+exec 3>&-
 echo "$rc" > "$1/$2.status.tmp" && mv "$1/$2.status.tmp" "$1/$2.status"
 `;
 
@@ -124,10 +132,19 @@ mkdir -p "$(dirname "$log")" 2>/dev/null
 : >> "$log" || exit 91
 f="$d/$id.fifo"
 rm -f "$f"; mkfifo "$f" || exit 92
-${exports}if command -v setsid >/dev/null 2>&1; then s=setsid; else s=; fi
-$s sh -c ${shellQuote(MONITOR)} fiwi-mon "$d" "$id" "$log" ${
-    shellQuote(s.cmd)
-  } "$f" ${shellQuote(s.spec)} "$s" </dev/null >/dev/null 2>&1 &
+${exports}set -- fiwi-mon "$d" "$id" "$log" ${shellQuote(s.cmd)} "$f" ${
+    shellQuote(s.spec)
+  }
+mon=${shellQuote(MONITOR)}
+if setsid -f true 2>/dev/null; then
+  setsid -f sh -c "$mon" "$@" 1 </dev/null >/dev/null 2>&1
+elif command -v setsid >/dev/null 2>&1; then
+  # No setsid -f (busybox): "&" makes the command ignore QUIT; kill() then
+  # needs KILL.
+  setsid sh -c "$mon" "$@" 1 </dev/null >/dev/null 2>&1 &
+else
+  sh -c "$mon" "$@" 0 </dev/null >/dev/null 2>&1 &
+fi
 read -r ok < "$f"
 rm -f "$f"
 [ "$ok" = ok ] || exit 93

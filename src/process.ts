@@ -215,6 +215,8 @@ export class ProcessManager {
   #watchers = new Map<SshNode, Watcher>();
   #restarts = new Map<SshNode, ReturnType<typeof setTimeout>>();
   #listeners = new Set<(exit: ProcessExit) => void>();
+  // Exits a watcher reported before start() had registered the id.
+  #early = new Map<string, ExitStatus>();
   // Watchers being stopped because their node has nothing left to watch.
   #stopping = new Set<Promise<void>>();
   #closed = false;
@@ -285,7 +287,8 @@ export class ProcessManager {
     );
     if (!r.success) throw failure(`start ${JSON.stringify(cmd)}`, node, r);
     const info = parseMeta(id, node, r.stdout);
-    this.#procs.set(id, { info, killing: null, cleaned: false });
+    const entry: Entry = { info, killing: null, cleaned: false };
+    this.#procs.set(id, entry);
     log.info("Started {id} on {node}: pid {pid}, {cmd}", {
       id,
       node: node.name,
@@ -293,6 +296,11 @@ export class ProcessManager {
       role,
       cmd,
     });
+    const early = this.#early.get(id);
+    if (early) {
+      this.#early.delete(id);
+      this.#exited(entry, early);
+    }
     this.#ensureWatcher(node);
     return id;
   }
@@ -396,9 +404,14 @@ export class ProcessManager {
    * ended). Calling it again resolves with the same status.
    */
   kill(id: string, options: KillOptions = {}): Promise<ExitStatus> {
-    const entry = this.#entry(id);
+    let entry: Entry;
     const timeout = options.timeout ?? DEFAULT_KILL_TIMEOUT;
-    validateTimeout("timeout", timeout);
+    try {
+      entry = this.#entry(id);
+      validateTimeout("timeout", timeout);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     entry.killing ??= this.#kill(entry, timeout).catch((e) => {
       entry.killing = null;
       throw e;
@@ -581,13 +594,22 @@ export class ProcessManager {
 
   #onWatchLine(text: string): void {
     const [what, id, rc] = text.split(" ");
+    const status: ExitStatus | null = what === "exit"
+      ? { code: Number(rc), source: "monitor" }
+      : what === "lost"
+      ? { code: null, source: "lost" }
+      : null;
+    if (!status) return;
     const entry = this.#procs.get(id);
-    if (!entry || entry.killing || entry.info.exit) return;
-    if (what === "exit") {
-      this.#exited(entry, { code: Number(rc), source: "monitor" });
-    } else if (what === "lost") {
-      this.#exited(entry, { code: null, source: "lost" });
+    if (!entry) {
+      // Possibly one of ours whose start() has not returned yet; the watcher
+      // reports each id once, so keep it (a bounded number of them).
+      if (this.#early.size >= 1000) this.#early.clear();
+      this.#early.set(id, status);
+      return;
     }
+    if (entry.killing || entry.info.exit) return;
+    this.#exited(entry, status);
   }
 
   #watcherEnded(node: SshNode, session: SshSession, why: unknown): void {
