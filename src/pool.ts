@@ -57,7 +57,7 @@ export interface MasterStatus {
 
 /** Options of {@linkcode ControlPool}. */
 export interface ControlPoolOptions {
-  /** ms a master has to answer `ssh -O check` (default 2000). */
+  /** ms a master has to answer `ssh -O check` (default 1000). */
   checkTimeout?: number;
 }
 
@@ -115,7 +115,7 @@ export class ControlPool {
 
   /** @param options check timeout */
   constructor(options: ControlPoolOptions = {}) {
-    this.checkTimeout = options.checkTimeout ?? 2000;
+    this.checkTimeout = options.checkTimeout ?? 1000;
   }
 
   /** Number of distinct masters the pool knows of. */
