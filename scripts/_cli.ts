@@ -12,6 +12,7 @@
 import { parseArgs } from "jsr:@std/cli@^1/parse-args";
 import * as colors from "jsr:@std/fmt@^1/colors";
 import { dirname } from "jsr:@std/path@^1";
+import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
 import {
   configure,
   dispose,
@@ -146,9 +147,9 @@ export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
   }) as Record<string, unknown> & { _: unknown[] };
   if (bad !== null) {
     const name = String(bad).replace(/=.*$/, "");
-    const hint = all.map((o) => `--${o.name}`).find((f) =>
-      f.startsWith(name) || name.startsWith(f)
-    );
+    const flags = all.map((o) => `--${o.name}`);
+    const hint = flags.find((f) => levenshteinDistance(f, name) <= 2) ??
+      flags.find((f) => f.startsWith(name));
     throw new UsageError(
       `Unknown option "${name}"${hint ? `: did you mean "${hint}"?` : ""}`,
     );
