@@ -17,7 +17,11 @@ async function* sourceFiles(
       continue;
     }
     const path = rel ? `${rel}/${entry.name}` : entry.name;
-    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+    // "./" keeps a name with a colon (sysfs fixtures) from reading as a scheme.
+    const url = new URL(
+      "./" + entry.name + (entry.isDirectory ? "/" : ""),
+      dir,
+    );
     if (entry.isDirectory) yield* sourceFiles(url, path);
     else if (/\.(ts|tsx|js|mjs)$/.test(entry.name)) {
       yield [path, await Deno.readTextFile(url)];
