@@ -16,17 +16,9 @@ import {
 } from "../src/errors.ts";
 import type { SshNode } from "../src/node.ts";
 import type { RunResult } from "../src/session.ts";
-import {
-  type CliSpec,
-  colors,
-  durationFlag,
-  humanMs,
-  intFlag,
-  mapLimit,
-  nodeWith,
-  type Output,
-  runCli,
-} from "./_cli.ts";
+import { type CliSpec, durationFlag, intFlag, runCli } from "./_cli.ts";
+import { colors, humanMs, type Output } from "./_output.ts";
+import { mapLimit, nodeWith } from "./_runs.ts";
 
 const SPEC: CliSpec = {
   name: "check",

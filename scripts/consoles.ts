@@ -14,14 +14,13 @@ import { SshNode } from "../src/node.ts";
 import type { RunResult } from "../src/session.ts";
 import {
   type CliSpec,
-  colors,
   durationFlag,
   interruptSignal,
-  outcome,
-  padNames,
   runCli,
   UsageError,
 } from "./_cli.ts";
+import { colors, padNames } from "./_output.ts";
+import { outcome } from "./_runs.ts";
 
 const SPEC: CliSpec = {
   name: "consoles",

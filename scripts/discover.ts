@@ -10,14 +10,8 @@
 import { stringify } from "jsr:@std/yaml@^1";
 import { discover, type NodeInventory } from "../src/discover.ts";
 import { ConfigurationError } from "../src/errors.ts";
-import {
-  type CliSpec,
-  durationFlag,
-  formatTable,
-  interruptSignal,
-  type Output,
-  runCli,
-} from "./_cli.ts";
+import { type CliSpec, durationFlag, interruptSignal, runCli } from "./_cli.ts";
+import { formatTable, type Output } from "./_output.ts";
 
 const SPEC: CliSpec = {
   name: "discover",

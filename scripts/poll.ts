@@ -14,18 +14,14 @@ import { runAll } from "../src/fanout.ts";
 import type { RunResult } from "../src/session.ts";
 import {
   type CliSpec,
-  colors,
   durationFlag,
-  formatTable,
   interruptSignal,
   intFlag,
-  observed,
-  outcome,
-  padNames,
-  resultJson,
   runCli,
   UsageError,
 } from "./_cli.ts";
+import { colors, formatTable, padNames } from "./_output.ts";
+import { observed, outcome, resultJson } from "./_runs.ts";
 
 const SPEC: CliSpec = {
   name: "poll",

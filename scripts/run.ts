@@ -12,19 +12,14 @@ import { runAll } from "../src/fanout.ts";
 import type { RunResult } from "../src/session.ts";
 import {
   type CliSpec,
-  colors,
   durationFlag,
-  humanMs,
   interruptSignal,
   intFlag,
-  observed,
-  outcome,
-  type Output,
-  padNames,
-  resultJson,
   runCli,
   UsageError,
 } from "./_cli.ts";
+import { colors, humanMs, type Output, padNames } from "./_output.ts";
+import { observed, outcome, resultJson } from "./_runs.ts";
 
 const SPEC: CliSpec = {
   name: "run",

@@ -1,0 +1,262 @@
+/**
+ * The rig file's value checks: a {@linkcode Checker} converts each setting
+ * to its type (durations, ports, booleans, paths, ssh options), rejects
+ * unknown keys with the closest known one, and turns every problem into a
+ * {@linkcode RigFileError} at the line and column of the key or value.
+ *
+ * @module
+ */
+
+import { dirname, isAbsolute, join } from "jsr:@std/path@^1";
+import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
+import { ConfigurationError, RigFileError } from "./errors.ts";
+import { parseDuration, shown } from "./_duration.ts";
+import type { LocatedYaml, PathStep } from "./_yaml_positions.ts";
+
+/** How a setting's value is checked: a kind, or the list of allowed words. */
+export type Kind =
+  | "text"
+  | "path"
+  | "boolean"
+  | "port"
+  | "duration"
+  | "relay"
+  | "options"
+  | readonly string[];
+
+/** Keys a node, a rig's `defaults` and the top-level `defaults` accept. */
+export const SETTING_KEYS: Record<string, Kind> = {
+  user: "text",
+  port: "port",
+  transport: ["ssh", "ush", "local"],
+  relay: "relay",
+  relayMode: ["nested", "jump"],
+  ushPath: "text",
+  controlMaster: "boolean",
+  silent: "boolean",
+  console: "boolean",
+  consoleCommand: "text",
+  device: "text",
+  devip: "text",
+  sshConfig: "path",
+  identityFile: "path",
+  sshOptions: "options",
+  hostKeyCheck: ["default", "accept-new", "off"],
+  connectTimeout: "duration",
+  ioTimeout: "duration",
+  cmdTimeout: "duration",
+};
+
+/** Node, group and rig names: safe in prefixes, patterns and file names. */
+export const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** A checked setting and where it was given. */
+export type Setting = { value: unknown; path: PathStep[] };
+/** Settings by key, most specific last written. */
+export type Settings = Map<string, Setting>;
+
+/** Checks one parsed file; every method throws at the first problem. */
+export class Checker {
+  /**
+   * @param file the rig file, for errors and relative paths
+   * @param doc the parsed file with positions
+   * @param home the home directory for `~/`
+   */
+  constructor(
+    readonly file: string,
+    readonly doc: LocatedYaml,
+    readonly home: string | undefined,
+  ) {}
+
+  /** Throw a RigFileError at the key of `path`. */
+  failKey(path: readonly PathStep[], what: string): never {
+    const { line, column } = this.doc.keyAt(path);
+    throw new RigFileError(this.file, line, column, what);
+  }
+
+  /** Throw a RigFileError at the value of `path`. */
+  failValue(path: readonly PathStep[], what: string): never {
+    const { line, column } = this.doc.valueAt(path);
+    throw new RigFileError(this.file, line, column, what);
+  }
+
+  /** `value` as a mapping (empty for null); anything else is an error. */
+  mapping(
+    value: unknown,
+    path: PathStep[],
+    what: string,
+  ): Record<string, unknown> {
+    if (value === null || value === undefined) return {};
+    if (typeof value !== "object" || Array.isArray(value)) {
+      this.failValue(
+        path,
+        `Invalid ${what} ${shown(value)}: give a mapping of keys`,
+      );
+    }
+    return value as Record<string, unknown>;
+  }
+
+  /** Refuse the first key of `map` not in `allowed`, naming the closest. */
+  knownKeys(
+    map: Record<string, unknown>,
+    path: PathStep[],
+    allowed: readonly string[],
+    where: string,
+  ): void {
+    for (const key of Object.keys(map)) {
+      if (allowed.includes(key)) continue;
+      const hint = closest(key, allowed);
+      this.failKey(
+        [...path, key],
+        `Unknown key "${key}" in ${where}` +
+          (hint
+            ? `: did you mean "${hint}"?`
+            : `: known keys are ${allowed.map((k) => `"${k}"`).join(", ")}`),
+      );
+    }
+  }
+
+  /** Refuse a node or rig name that is unsafe in patterns and prefixes. */
+  name(value: string, path: PathStep[], kind: string): void {
+    if (!NAME_RE.test(value)) {
+      this.failKey(
+        path,
+        `Invalid ${kind} name ${
+          JSON.stringify(value)
+        }: use letters, digits, ".", "_" and "-" (not first)`,
+      );
+    }
+  }
+
+  /** Check every setting key of `map` and record it with its path. */
+  settings(
+    map: Record<string, unknown>,
+    path: PathStep[],
+    into: Settings,
+  ): void {
+    for (const [key, value] of Object.entries(map)) {
+      const kind = SETTING_KEYS[key];
+      if (!kind) continue; // the caller has rejected unknown keys
+      const p = [...path, key];
+      into.set(key, { value: this.convert(kind, key, value, p), path: p });
+    }
+  }
+
+  /** Check one value against its kind and return it converted. */
+  convert(kind: Kind, key: string, value: unknown, path: PathStep[]): unknown {
+    if (Array.isArray(kind)) {
+      if (typeof value !== "string" || !kind.includes(value)) {
+        this.failValue(
+          path,
+          `Invalid ${key} ${shown(value)}: use ${
+            kind.map((k) => `"${k}"`).join(", ")
+          }`,
+        );
+      }
+      return value;
+    }
+    switch (kind) {
+      case "text":
+      case "path": {
+        if (typeof value === "number") value = String(value);
+        if (typeof value !== "string" || value.trim() === "") {
+          this.failValue(
+            path,
+            `Invalid ${key} ${shown(value)}: give non-empty text`,
+          );
+        }
+        return kind === "path" ? this.path(value as string) : value;
+      }
+      case "relay":
+        if (value === null) return null; // explicit "no relay" for this node
+        if (typeof value !== "string") {
+          this.failValue(
+            path,
+            `Invalid relay ${shown(value)}: give text like "user@host"`,
+          );
+        }
+        return value;
+      case "boolean":
+        if (typeof value !== "boolean") {
+          this.failValue(
+            path,
+            `Invalid ${key} ${shown(value)}: use true or false`,
+          );
+        }
+        return value;
+      case "port":
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          this.failValue(
+            path,
+            `Invalid port ${shown(value)}: use a whole number from 1 to 65535`,
+          );
+        }
+        return value;
+      case "duration": {
+        const ms = parseDuration(value);
+        if (typeof ms === "string") {
+          this.failValue(path, `Invalid ${key} ${shown(value)}: ${ms}`);
+        }
+        return ms;
+      }
+      case "options": {
+        const map = this.mapping(value, path, "sshOptions");
+        const out: Record<string, string> = {};
+        for (const [k, v] of Object.entries(map)) {
+          if (typeof v === "boolean") out[k] = v ? "yes" : "no";
+          else if (typeof v === "string" || typeof v === "number") {
+            out[k] = String(v);
+          } else {
+            this.failValue(
+              [...path, k],
+              `Invalid value ${
+                shown(v)
+              } for ssh option "${k}": give text or a number`,
+            );
+          }
+        }
+        return out;
+      }
+    }
+    return value;
+  }
+
+  /** `~/x` is under $HOME; a relative path is relative to the rig file. */
+  path(value: string): string {
+    if (value === "~" || value.startsWith("~/")) {
+      return this.home ? this.home + value.slice(1) : value;
+    }
+    return isAbsolute(value) ? value : join(dirname(this.file), value);
+  }
+
+  /** Like {@linkcode Checker.guard}, pointing at the key. */
+  guardKey(path: PathStep[], check: () => void): void {
+    try {
+      check();
+    } catch (e) {
+      if (e instanceof ConfigurationError) this.failKey(path, e.message);
+      throw e;
+    }
+  }
+
+  /** Run a transport validator; its error becomes a RigFileError at `path`. */
+  guard(path: PathStep[], check: () => void): void {
+    try {
+      check();
+    } catch (e) {
+      if (e instanceof ConfigurationError) this.failValue(path, e.message);
+      throw e;
+    }
+  }
+}
+
+/** The closest known key, when close enough to be a typo. */
+export function closest(word: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = levenshteinDistance(word.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
+}
