@@ -1,7 +1,7 @@
 /**
  * Helpers the scripts share around runs: how a run ended in a few words, a
- * run as JSON, a node with changed options, a bounded map, and a node
- * stand-in that reports each result (for the progress line).
+ * run as JSON, a node with changed options, a bounded map, and a fan-out
+ * stand-in for a node that reports each result (for the progress line).
  *
  * @module
  */
@@ -13,6 +13,7 @@ import {
 } from "../src/errors.ts";
 import { SshNode, type SshNodeOptions } from "../src/node.ts";
 import type { RunOptions, RunResult } from "../src/session.ts";
+import type { FanoutNode } from "../src/fanout.ts";
 
 /** How a run ended, in a few words: "exit 0", "exit 2", "unreachable", "command timeout". */
 export function outcome(r: RunResult): string {
@@ -78,27 +79,22 @@ export async function mapLimit<T, R>(
 }
 
 /**
- * A stand-in for `node` that reports every `rexec` result to `onResult`
- * (for the progress line); everything else goes to the node itself, with
- * `this` bound to it so its private state works.
+ * A stand-in for `node` in `runAll` that reports every result to
+ * `onResult` as it comes (for the progress line).
  */
 export function observed(
   node: SshNode,
   onResult: (result: RunResult) => void,
-): SshNode {
-  return new Proxy(node, {
-    get(target, prop) {
-      if (prop === "rexec") {
-        return async (cmd: string, options?: RunOptions) => {
-          const result = await target.rexec(cmd, options);
-          onResult(result);
-          return result;
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+): FanoutNode {
+  return {
+    name: node.name,
+    prepare: () => node.prepare(),
+    rexec: async (cmd: string, options?: RunOptions) => {
+      const result = await node.rexec(cmd, options);
+      onResult(result);
+      return result;
     },
-  });
+  };
 }
 
 /** A RunResult as plain JSON: the error as its class name and message. */
