@@ -84,6 +84,9 @@ export class Rig implements AsyncDisposable {
   readonly rigNames: readonly string[];
 
   /**
+   * A rig of ready nodes; {@linkcode loadRig} and {@linkcode parseRig}
+   * build one from a file.
+   *
    * @param name rig name
    * @param nodes nodes in order (names unique)
    * @param options where it came from, its groups and description
