@@ -292,8 +292,12 @@ export class Shell {
    * {@linkcode TimeoutError} (or the signal's reason).
    */
   run(cmd: string, options: ShellRunOptions = {}): Promise<ShellResult> {
-    validateCommand(cmd);
-    validateTimeout("timeout", options.timeout);
+    try {
+      validateCommand(cmd);
+      validateTimeout("timeout", options.timeout);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const next = this.#queue.then(() => this.#runNow(cmd, options));
     this.#queue = next.catch(() => {});
     return next;
@@ -390,7 +394,13 @@ export class Shell {
     }
   }
 
-  /** Write `text` as is to the shell's stdin (for a program reading it). */
+  /**
+   * Write `text` as is to the shell's stdin, for a program started in the
+   * shell to read. Shells and programs read ahead from a pipe: send input
+   * once the program waits for it (expect its prompt first), and let a
+   * program that reads stdin end before the next {@linkcode Shell.run}, or
+   * it may swallow that run's command.
+   */
   async send(text: string): Promise<void> {
     await this.#write(text);
   }
@@ -407,7 +417,11 @@ export class Shell {
     options: ExpectOptions = {},
   ): Promise<string> {
     const timeout = options.timeout ?? DEFAULT_EXPECT_TIMEOUT;
-    validateTimeout("timeout", timeout);
+    try {
+      validateTimeout("timeout", timeout);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (this.#waiter) {
       return Promise.reject(
         new FiwiError(
