@@ -35,7 +35,8 @@ import { ConnectionError, FiwiError, TimeoutError } from "./errors.ts";
 import type { SshNode } from "./node.ts";
 import { resolveRetry, retryDelay, type RetryOptions } from "./retry.ts";
 import { classifyFailure, validateTimeout } from "./session.ts";
-import { shellQuote, START_MARKER, validateCommand } from "./transport.ts";
+import { shellQuote, validateCommand } from "./transport.ts";
+import { ShellOutput } from "./_shell_output.ts";
 
 /** Options of {@linkcode openShell} (`node.openShell(name, options)`). */
 export interface ShellOptions {
@@ -88,22 +89,6 @@ const log = getLogger(["fiwi", "shell"]);
 const encoder = new TextEncoder();
 const open = new WeakMap<SshNode, Map<string, Shell>>();
 
-interface PendingRun {
-  sentinel: string;
-  stdout: string;
-  stderr: string;
-  code: number | null | undefined;
-  errDone: boolean;
-  resolve: (r: { code: number | null; stdout: string; stderr: string }) => void;
-  reject: (e: Error) => void;
-}
-
-interface Waiter {
-  re: RegExp;
-  resolve: (text: string) => void;
-  reject: (e: Error) => void;
-}
-
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -126,17 +111,11 @@ export class Shell {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #token = randomToken();
   #seq = 0;
-  #remotePid: number | null = null;
-  #preStart = "";
-  #pending = "";
-  #run: PendingRun | null = null;
-  #waiter: Waiter | null = null;
+  #started: PromiseWithResolvers<void> = Promise.withResolvers();
+  #out = new ShellOutput(() => this.#started.resolve());
   #queue: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | null = null;
   #ended = false;
-  #started: PromiseWithResolvers<void> = Promise.withResolvers();
-  // Aborted when a run settles: removes that run's abort listener.
-  #runEnd = new AbortController();
   #finished: Promise<Deno.CommandStatus>;
 
   /** @internal use `node.openShell(name)` */
@@ -147,8 +126,8 @@ export class Shell {
     this.#writer = child.stdin.getWriter();
     this.#started.promise.catch(() => {});
     const readers = Promise.all([
-      this.#pump(child.stdout, (t) => this.#onStdout(t)),
-      this.#pump(child.stderr, (t) => this.#onStderr(t)),
+      pump(child.stdout, (t) => this.#out.stdout(t)),
+      pump(child.stderr, (t) => this.#out.stderr(t)),
     ]);
     this.#finished = (async () => {
       const [status] = await Promise.all([child.status, readers]);
@@ -159,7 +138,7 @@ export class Shell {
 
   /** Pid of the remote shell (its process group), once it runs. */
   get remotePid(): number | null {
-    return this.#remotePid;
+    return this.#out.remotePid;
   }
 
   /** True once the shell has ended or is closing. */
@@ -172,111 +151,16 @@ export class Shell {
     return this.#started.promise;
   }
 
-  async #pump(
-    bytes: ReadableStream<Uint8Array>,
-    onText: (text: string) => void,
-  ): Promise<void> {
-    try {
-      for await (const text of bytes.pipeThrough(new TextDecoderStream())) {
-        onText(text);
-      }
-    } catch { /* the client was killed: what arrived is all there is */ }
-  }
-
-  #onStdout(text: string): void {
-    const run = this.#run;
-    if (!run || run.code !== undefined) {
-      this.#addPending(text);
-      return;
-    }
-    run.stdout += text;
-    const mark = run.stdout.indexOf(run.sentinel + " ");
-    if (mark < 0) return;
-    const eol = run.stdout.indexOf("\n", mark);
-    if (eol < 0) return;
-    run.code = Number(run.stdout.slice(mark + run.sentinel.length + 1, eol));
-    const after = run.stdout.slice(eol + 1);
-    run.stdout = run.stdout.slice(0, mark);
-    this.#settleRun();
-    if (after) this.#addPending(after);
-  }
-
-  #onStderr(text: string): void {
-    if (this.#remotePid === null) {
-      this.#preStart += text;
-      const eol = this.#preStart.indexOf("\n");
-      if (eol < 0) return;
-      const first = this.#preStart.slice(0, eol);
-      if (!first.startsWith(START_MARKER + " ")) return;
-      this.#remotePid = Number(first.slice(START_MARKER.length + 1));
-      text = this.#preStart.slice(eol + 1);
-      this.#preStart = "";
-      this.#started.resolve();
-      if (!text) return;
-    }
-    const run = this.#run;
-    if (!run || run.errDone) {
-      this.#addPending(text);
-      return;
-    }
-    run.stderr += text;
-    const mark = run.stderr.indexOf(run.sentinel + "\n");
-    if (mark < 0) return;
-    const after = run.stderr.slice(mark + run.sentinel.length + 1);
-    run.stderr = run.stderr.slice(0, mark);
-    run.errDone = true;
-    this.#settleRun();
-    if (after) this.#addPending(after);
-  }
-
-  #settleRun(): void {
-    const run = this.#run;
-    if (!run || run.code === undefined || !run.errDone) return;
-    this.#run = null;
-    run.resolve({ code: run.code, stdout: run.stdout, stderr: run.stderr });
-  }
-
-  #addPending(text: string): void {
-    this.#pending += text;
-    this.#checkWaiter();
-  }
-
-  #checkWaiter(): void {
-    const w = this.#waiter;
-    if (!w) return;
-    const m = w.re.exec(this.#pending);
-    if (!m) return;
-    const end = m.index + m[0].length;
-    const consumed = this.#pending.slice(0, end);
-    this.#pending = this.#pending.slice(end);
-    this.#waiter = null;
-    w.resolve(consumed);
-  }
-
   #onEnd(status: Deno.CommandStatus): void {
     this.#ended = true;
     const shells = open.get(this.node);
     if (shells?.get(this.name) === this) shells.delete(this.name);
-    if (this.#remotePid === null) {
+    if (this.#out.remotePid === null) {
       this.#started.reject(
-        classifyFailure(this.node.name, status.code, this.#preStart),
+        classifyFailure(this.node.name, status.code, this.#out.preStart),
       );
     }
-    const run = this.#run;
-    if (run) {
-      // The command ended the shell (`exit 3`): its status is the shell's.
-      this.#run = null;
-      run.resolve({
-        code: status.signal ? null : status.code,
-        stdout: run.stdout,
-        stderr: run.stderr,
-      });
-    }
-    const w = this.#waiter;
-    if (w) {
-      this.#waiter = null;
-      w.reject(this.#endedError());
-    }
+    this.#out.end(status.signal ? null : status.code, this.#endedError());
   }
 
   #endedError(): FiwiError {
@@ -308,31 +192,21 @@ export class Shell {
     options.signal?.throwIfAborted();
     const t0 = performance.now();
     const sentinel = `__FIWI_SH_${this.#token}_${++this.#seq}__`;
-    const done = new Promise<
-      { code: number | null; stdout: string; stderr: string }
-    >((resolve, reject) => {
-      this.#run = {
-        sentinel,
-        stdout: "",
-        stderr: "",
-        code: undefined,
-        errDone: false,
-        resolve,
-        reject,
-      };
-    });
+    const done = this.#out.beginRun(sentinel);
+    // stdin from /dev/null: the command cannot read the commands after it.
     const script = `{ command eval ${shellQuote(cmd)}\n} </dev/null\n` +
       `printf '%s %d\\n' ${sentinel} "$?"; printf '%s\\n' ${sentinel} >&2\n`;
+    const stop = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const stopped = new Promise<never>((_, reject) => {
-      const stop = (error: unknown) => {
+      const fail = (error: unknown) => {
         reject(error);
         this.close().catch(() => {});
       };
       if (options.timeout) {
         timer = setTimeout(
           () =>
-            stop(
+            fail(
               new TimeoutError(
                 "command",
                 `The timeout of ${options.timeout} ms expired in shell "${this.name}" on node "${this.node.name}" running ${
@@ -345,19 +219,18 @@ export class Shell {
       }
       options.signal?.addEventListener(
         "abort",
-        () => stop(options.signal!.reason),
-        { once: true, signal: this.#runEnd.signal },
+        () => fail(options.signal!.reason),
+        { once: true, signal: stop.signal },
       );
     });
+    stopped.catch(() => {});
     try {
       await this.#write(script);
       const r = await Promise.race([done, stopped]);
       const result: ShellResult = {
         cmd,
-        code: r.code,
+        ...r,
         success: r.code === 0,
-        stdout: r.stdout,
-        stderr: r.stderr,
         durationMs: performance.now() - t0,
       };
       log.info(
@@ -373,10 +246,8 @@ export class Shell {
       return result;
     } finally {
       clearTimeout(timer);
-      this.#runEnd.abort();
-      this.#runEnd = new AbortController();
-      stopped.catch(() => {});
-      if (this.#run?.sentinel === sentinel) this.#run = null;
+      stop.abort();
+      this.#out.dropRun(sentinel);
     }
   }
 
@@ -412,68 +283,48 @@ export class Shell {
    * Rejects with {@linkcode TimeoutError} after `timeout` ms; the shell stays
    * open and the unmatched text stays buffered.
    */
-  expect(
+  async expect(
     pattern: RegExp | string,
     options: ExpectOptions = {},
   ): Promise<string> {
     const timeout = options.timeout ?? DEFAULT_EXPECT_TIMEOUT;
-    try {
-      validateTimeout("timeout", timeout);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    if (this.#waiter) {
-      return Promise.reject(
-        new FiwiError(
-          `Shell "${this.name}" on node "${this.node.name}" is already expecting ${this.#waiter.re}: await it first`,
-        ),
+    validateTimeout("timeout", timeout);
+    const busy = this.#out.expecting;
+    if (busy) {
+      throw new FiwiError(
+        `Shell "${this.name}" on node "${this.node.name}" is already expecting ${busy}: await it first`,
       );
     }
+    options.signal?.throwIfAborted();
     const re = typeof pattern === "string"
       ? new RegExp(escapeRegExp(pattern))
       : new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""));
-    return new Promise<string>((resolve, reject) => {
-      const cleanup = new AbortController();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const finish = () => {
-        clearTimeout(timer);
-        cleanup.abort();
-        if (this.#waiter === waiter) this.#waiter = null;
-      };
-      const waiter: Waiter = {
-        re,
-        resolve: (text) => {
-          finish();
-          resolve(text);
-        },
-        reject: (e) => {
-          finish();
-          reject(e);
-        },
-      };
-      if (options.signal?.aborted) return reject(options.signal.reason);
-      this.#waiter = waiter;
-      this.#checkWaiter();
-      if (this.#waiter !== waiter) return;
-      if (this.#ended) return waiter.reject(this.#endedError());
-      if (timeout > 0) {
-        timer = setTimeout(
-          () =>
-            waiter.reject(
-              new TimeoutError(
-                "io",
-                `Expected ${re} in shell "${this.name}" on node "${this.node.name}" within ${timeout} ms`,
-              ),
+    const wait = this.#out.expect(re);
+    if (this.#ended) wait.cancel(this.#endedError());
+    const stop = new AbortController();
+    const timer = timeout > 0
+      ? setTimeout(
+        () =>
+          wait.cancel(
+            new TimeoutError(
+              "io",
+              `Expected ${re} in shell "${this.name}" on node "${this.node.name}" within ${timeout} ms`,
             ),
-          timeout,
-        );
-      }
-      options.signal?.addEventListener(
-        "abort",
-        () => waiter.reject(options.signal!.reason),
-        { once: true, signal: cleanup.signal },
-      );
-    });
+          ),
+        timeout,
+      )
+      : undefined;
+    options.signal?.addEventListener(
+      "abort",
+      () => wait.cancel(options.signal!.reason),
+      { once: true, signal: stop.signal },
+    );
+    try {
+      return await wait.promise;
+    } finally {
+      clearTimeout(timer);
+      stop.abort();
+    }
   }
 
   /**
@@ -487,8 +338,9 @@ export class Shell {
   }
 
   async #close(): Promise<void> {
-    if (!this.#ended && this.#remotePid !== null) {
-      await this.node.killRemoteGroup(this.#remotePid);
+    const pid = this.#out.remotePid;
+    if (!this.#ended && pid !== null) {
+      await this.node.killRemoteGroup(pid);
     } else if (!this.#ended) {
       // Still connecting: nothing remote to kill, and nothing to wait for.
       try {
@@ -518,6 +370,17 @@ export class Shell {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+async function pump(
+  bytes: ReadableStream<Uint8Array>,
+  onText: (text: string) => void,
+): Promise<void> {
+  try {
+    for await (const text of bytes.pipeThrough(new TextDecoderStream())) {
+      onText(text);
+    }
+  } catch { /* the client was killed: what arrived is all there is */ }
 }
 
 function spawn(node: SshNode, shell: string): Deno.ChildProcess {

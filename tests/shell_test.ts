@@ -6,9 +6,70 @@ import {
   assertRejects,
 } from "jsr:@std/assert@^1";
 import { ConnectionError, FiwiError, SshNode, TimeoutError } from "../mod.ts";
+import { ShellOutput } from "../src/_shell_output.ts";
 import { countRemote, skipReason, startLoopbackRig } from "./_loopback.ts";
 
 const ignore = skipReason() !== null;
+
+const S = "__FIWI_SH_t_1__";
+
+Deno.test("ShellOutput takes the pid from the start line and keeps ssh's text apart", () => {
+  let started = 0;
+  const out = new ShellOutput(() => started++);
+  out.stderr("Warning: something\n__FIWI_ST");
+  assertEquals([out.remotePid, started], [null, 0]);
+  out.stderr("ART__ 4242\nearly");
+  // Only a first line that is the start line counts.
+  assertEquals([out.remotePid, started], [null, 0]);
+  const plain = new ShellOutput(() => started++);
+  plain.stderr("__FIWI_START__ 4242\nearly");
+  assertEquals([plain.remotePid, started, plain.pending], [4242, 1, "early"]);
+  assertEquals(out.preStart, "Warning: something\n__FIWI_START__ 4242\nearly");
+});
+
+Deno.test("ShellOutput cuts a run's output at its sentinels, split anywhere", async () => {
+  const text = `no newline${S} 7\nlater`;
+  const err = `oops\n${S}\n`;
+  for (let cut = 0; cut <= text.length; cut++) {
+    const out = new ShellOutput();
+    out.stderr("__FIWI_START__ 1\n");
+    const run = out.beginRun(S);
+    out.stdout(text.slice(0, cut));
+    out.stderr(err.slice(0, cut % err.length));
+    out.stdout(text.slice(cut));
+    out.stderr(err.slice(cut % err.length));
+    assertEquals(await run, {
+      code: 7,
+      stdout: "no newline",
+      stderr: "oops\n",
+    });
+    assertEquals(out.pending, "later");
+  }
+});
+
+Deno.test("ShellOutput.expect() consumes up to the match, across chunks", async () => {
+  const out = new ShellOutput();
+  out.stderr("__FIWI_START__ 1\n");
+  out.stdout("ready");
+  const first = out.expect(/ready> /);
+  out.stdout("> and more");
+  assertEquals(await first.promise, "ready> ");
+  assertEquals(out.pending, "and more");
+  const never = out.expect(/x{3}/);
+  assertEquals(out.expecting?.source, "x{3}");
+  out.end(0, new Error("ended"));
+  await assertRejects(() => never.promise, Error, "ended");
+  assertEquals(out.expecting, null);
+});
+
+Deno.test("ShellOutput resolves a pending run with the shell's status when it ends", async () => {
+  const out = new ShellOutput();
+  out.stderr("__FIWI_START__ 1\n");
+  const run = out.beginRun(S);
+  out.stdout("bye\n");
+  out.end(3, new Error("ended"));
+  assertEquals(await run, { code: 3, stdout: "bye\n", stderr: "" });
+});
 
 Deno.test("a local shell keeps its state between runs", async () => {
   const node = new SshNode({
