@@ -35,6 +35,18 @@ import type { SshNode } from "./node.ts";
 import { type RunResult, SshSession, validateTimeout } from "./session.ts";
 import { validateCommand } from "./transport.ts";
 import {
+  checkStart,
+  type ExitStatus,
+  type KillAllOptions,
+  type KillOptions,
+  parseMeta,
+  parseState,
+  type ProcessExit,
+  type ProcessInfo,
+  type ProcessManagerOptions,
+  type StartOptions,
+} from "./_process_meta.ts";
+import {
   crashScript,
   killScript,
   listScript,
@@ -44,101 +56,19 @@ import {
   watchScript,
 } from "./_process_scripts.ts";
 
-/**
- * How an exit was learned: `monitor`, the status the node-side monitor
- * recorded (the process ended by itself or someone else ended it); `quit`,
- * it ended within the timeout after {@linkcode ProcessManager.kill} sent
- * QUIT; `kill`, it needed KILL; `lost`, it is gone and no status was
- * recorded (the monitor died too, the node rebooted): the code is null.
- */
-export type ExitSource = "monitor" | "quit" | "kill" | "lost";
-
-/** A process's exit code and how it was learned. */
-export interface ExitStatus {
-  /** Exit code; 128 + n for a process ended by signal n; null when lost. */
-  code: number | null;
-  /** How the code was learned. */
-  source: ExitSource;
-}
-
-/** What {@linkcode ProcessManager.onExit} callbacks receive. */
-export interface ProcessExit extends ExitStatus {
-  /** Process id. */
-  id: string;
-  /** Node name. */
-  node: string;
-  /** The name given at start. */
-  name: string;
-  /** The role given at start. */
-  role: string | null;
-}
-
-/** Options of {@linkcode ProcessManager.start}. */
-export interface StartOptions {
-  /** Readable name; the id starts with it (default "proc"). */
-  name?: string;
-  /** Role, for {@linkcode ProcessManager.killAll} ordering. */
-  role?: string;
-  /** Log file on the node (default: next to the metadata, `<id>.log`). */
-  logFile?: string;
-  /** Environment variables for the command. */
-  env?: Record<string, string>;
-}
-
-/** One managed process. */
-export interface ProcessInfo {
-  /** Process id (unique on its node). */
-  id: string;
-  /** Name given at start. */
-  name: string;
-  /** Role given at start. */
-  role: string | null;
-  /** The node it runs on. */
-  node: SshNode;
-  /** The command line. */
-  cmd: string;
-  /** Pid of the command (its process group when `group`). */
-  pid: number;
-  /** Pid of the node-side monitor that records the exit status. */
-  monitorPid: number;
-  /** True when the command leads its own process group (setsid). */
-  group: boolean;
-  /** Host name as the node reports it. */
-  host: string;
-  /** Remote user. */
-  user: string;
-  /** Start time, as the node's clock had it (1 s resolution). */
-  startedAt: Date;
-  /** Absolute path of the log file on the node. */
-  logFile: string;
-  /** Exit status, once known. */
-  exit: ExitStatus | null;
-}
-
-/** Options of {@linkcode ProcessManager.kill}. */
-export interface KillOptions {
-  /** ms to wait after QUIT, and again after KILL (default 5000). */
-  timeout?: number;
-}
-
-/** Options of {@linkcode ProcessManager.killAll}. */
-export interface KillAllOptions extends KillOptions {
-  /** Roles to stop first, in this order; the rest go last, together. */
-  order?: string[];
-}
-
-/** Options of {@linkcode ProcessManager}. */
-export interface ProcessManagerOptions {
-  /** Report exits as they happen with a watcher per node (default true). */
-  watch?: boolean;
-  /** ms between the node-side watcher's checks (default 250). */
-  watchInterval?: number;
-}
+export type {
+  ExitSource,
+  ExitStatus,
+  KillAllOptions,
+  KillOptions,
+  ProcessExit,
+  ProcessInfo,
+  ProcessManagerOptions,
+  StartOptions,
+} from "./_process_meta.ts";
 
 /** Default of {@linkcode KillOptions.timeout}. */
 export const DEFAULT_KILL_TIMEOUT = 5000;
-const SAFE_NAME = /^[A-Za-z0-9_.-]+$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** ms before a watcher that ended on its own is started again. */
 const WATCH_RESTART_MS = 1000;
 
@@ -167,43 +97,6 @@ function failure(what: string, node: SshNode, r: RunResult): FiwiError {
   return new FiwiError(`Cannot ${what} on node "${node.name}": ${why}`, {
     cause: r.error ?? undefined,
   });
-}
-
-/** Parse `key=value` metadata lines into a {@linkcode ProcessInfo}. */
-function parseMeta(id: string, node: SshNode, text: string): ProcessInfo {
-  const kv = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const eq = line.indexOf("=");
-    if (eq > 0) kv.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  let spec: { name?: string; role?: string | null; cmd?: string } = {};
-  try {
-    spec = JSON.parse(kv.get("spec") ?? "{}");
-  } catch { /* written by something else: keep what the lines say */ }
-  return {
-    id,
-    name: spec.name ?? id,
-    role: spec.role ?? null,
-    node,
-    cmd: spec.cmd ?? "",
-    pid: Number(kv.get("pid")),
-    monitorPid: Number(kv.get("monitor")),
-    group: kv.get("group") === "1",
-    host: kv.get("host") ?? "",
-    user: kv.get("user") ?? "",
-    startedAt: new Date(Number(kv.get("started") ?? 0) * 1000),
-    logFile: kv.get("log") ?? "",
-    exit: null,
-  };
-}
-
-function parseState(line: string): ExitStatus | null {
-  const [st, rc] = line.trim().split(" ");
-  if (st === "running") return null;
-  if (st === "exited" && rc !== undefined && rc !== "") {
-    return { code: Number(rc), source: "monitor" };
-  }
-  return { code: null, source: "lost" };
 }
 
 /**
@@ -243,37 +136,7 @@ export class ProcessManager {
   ): Promise<string> {
     this.#open();
     validateCommand(cmd);
-    const name = options.name ?? "proc";
-    if (typeof name !== "string" || !SAFE_NAME.test(name)) {
-      throw new ConfigurationError(
-        `Invalid process name ${
-          JSON.stringify(name)
-        }: use letters, digits, ".", "_" or "-"`,
-      );
-    }
-    const role = options.role ?? null;
-    if (role !== null && (typeof role !== "string" || role.trim() === "")) {
-      throw new ConfigurationError(
-        `Invalid role ${JSON.stringify(role)}: give a non-empty string`,
-      );
-    }
-    if (options.logFile !== undefined && !/^[^\0\n]+$/.test(options.logFile)) {
-      throw new ConfigurationError(
-        `Invalid logFile ${
-          JSON.stringify(options.logFile)
-        }: give a path on one line`,
-      );
-    }
-    const env = options.env ?? {};
-    for (const [k, v] of Object.entries(env)) {
-      if (!ENV_NAME.test(k) || typeof v !== "string" || v.includes("\0")) {
-        throw new ConfigurationError(
-          `Invalid environment variable ${JSON.stringify(k)}=${
-            JSON.stringify(v)
-          }: use a shell variable name and a string value`,
-        );
-      }
-    }
+    const { name, role, env } = checkStart(options);
     const id = `${name}-${hex(4)}`;
     const r = await node.rexec(
       startScript({

@@ -6,13 +6,16 @@ import {
   assertMatch,
   assertNotEquals,
   assertRejects,
+  assertThrows,
 } from "jsr:@std/assert@^1";
 import {
   ConfigurationError,
   type ProcessExit,
   ProcessManager,
   SshNode,
+  type StartOptions,
 } from "../mod.ts";
+import { checkStart, parseMeta, parseState } from "../src/_process_meta.ts";
 import {
   countRemote,
   LIVE,
@@ -22,6 +25,63 @@ import {
 } from "./_loopback.ts";
 
 const ignore = skipReason() !== null;
+
+Deno.test("parseMeta() reads the key=value metadata a node wrote", () => {
+  const node = new SshNode({
+    name: "n",
+    host: "localhost",
+    transport: "local",
+  });
+  const text = [
+    "pid=120",
+    "monitor=119",
+    "group=1",
+    "host=rig-a",
+    "user=pi",
+    "started=1700000000",
+    "log=/tmp/x=y.log",
+    `spec=${JSON.stringify({ name: "srv", role: "server", cmd: "a=1 b" })}`,
+  ].join("\n");
+  const info = parseMeta("srv-1", node, text);
+  assertEquals(
+    [info.pid, info.monitorPid, info.group, info.host, info.user],
+    [120, 119, true, "rig-a", "pi"],
+  );
+  assertEquals([info.name, info.role, info.cmd, info.logFile], [
+    "srv",
+    "server",
+    "a=1 b",
+    "/tmp/x=y.log",
+  ]);
+  assertEquals(info.startedAt.toISOString(), "2023-11-14T22:13:20.000Z");
+  assertEquals(parseMeta("bare", node, "pid=5\nspec=not json").name, "bare");
+});
+
+Deno.test("parseState() tells running from exited, lost and gone", () => {
+  const cases: [string, unknown][] = [
+    ["running \n", null],
+    ["exited 0\n", { code: 0, source: "monitor" }],
+    ["exited 137", { code: 137, source: "monitor" }],
+    ["lost \n", { code: null, source: "lost" }],
+    ["gone \n", { code: null, source: "lost" }],
+  ];
+  for (const [line, want] of cases) assertEquals(parseState(line), want, line);
+});
+
+Deno.test("checkStart() refuses names, roles, log paths and env it cannot pass on", () => {
+  assertEquals(checkStart({}), { name: "proc", role: null, env: {} });
+  const bad: [StartOptions, string][] = [
+    [{ name: "a b" }, "Invalid process name"],
+    [{ name: "" }, "Invalid process name"],
+    [{ role: " " }, "Invalid role"],
+    [{ logFile: "two\nlines" }, "Invalid logFile"],
+    [{ env: { "A-B": "x" } }, "Invalid environment variable"],
+    [{ env: { A: "nul\0" } }, "Invalid environment variable"],
+  ];
+  for (const [options, message] of bad) {
+    assertThrows(() => checkStart(options), ConfigurationError, message);
+  }
+});
 const META_DIR = '"${XDG_RUNTIME_DIR:-/tmp}/fiwi-proc-$(id -u)"';
 
 /** Collects every exit a manager reports; `wait(id)` resolves with one. */
