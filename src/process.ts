@@ -69,8 +69,10 @@ export type {
 
 /** Default of {@linkcode KillOptions.timeout}. */
 export const DEFAULT_KILL_TIMEOUT = 5000;
-/** ms before a watcher that ended on its own is started again. */
+/** First wait before a watcher that ended on its own is started again. */
 const WATCH_RESTART_MS = 1000;
+/** The wait doubles while the node stays unreachable, up to this. */
+const WATCH_RESTART_MAX_MS = 30_000;
 
 const log = getLogger(["fiwi", "process"]);
 
@@ -107,6 +109,7 @@ export class ProcessManager {
   #procs = new Map<string, Entry>();
   #watchers = new Map<SshNode, Watcher>();
   #restarts = new Map<SshNode, ReturnType<typeof setTimeout>>();
+  #failures = new Map<SshNode, number>();
   #listeners = new Set<(exit: ProcessExit) => void>();
   // Exits a watcher reported before start() had registered the id.
   #early = new Map<string, ExitStatus>();
@@ -479,16 +482,30 @@ export class ProcessManager {
     if (this.#watchers.get(node)?.session !== session) return;
     this.#watchers.delete(node);
     if (this.#closed || why === null || !this.#running(node)) return;
-    log.warn("The process watcher on {node} ended; restarting: {why}", {
-      node: node.name,
-      why: (why as RunResult).error?.message ?? String(why),
-    });
+    // A watcher that never got going counts as a failure; one that ran
+    // (and lost its connection) starts the backoff over.
+    const failures = (why as RunResult).started
+      ? 0
+      : (this.#failures.get(node) ?? 0) + 1;
+    this.#failures.set(node, failures);
+    const wait = Math.min(
+      WATCH_RESTART_MAX_MS,
+      WATCH_RESTART_MS * 2 ** Math.max(0, failures - 1),
+    );
+    log.warn(
+      "The process watcher on {node} ended; restarting in {delayMs} ms: {why}",
+      {
+        node: node.name,
+        delayMs: wait,
+        why: (why as RunResult).error?.message ?? String(why),
+      },
+    );
     this.#restarts.set(
       node,
       setTimeout(() => {
         this.#restarts.delete(node);
         this.#ensureWatcher(node);
-      }, WATCH_RESTART_MS),
+      }, wait),
     );
   }
 
