@@ -36,6 +36,7 @@ export type {
   HostKeyCheck,
   RelayMode,
   TransportKind,
+  TransportSpec,
 } from "./src/transport.ts";
 export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout.ts";
 export type { FanoutNode, RunAllOptions } from "./src/fanout.ts";

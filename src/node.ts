@@ -220,7 +220,12 @@ export class SshNode {
   #prepared: Promise<void> | null = null;
   #console: { session: SshSession; done: Promise<RunResult> } | null = null;
 
-  /** @param options the node's identity and transport settings */
+  /**
+   * Create a node and add it to the registry. Options are checked when the
+   * node is first used ({@linkcode SshNode.validate}).
+   *
+   * @param options the node's identity and transport settings
+   */
   constructor(options: SshNodeOptions) {
     const o = options ?? ({} as SshNodeOptions);
     this.name = o.name;

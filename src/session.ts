@@ -204,6 +204,8 @@ export class SshSession {
   #current: Promise<RunResult> | null = null;
 
   /**
+   * Create a session; nothing runs until {@linkcode SshSession.postCmd}.
+   *
    * @param node where commands run
    * @param options defaults for every {@linkcode SshSession.postCmd}
    */
