@@ -139,7 +139,7 @@ function thrownResult(node: string, cmd: string, e: unknown): RunResult {
  */
 export class Command {
   /** `count` for a command that runs until stopped. */
-  static readonly COUNT_FOREVER = -1;
+  static readonly COUNT_FOREVER: -1 = -1;
 
   /** Where the command runs. */
   readonly node: CommandNode;
@@ -161,6 +161,8 @@ export class Command {
   #settle!: () => void;
 
   /**
+   * Create a command; nothing runs until {@linkcode Command.start}.
+   *
    * @param node where to run
    * @param cmd the shell command
    * @param options schedule, error policy, output and per-run timeouts

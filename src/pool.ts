@@ -113,7 +113,11 @@ export class ControlPool {
   #specs = new Map<string, TransportSpec>();
   #sockets = new Map<string, string>();
 
-  /** @param options check timeout */
+  /**
+   * Create a pool of ControlMaster sockets to track.
+   *
+   * @param options check timeout
+   */
   constructor(options: ControlPoolOptions = {}) {
     this.checkTimeout = options.checkTimeout ?? 1000;
   }

@@ -119,7 +119,11 @@ export class ProcessManager {
   #watch: boolean;
   #interval: number;
 
-  /** @param options watcher settings */
+  /**
+   * Create a manager; it watches the nodes of the processes it starts.
+   *
+   * @param options watcher settings
+   */
   constructor(options: ProcessManagerOptions = {}) {
     validateTimeout("watchInterval", options.watchInterval);
     this.#watch = options.watch ?? true;

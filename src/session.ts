@@ -152,6 +152,7 @@ class Kept {
 
 const HOSTKEY_RE =
   /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known|host key for .* has changed/i;
+const MUX_RACE_RE = /^ControlSocket .* already exists, disabling multiplexing$/;
 const AUTH_RE =
   /Permission denied|Too many authentication failures|Authentication failed/i;
 
@@ -460,6 +461,9 @@ async function execute(
     bytes: ReadableStream<Uint8Array>,
   ) => {
     const onText = (text: string, partial: boolean, ascii: boolean) => {
+      // Two clients racing to become the first master for one socket: the
+      // loser says so and runs without multiplexing. Noise, not output.
+      if (stream === "stderr" && !started && MUX_RACE_RE.test(text)) return;
       if (
         stream === "stderr" && !started && text.startsWith(START_MARKER + " ")
       ) {

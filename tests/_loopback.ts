@@ -317,12 +317,20 @@ export async function startLoopbackRig(
       // The relay's own ssh (the inner hop) runs as the node user: give it
       // its key and known hosts the way a real relay has them.
       const ssh = `${NODE_HOME}/.ssh`;
-      await Deno.copyFile(clientKey, `${ssh}/id_ed25519`);
-      await Deno.chmod(`${ssh}/id_ed25519`, 0o600);
-      await Deno.writeTextFile(`${ssh}/known_hosts`, knownHosts);
+      // Per port, so rigs running at once do not overwrite each other's.
+      await Deno.copyFile(clientKey, `${ssh}/fiwi_id_${port}`);
+      await Deno.chmod(`${ssh}/fiwi_id_${port}`, 0o600);
+      await Deno.writeTextFile(`${ssh}/fiwi_known_${port}`, knownHosts);
       await Deno.writeTextFile(
         `${ssh}/config`,
-        "Host *\n  StrictHostKeyChecking yes\n  IdentitiesOnly yes\n",
+        [
+          "Host *",
+          "  StrictHostKeyChecking yes",
+          "  IdentitiesOnly yes",
+          "  IdentityFile ~/.ssh/fiwi_id_%p",
+          "  UserKnownHostsFile ~/.ssh/fiwi_known_%p",
+          "",
+        ].join("\n"),
       );
       await must("chown", ["-R", `${NODE_USER}:`, ssh]);
       relayReady = true;
@@ -425,6 +433,9 @@ export async function startLoopbackRig(
         ]);
         await stopSshd();
         await Deno.remove(dir, { recursive: true }).catch(() => {});
+        for (const f of [`fiwi_id_${port}`, `fiwi_known_${port}`]) {
+          await Deno.remove(`${NODE_HOME}/.ssh/${f}`).catch(() => {});
+        }
       },
     };
     return rig;

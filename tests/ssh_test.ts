@@ -104,6 +104,21 @@ Deno.test({ name: "rexec() over ssh", ignore }, async (t) => {
   );
 
   await t.step(
+    "clients racing for a new master keep their stderr clean",
+    async () => {
+      if (LIVE) return;
+      await using node = rig.node({ controlDir: `${rig.dir}/cm_race` });
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () => node.rexec("echo ok")),
+      );
+      assertEquals(
+        results.map((r) => [r.stdout, r.stderr]),
+        Array(8).fill(["ok\n", ""]),
+      );
+    },
+  );
+
+  await t.step(
     "stdin reaches the remote command and is then closed",
     async () => {
       await using node = rig.node();
