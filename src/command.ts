@@ -28,7 +28,7 @@ import { describeOutcome, RunLog } from "./_run_log.ts";
 import { ConfigurationError, FiwiError } from "./errors.ts";
 import type { Line } from "./lines.ts";
 import type { SshNode } from "./node.ts";
-import type { RunResult } from "./session.ts";
+import { type RunResult, unstartedResult } from "./session.ts";
 import { validateCommand } from "./transport.ts";
 import { validateCommandOptions } from "./_command_options.ts";
 
@@ -111,24 +111,7 @@ function thrownResult(node: string, cmd: string, e: unknown): RunResult {
     }`,
     { cause: e },
   );
-  return {
-    node,
-    cmd,
-    argv: [],
-    code: null,
-    signal: null,
-    success: false,
-    stdout: "",
-    stderr: "",
-    truncated: false,
-    started: false,
-    remotePid: null,
-    timedOut: null,
-    aborted: false,
-    error,
-    startedAt: new Date(),
-    durationMs: 0,
-  };
+  return unstartedResult({ node, cmd, argv: [], aborted: false, error });
 }
 
 /**

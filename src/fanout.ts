@@ -23,7 +23,11 @@
 
 import { ConfigurationError } from "./errors.ts";
 import type { SshNode } from "./node.ts";
-import { type RunOptions, type RunResult, validateTimeout } from "./session.ts";
+import {
+  type RunOptions,
+  type RunResult,
+  validateRunOptions,
+} from "./session.ts";
 import { validateCommand } from "./transport.ts";
 
 /**
@@ -92,16 +96,7 @@ export async function runAll(
     );
   }
   validateCommand(cmd);
-  for (
-    const key of [
-      "connectTimeout",
-      "ioTimeout",
-      "cmdTimeout",
-      "maxOutput",
-    ] as const
-  ) {
-    validateTimeout(key, run[key]);
-  }
+  validateRunOptions(run);
   // Every node's configuration first: a bad one must fail the call before
   // any other node has been touched.
   await Promise.all(nodes.map((node) => node.prepare()));

@@ -116,6 +116,46 @@ export function validateTimeout(name: string, value: unknown): void {
   }
 }
 
+/**
+ * Check the run-time options of one run (timeouts and `maxOutput`): throws
+ * {@linkcode ConfigurationError} naming the bad value.
+ */
+export function validateRunOptions(options: RunOptions): void {
+  for (
+    const key of [
+      "connectTimeout",
+      "ioTimeout",
+      "cmdTimeout",
+      "maxOutput",
+    ] as const
+  ) {
+    validateTimeout(key, options[key]);
+  }
+}
+
+/**
+ * The result of a run that never spawned (aborted before it began, or a
+ * caller's own failure): nothing ran, nothing was kept.
+ */
+export function unstartedResult(
+  fields: Pick<RunResult, "node" | "cmd" | "argv" | "aborted" | "error">,
+): RunResult {
+  return {
+    ...fields,
+    code: null,
+    signal: null,
+    success: false,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    started: false,
+    remotePid: null,
+    timedOut: null,
+    startedAt: new Date(),
+    durationMs: 0,
+  };
+}
+
 function startTimer(
   ms: number | undefined,
   fn: () => void,
@@ -238,16 +278,7 @@ export class SshSession {
     }
     const opts: RunOptions = { ...this.#defaults, ...options };
     validateCommand(cmd);
-    for (
-      const key of [
-        "connectTimeout",
-        "ioTimeout",
-        "cmdTimeout",
-        "maxOutput",
-      ] as const
-    ) {
-      validateTimeout(key, opts[key]);
-    }
+    validateRunOptions(opts);
     const run = (async () => {
       await this.node.prepare();
       const argv = this.node.argv(cmd);
@@ -317,24 +348,13 @@ async function execute(
     !!s
   );
   if (signals.some((s) => s.aborted)) {
-    return {
+    return unstartedResult({
       node: node.name,
       cmd,
       argv,
-      code: null,
-      signal: null,
-      success: false,
-      stdout: "",
-      stderr: "",
-      truncated: false,
-      started: false,
-      remotePid: null,
-      timedOut: null,
       aborted: true,
       error: null,
-      startedAt,
-      durationMs: 0,
-    };
+    });
   }
 
   let child: Deno.ChildProcess;
