@@ -19,23 +19,13 @@
  * @module
  */
 
+import { median, time } from "./_measure.ts";
 import { runAll, type SshNode } from "../mod.ts";
 import { type LoopbackRig, startLoopbackRig } from "../tests/_loopback.ts";
 
 const NODES = 64;
 const WARM_ROUNDS = Number(Deno.env.get("FIWI_BENCH_WARM_ROUNDS") ?? "10");
 const COLD_ROUNDS = Number(Deno.env.get("FIWI_BENCH_COLD_ROUNDS") ?? "3");
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
-}
 
 async function installed(program: string): Promise<boolean> {
   const out = await new Deno.Command("sh", {

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { median, time } from "./_measure.ts";
 import { startLoopbackRig } from "../tests/_loopback.ts";
 
 const ROUNDS = Number(Deno.env.get("FIWI_BENCH_ROUNDS") ?? "40");
@@ -26,17 +27,6 @@ async function bare(argv: string[]): Promise<void> {
   if (!out.success) {
     throw new Error(`${argv.join(" ")} failed with ${out.code}`);
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
 }
 
 /** Alternate the two sides so drift in machine load hits both alike. */

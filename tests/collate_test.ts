@@ -7,31 +7,14 @@ import {
   formatNodeList,
   type RunResult,
 } from "../mod.ts";
+import { fakeResult } from "./_fake_result.ts";
 
 function result(
   node: string,
   stdout: string,
   more: Partial<RunResult> = {},
 ): RunResult {
-  return {
-    node,
-    cmd: "x",
-    argv: ["sh", "-c", "x"],
-    code: 0,
-    signal: null,
-    success: true,
-    stdout,
-    stderr: "",
-    truncated: false,
-    started: true,
-    remotePid: 1,
-    timedOut: null,
-    aborted: false,
-    error: null,
-    startedAt: new Date(0),
-    durationMs: 1,
-    ...more,
-  };
+  return fakeResult({ node, stdout, ...more });
 }
 
 Deno.test("formatNodeList() compresses names the way pdsh host lists do", () => {

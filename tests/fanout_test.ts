@@ -18,6 +18,7 @@ import {
   skipReason,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { fakeResult } from "./_fake_result.ts";
 
 const locals = (n: number) =>
   Array.from(
@@ -31,25 +32,14 @@ const locals = (n: number) =>
       }),
   );
 
-function fakeResult(node: string, cmd: string): RunResult {
-  return {
+function successOf(node: string, cmd: string): RunResult {
+  return fakeResult({
     node,
     cmd,
     argv: [],
-    code: 0,
-    signal: null,
-    success: true,
-    stdout: "",
-    stderr: "",
-    truncated: false,
-    started: true,
-    remotePid: 1,
-    timedOut: null,
-    aborted: false,
-    error: null,
     startedAt: new Date(),
     durationMs: 0,
-  };
+  });
 }
 
 Deno.test("runAll() keeps at most `concurrency` runs in flight", async () => {
@@ -96,7 +86,7 @@ Deno.test("runAll() without a concurrency keeps 64 runs in flight, not more", as
     prepare: () => Promise.resolve(),
     rexec: (cmd: string) =>
       new Promise<RunResult>((resolve) =>
-        finish.push(() => resolve(fakeResult(`f${i}`, cmd)))
+        finish.push(() => resolve(successOf(`f${i}`, cmd)))
       ),
   }));
   const all = runAll(nodes, "work");

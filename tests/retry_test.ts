@@ -22,27 +22,10 @@ import {
   retryRun,
 } from "../src/retry.ts";
 import { LIVE, skipReason, startLoopbackRig } from "./_loopback.ts";
+import { fakeResult } from "./_fake_result.ts";
 
 function result(over: Partial<RunResult> = {}): RunResult {
-  return {
-    node: "n",
-    cmd: "true",
-    argv: ["ssh"],
-    code: 0,
-    signal: null,
-    success: true,
-    stdout: "",
-    stderr: "",
-    truncated: false,
-    started: true,
-    remotePid: 1,
-    timedOut: null,
-    aborted: false,
-    error: null,
-    startedAt: new Date(0),
-    durationMs: 1,
-    ...over,
-  };
+  return fakeResult({ cmd: "true", argv: ["ssh"], ...over });
 }
 
 const refused = () =>
