@@ -532,11 +532,8 @@ async function execute(
   try {
     await Promise.all([status, readersDone, writer]);
     // A teardown started while we waited (or by the last bytes) finishes first.
-    while (teardown) {
-      const t: Promise<void> = teardown;
-      await t;
-      if (teardown === t) break;
-    }
+    // stop() runs at most once, so there is at most one teardown to await.
+    await teardown;
     await remoteKill;
   } finally {
     clearTimers();

@@ -20,6 +20,7 @@ import {
   SshNode,
   TimeoutError,
 } from "../mod.ts";
+import { fakeResult } from "./_fake_result.ts";
 import { ManualClock } from "./_manual_clock.ts";
 import {
   countLocal,
@@ -47,25 +48,18 @@ function scripted(clock: ManualClock, plan: (i: number) => Step = () => ({})) {
       if (step.duration) await clock.sleep(step.duration, signal);
       if (step.throws) throw step.throws;
       const aborted = signal.aborted;
-      return {
+      return fakeResult({
         node: "fake",
         cmd,
         argv: ["fake"],
         code: aborted ? null : 0,
         signal: aborted ? "SIGTERM" : null,
         success: !aborted,
-        stdout: "",
-        stderr: "",
-        truncated: false,
-        started: true,
-        remotePid: 1,
-        timedOut: null,
         aborted,
-        error: null,
         startedAt: new Date(),
         durationMs: step.duration ?? 0,
         ...step.outcome,
-      };
+      });
     },
   };
   return node;
