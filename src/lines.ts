@@ -55,6 +55,9 @@ export interface PumpOptions {
   signal?: AbortSignal;
 }
 
+/** Receives each line: its text and whether it is a final fragment. */
+export type LineSink = (text: string, partial: boolean) => void;
+
 /**
  * Splits decoded text into lines; keeps the unfinished tail between pushes.
  *
@@ -73,26 +76,8 @@ export class LineSplitter {
   #pending = "";
 
   /** Add decoded text; `emit` is called for every line it completes. */
-  push(text: string, emit: (line: string) => void): void {
-    let from = 0;
-    let nl = text.indexOf("\n");
-    if (nl === -1) {
-      this.#pending += text;
-      return;
-    }
-    if (this.#pending !== "") {
-      emit(stripCR(this.#pending + text.slice(0, nl)));
-      this.#pending = "";
-      from = nl + 1;
-      nl = text.indexOf("\n", from);
-    }
-    while (nl !== -1) {
-      const end = nl > from && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      emit(text.slice(from, end));
-      from = nl + 1;
-      nl = text.indexOf("\n", from);
-    }
-    if (from < text.length) this.#pending = text.slice(from);
+  push(text: string, emit: LineSink): void {
+    this.#pending = splitLines(this.#pending, text, emit);
   }
 
   /** End of input: the trailing fragment (its `\r` removed), or null. */
@@ -103,14 +88,31 @@ export class LineSplitter {
   }
 }
 
-function stripCR(text: string): string {
-  return text.endsWith("\r") ? text.slice(0, -1) : text;
+/**
+ * Calls `emit` for every line that `pending + text` completes and returns the
+ * unfinished rest. One `indexOf` and one `slice` per line: on 2 million short
+ * lines this is several times faster than `split("\n")`.
+ */
+function splitLines(pending: string, text: string, emit: LineSink): string {
+  let nl = text.indexOf("\n");
+  if (nl === -1) return pending + text;
+  let from = 0;
+  if (pending !== "") {
+    emit(stripCR(pending + text.slice(0, nl)), false);
+    from = nl + 1;
+    nl = text.indexOf("\n", from);
+  }
+  while (nl !== -1) {
+    const end = nl > from && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+    emit(text.slice(from, end), false);
+    from = nl + 1;
+    nl = text.indexOf("\n", from);
+  }
+  return from < text.length ? text.slice(from) : "";
 }
 
-/** True when no byte of `chunk` is outside 7-bit ASCII. */
-function isAscii(chunk: Uint8Array): boolean {
-  for (let i = 0; i < chunk.length; i++) if (chunk[i] > 0x7f) return false;
-  return true;
+function stripCR(text: string): string {
+  return text.endsWith("\r") ? text.slice(0, -1) : text;
 }
 
 /**
@@ -119,9 +121,8 @@ function isAscii(chunk: Uint8Array): boolean {
  * with the signal's reason when aborted.
  *
  * @param bytes the raw stream, e.g. `child.stdout`
- * @param onLine called with each line's text, whether it is a final
- *   fragment, and whether it is known to be pure ASCII (its byte length is
- *   then its string length)
+ * @param onLine called with each line's text and whether it is a final
+ *   fragment
  * @param options eof policy, byte counter, abort signal
  *
  * @example
@@ -139,7 +140,7 @@ function isAscii(chunk: Uint8Array): boolean {
  */
 export async function pumpLines(
   bytes: ReadableStream<Uint8Array>,
-  onLine: (text: string, partial: boolean, ascii: boolean) => void,
+  onLine: LineSink,
   options: PumpOptions = {},
 ): Promise<void> {
   const { eof = "emit", onBytes, signal } = options;
@@ -149,27 +150,22 @@ export async function pumpLines(
   signal?.addEventListener("abort", cancel, { once: true });
   try {
     // A streaming TextDecoder (what TextDecoderStream wraps) reassembles a
-    // character split across chunks; decoding here keeps each chunk's bytes
-    // and text side by side.
+    // character split across chunks.
     const decoder = new TextDecoder();
-    const splitter = new LineSplitter();
-    let ascii = true;
-    let previousAscii = true;
-    const complete = (line: string) => onLine(line, false, ascii);
+    let pending = "";
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       onBytes?.(value.byteLength);
-      const here = isAscii(value);
-      // A line may have begun in the previous chunk.
-      ascii = here && previousAscii;
-      previousAscii = here;
-      splitter.push(decoder.decode(value, { stream: true }), complete);
+      pending = splitLines(
+        pending,
+        decoder.decode(value, { stream: true }),
+        onLine,
+      );
     }
     signal?.throwIfAborted();
-    splitter.push(decoder.decode(), complete);
-    const rest = splitter.end();
-    if (rest !== null && eof === "emit") onLine(rest, true, ascii);
+    pending = splitLines(pending, decoder.decode(), onLine);
+    if (pending !== "" && eof === "emit") onLine(stripCR(pending), true);
   } finally {
     signal?.removeEventListener("abort", cancel);
     reader.releaseLock();

@@ -64,20 +64,25 @@ Deno.test("pumpLines() keeps a lone \\r inside a line and strips \\r before \\n"
   ]);
 });
 
-Deno.test("pumpLines() reports chunk sizes and which lines are pure ASCII", async () => {
-  const sizes: number[] = [];
-  const got: [string, boolean][] = [];
+Deno.test("pumpLines() reports every chunk's size before its lines", async () => {
+  const events: string[] = [];
   await pumpLines(
     ReadableStream.from([
       enc.encode("ab"),
       enc.encode("c\nd"),
       enc.encode("é\nf\n"),
     ]),
-    (text, _partial, ascii) => got.push([text, ascii]),
-    { onBytes: (n) => sizes.push(n) },
+    (text) => events.push(text),
+    { onBytes: (n) => events.push(`${n} bytes`) },
   );
-  assertEquals(got, [["abc", true], ["dé", false], ["f", false]]);
-  assertEquals(sizes, [2, 3, 5]);
+  assertEquals(events, [
+    "2 bytes",
+    "3 bytes",
+    "abc",
+    "5 bytes",
+    "dé",
+    "f",
+  ]);
 });
 
 Deno.test("pumpLines() stops with the signal's reason when aborted", async () => {

@@ -82,6 +82,18 @@ Deno.test("rexec() bounds kept output by maxOutput while every line streams", as
   assertEquals(small.truncated, false);
 });
 
+Deno.test("rexec() counts maxOutput in UTF-8 bytes and keeps whole lines", async () => {
+  const line = "é€🚀"; // 2 + 3 + 4 bytes, then "\n"
+  const cmd = `for i in 1 2 3 4 5; do echo '${line}'; done`;
+  const exact = await local().rexec(cmd, { maxOutput: 30 });
+  assertEquals([exact.stdout, exact.truncated], [`${line}\n`.repeat(3), true]);
+  assertEquals(new TextEncoder().encode(exact.stdout).length, 30);
+  const short = await local().rexec(cmd, { maxOutput: 29 });
+  assertEquals(short.stdout, `${line}\n`.repeat(2));
+  const all = await local().rexec(cmd, { maxOutput: 50 });
+  assertEquals([all.stdout.length, all.truncated], [25, false]);
+});
+
 Deno.test("rexec() kills the process group on each timeout kind and on abort", async (t) => {
   const marker = "sleep 301";
   const cases: [
