@@ -46,12 +46,29 @@ interface ScriptOptions {
   cwd?: string;
   /** Extra environment. */
   env?: Record<string, string>;
+  /**
+   * Run on a pseudo-terminal (script(1)) that is the script's controlling
+   * terminal: stdout then carries both streams, and {@linkcode ctrlC} types ^C.
+   */
+  terminal?: boolean;
 }
 
 let workDir = "";
 let controlDir = "";
 
 function command(name: string, args: string[], o: ScriptOptions) {
+  if (o.terminal) {
+    const shell = [Deno.execPath(), ...taskArgv(name), ...args]
+      .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+    return new Deno.Command("script", {
+      args: ["-qec", `exec ${shell}`, "/dev/null"],
+      cwd: o.cwd ?? workDir,
+      env: { FIWI_CONTROL_DIR: controlDir, ...o.env },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    });
+  }
   return new Deno.Command(Deno.execPath(), {
     args: [...taskArgv(name), ...args],
     cwd: o.cwd ?? workDir,
@@ -122,11 +139,55 @@ function spawn(name: string, args: string[], o: ScriptOptions = {}) {
   };
 }
 
+/**
+ * ^C typed on the terminal of a script spawned with `terminal: true`: the
+ * terminal signals its whole foreground process group, as for a user.
+ */
+async function ctrlC(child: Deno.ChildProcess): Promise<void> {
+  const writer = child.stdin.getWriter();
+  try {
+    await writer.write(new Uint8Array([3]));
+    await child.status;
+  } finally {
+    await writer.close().catch(() => {});
+  }
+}
+
 /** Ctrl-C for a script (which may have ended already). */
 function interrupt(child: Deno.ChildProcess): void {
   try {
     child.kill("SIGINT");
   } catch { /* already exited */ }
+}
+
+/**
+ * The session of the deno process whose command line contains `text`, and
+ * the sessions of its ssh client children.
+ */
+async function clientSessions(
+  text: string,
+): Promise<{ script: number; clients: number[] }> {
+  const out = await new Deno.Command("ps", {
+    args: ["-eo", "pid=,ppid=,sid=,comm=,args="],
+    stdout: "piped",
+  }).output();
+  const procs = new TextDecoder().decode(out.stdout).split("\n").flatMap(
+    (l) => {
+      const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(l);
+      return m
+        ? [{ pid: +m[1], ppid: +m[2], sid: +m[3], comm: m[4], args: m[5] }]
+        : [];
+    },
+  );
+  const scripts = procs.filter((p) =>
+    p.comm === "deno" && p.args.includes(text)
+  );
+  assertEquals(scripts.length, 1, `one deno process running ${text}`);
+  const [script] = scripts;
+  const clients = procs.filter((p) =>
+    p.ppid === script.pid && p.comm === "ssh"
+  );
+  return { script: script.sid, clients: clients.map((p) => p.sid) };
 }
 
 /** Poll a remote/local condition (no event exists for "a process began"). */
@@ -671,6 +732,9 @@ Deno.test("scripts: against the loopback rig", {
             "both remote sleeps",
             async () => await countRemote(rig, "sleep 303") === 2,
           );
+          // No terminal: nothing signals the group, no setsid(1) per run.
+          const { script, clients } = await clientSessions("sleep 303");
+          assertEquals(clients, [script, script]);
         } finally {
           interrupt(p.child);
         }
@@ -686,6 +750,48 @@ Deno.test("scripts: against the loopback rig", {
           "remote process left",
         );
         assertEquals(await countLocal("sleep 303"), 0, "local ssh client left");
+        await noMasters();
+      },
+    );
+
+    await t.step(
+      "poll on a terminal: ^C reaches only fiwi, which stops every node in order",
+      async () => {
+        const p = spawn("poll", [
+          "--rig",
+          rigFile,
+          "--nodes",
+          "@direct",
+          "-i",
+          "10s",
+          "echo started; exec sleep 304",
+        ], { terminal: true, env: { NO_COLOR: "1" } });
+        let typed: Promise<void> | null = null;
+        try {
+          await p.waitFor(
+            /n1: started[\s\S]*n2: started|n2: started[\s\S]*n1: started/,
+          );
+          await until(
+            "both remote sleeps",
+            async () => await countRemote(rig, "sleep 304") === 2,
+          );
+          // Each client leads a session of its own, out of ^C's reach.
+          const { script, clients } = await clientSessions("sleep 304");
+          assertEquals(clients.length, 2);
+          assert(!clients.includes(script), `${clients} vs ${script}`);
+        } finally {
+          typed = ctrlC(p.child);
+        }
+        const r = await p.done;
+        await typed;
+        assertEquals(r.code, 0, r.stdout);
+        assertMatch(r.stdout, /Interrupted after 1 tick in [\d.]+ s/);
+        assertEquals(
+          await countRemote(rig, "sleep 304"),
+          0,
+          "remote process left",
+        );
+        assertEquals(await countLocal("sleep 304"), 0, "local ssh client left");
         await noMasters();
       },
     );
