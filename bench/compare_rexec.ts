@@ -7,7 +7,11 @@
  * - warm master: `rexec("true")` vs `ssh -o ControlPath=<same socket> host true`
  *   (target <= 1.15)
  * - streaming: `seq 1 2000000` through rexec with an onLine counter vs
- *   `ssh host 'seq 1 2000000' > /dev/null` (target <= 1.3)
+ *   `ssh host 'seq 1 2000000' > /dev/null` (target <= 1.3), and for scale the
+ *   same stream into `wc -l`
+ *
+ * Under a controlling terminal (e.g. `script -qec "deno task bench:rexec"
+ * /dev/null`) each client starts through setsid(1); without one it does not.
  *
  * @module
  */
@@ -75,9 +79,11 @@ const trueRun = await sideBySide(
   () => bare([...viaMaster, "true"]),
 );
 
+const seqRounds = Math.max(5, Math.floor(ROUNDS / 4));
+const viaShell = viaMaster.map((a) => `'${a}'`).join(" ");
 let lines = 0;
 const seqRun = await sideBySide(
-  Math.max(3, Math.floor(ROUNDS / 8)),
+  seqRounds,
   async () => {
     lines = 0;
     const r = await node.rexec("seq 1 2000000", { onLine: () => lines++ });
@@ -85,12 +91,13 @@ const seqRun = await sideBySide(
       throw new Error(`seq run got ${lines} lines`);
     }
   },
-  () =>
-    bare([
-      "sh",
-      "-c",
-      `${viaMaster.map((a) => `'${a}'`).join(" ")} 'seq 1 2000000' > /dev/null`,
-    ]),
+  () => bare(["sh", "-c", `${viaShell} 'seq 1 2000000' > /dev/null`]),
+);
+// The floor for any reader of lines: the same stream into wc -l (C, memchr).
+const wcRun = await sideBySide(
+  seqRounds,
+  () => bare(["sh", "-c", `${viaShell} 'seq 1 2000000' | wc -l > /dev/null`]),
+  () => bare(["sh", "-c", `${viaShell} 'seq 1 2000000' > /dev/null`]),
 );
 
 const fmt = (n: number) => n.toFixed(1).padStart(8);
@@ -106,3 +113,22 @@ console.log(
     seqRun.ratio.toFixed(2)
   }  <= 1.30`,
 );
+console.log(
+  `  reference: ssh | wc -l   ${fmt(wcRun.fiwi)} ${fmt(wcRun.ssh)}   ${
+    wcRun.ratio.toFixed(2)
+  }`,
+);
+console.log(
+  hasTerminal()
+    ? "(controlling terminal: each client starts through setsid)"
+    : "(no controlling terminal: clients start without setsid)",
+);
+
+function hasTerminal(): boolean {
+  try {
+    Deno.openSync("/dev/tty", { read: true }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
