@@ -229,16 +229,35 @@ function extraOptions(options: Record<string, string>): string[] {
   return Object.entries(options).flatMap(([k, v]) => ["-o", `${k}=${v}`]);
 }
 
-/** The ControlMaster options for a socket in `dir`. */
-export function controlOptions(dir: string, persistSeconds: number): string[] {
+/**
+ * The ControlMaster options for a socket in `dir`. `jump` is the `-J` hop of
+ * a jump-mode node: OpenSSH 9.2's `%C` leaves it out, so without a tag two
+ * nodes with one address behind different jump hosts would share a master
+ * and run each other's commands.
+ */
+export function controlOptions(
+  dir: string,
+  persistSeconds: number,
+  jump?: string,
+): string[] {
+  const tag = jump === undefined ? "" : `-j${fnv1a(jump)}`;
   return [
     "-o",
     "ControlMaster=auto",
     "-o",
-    `ControlPath=${dir}/%C`,
+    `ControlPath=${dir}/%C${tag}`,
     "-o",
     `ControlPersist=${persistSeconds}`,
   ];
+}
+
+/** 32-bit FNV-1a of `text` as 8 hex digits: short enough for a socket path. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, "0");
 }
 
 /**
@@ -250,6 +269,7 @@ function localHopOptions(
   spec: TransportSpec,
   port: number | undefined,
   extras: Record<string, string>,
+  jump?: string,
 ): string[] {
   return [
     ...(spec.sshConfig ? ["-F", spec.sshConfig] : []),
@@ -259,7 +279,7 @@ function localHopOptions(
     `ConnectTimeout=${connectSeconds(spec.connectTimeout)}`,
     ...hostKeyOptions(spec.hostKeyCheck),
     ...(spec.controlMaster
-      ? controlOptions(spec.controlDir, spec.controlPersist)
+      ? controlOptions(spec.controlDir, spec.controlPersist, jump)
       : []),
     ...extraOptions(extras),
     ...(port !== undefined ? ["-p", String(port)] : []),
@@ -294,7 +314,7 @@ export function buildArgv(
     }${relay.port !== undefined ? `:${relay.port}` : ""}`;
     return [
       "ssh",
-      ...localHopOptions(spec, spec.port, spec.sshOptions),
+      ...localHopOptions(spec, spec.port, spec.sshOptions, jump),
       "-J",
       jump,
       "--",

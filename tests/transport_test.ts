@@ -1,4 +1,9 @@
-import { assertEquals, assertMatch, assertThrows } from "jsr:@std/assert@^1";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertThrows,
+} from "jsr:@std/assert@^1";
 import { ConfigurationError, SshNode } from "../mod.ts";
 import {
   buildArgv,
@@ -178,6 +183,38 @@ Deno.test("buildArgv() builds the documented argv", async (t) => {
       assertEquals(buildArgv({ ...base, ...c.spec }, "CMD"), c.argv);
     });
   }
+});
+
+Deno.test("one address behind different jump hosts gets different masters", async () => {
+  // As ssh itself resolves ControlPath (`ssh -G`), for the same host and user
+  // directly, via two jump hosts, and via the first one again.
+  const resolve = async (relay?: string) => {
+    const argv = buildArgv({
+      ...base,
+      controlMaster: true,
+      relay,
+      relayMode: "jump",
+    }, "true");
+    const dash = argv.indexOf("--");
+    const out = await new Deno.Command("ssh", {
+      args: [...argv.slice(1, dash), "-G", ...argv.slice(dash, -1)],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const line = new TextDecoder().decode(out.stdout).split("\n")
+      .find((l) => l.startsWith("controlpath "));
+    if (!line) throw new Error(new TextDecoder().decode(out.stderr));
+    return line.slice("controlpath ".length);
+  };
+  const paths = [
+    await resolve(),
+    await resolve("ops@rack1-gw"),
+    await resolve("ops@rack2-gw"),
+    await resolve("ops@rack1-gw"),
+  ];
+  assertEquals(new Set(paths.slice(0, 3)).size, 3, paths.join("\n"));
+  assertEquals(paths[3], paths[1]);
+  assert(paths.every((p) => p.startsWith("/run/fiwi/cm/")), paths.join("\n"));
 });
 
 Deno.test("controlExitArgv() asks the same master to exit", () => {
