@@ -14,7 +14,8 @@
  *   ControlMaster is listed too: it does the same work as the tools.
  *
  * Rounds alternate the contenders so load drift hits all alike
- * (FIWI_BENCH_WARM_ROUNDS, default 10; FIWI_BENCH_COLD_ROUNDS, default 3).
+ * (FIWI_BENCH_WARM_ROUNDS, default 15; FIWI_BENCH_COLD_ROUNDS, default 7: with
+ * 3 cold rounds the ratio wandered between 0.96 and 1.12).
  *
  * @module
  */
@@ -24,8 +25,8 @@ import { runAll, type SshNode } from "../mod.ts";
 import { type LoopbackRig, startLoopbackRig } from "../tests/_loopback.ts";
 
 const NODES = 64;
-const WARM_ROUNDS = Number(Deno.env.get("FIWI_BENCH_WARM_ROUNDS") ?? "10");
-const COLD_ROUNDS = Number(Deno.env.get("FIWI_BENCH_COLD_ROUNDS") ?? "3");
+const WARM_ROUNDS = Number(Deno.env.get("FIWI_BENCH_WARM_ROUNDS") ?? "15");
+const COLD_ROUNDS = Number(Deno.env.get("FIWI_BENCH_COLD_ROUNDS") ?? "7");
 
 async function installed(program: string): Promise<boolean> {
   const out = await new Deno.Command("sh", {
