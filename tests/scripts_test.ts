@@ -712,88 +712,65 @@ Deno.test("scripts: against the loopback rig", {
       },
     );
 
+    // Ctrl-C during two remote `sleep <n>`: as SIGINT to fiwi alone (no
+    // terminal), or typed on a terminal, which signals its whole foreground
+    // group. Either way nothing is left running and the summary is printed.
+    const pollCtrlC = async (sleep: string, terminal: boolean) => {
+      const p = spawn("poll", [
+        "--rig",
+        rigFile,
+        "--nodes",
+        "@direct",
+        "-i",
+        "10s",
+        `echo started; exec ${sleep}`,
+      ], terminal ? { terminal, env: { NO_COLOR: "1" } } : {});
+      let typed: Promise<void> | undefined;
+      try {
+        await p.waitFor(
+          /n1: started[\s\S]*n2: started|n2: started[\s\S]*n1: started/,
+        );
+        await until(
+          "both remote sleeps",
+          async () => await countRemote(rig, sleep) === 2,
+        );
+        const { script, clients } = await clientSessions(sleep);
+        if (terminal) {
+          // Each client leads a session of its own, out of ^C's reach.
+          assertEquals(clients.length, 2);
+          assert(!clients.includes(script), `${clients} vs ${script}`);
+        } else {
+          // No terminal, so no ^C for the group: no setsid(1) per run.
+          assertEquals(clients, [script, script]);
+        }
+      } finally {
+        if (terminal) typed = ctrlC(p.child);
+        else interrupt(p.child);
+      }
+      const r = await p.done;
+      await typed;
+      assertEquals(r.code, 0, r.stdout + r.stderr);
+      // On a terminal stderr arrives through the terminal, on stdout, after
+      // the progress line was cleared (ESC [K).
+      assertMatch(
+        terminal ? r.stdout : r.stderr,
+        terminal
+          ? /\[KInterrupted after 1 tick in [\d.]+ s, 0\/0 runs ok\r\n/
+          : /^Interrupted after 1 tick in [\d.]+ s, 0\/0 runs ok\n/,
+      );
+      assertEquals(await countRemote(rig, sleep), 0, "remote process left");
+      assertEquals(await countLocal(sleep), 0, "local ssh client left");
+      await noMasters();
+    };
+
     await t.step(
       "poll: Ctrl-C stops the commands on every node and prints the summary",
-      async () => {
-        const p = spawn("poll", [
-          "--rig",
-          rigFile,
-          "--nodes",
-          "@direct",
-          "-i",
-          "10s",
-          "echo started; exec sleep 303",
-        ]);
-        try {
-          await p.waitFor(
-            /n1: started[\s\S]*n2: started|n2: started[\s\S]*n1: started/,
-          );
-          await until(
-            "both remote sleeps",
-            async () => await countRemote(rig, "sleep 303") === 2,
-          );
-          // No terminal: nothing signals the group, no setsid(1) per run.
-          const { script, clients } = await clientSessions("sleep 303");
-          assertEquals(clients, [script, script]);
-        } finally {
-          interrupt(p.child);
-        }
-        const r = await p.done;
-        assertEquals(r.code, 0, r.stderr);
-        assertMatch(
-          r.stderr,
-          /^Interrupted after 1 tick in [\d.]+ s, 0\/0 runs ok\n/,
-        );
-        assertEquals(
-          await countRemote(rig, "sleep 303"),
-          0,
-          "remote process left",
-        );
-        assertEquals(await countLocal("sleep 303"), 0, "local ssh client left");
-        await noMasters();
-      },
+      () => pollCtrlC("sleep 303", false),
     );
 
     await t.step(
       "poll on a terminal: ^C reaches only fiwi, which stops every node in order",
-      async () => {
-        const p = spawn("poll", [
-          "--rig",
-          rigFile,
-          "--nodes",
-          "@direct",
-          "-i",
-          "10s",
-          "echo started; exec sleep 304",
-        ], { terminal: true, env: { NO_COLOR: "1" } });
-        let typed: Promise<void> | null = null;
-        try {
-          await p.waitFor(
-            /n1: started[\s\S]*n2: started|n2: started[\s\S]*n1: started/,
-          );
-          await until(
-            "both remote sleeps",
-            async () => await countRemote(rig, "sleep 304") === 2,
-          );
-          // Each client leads a session of its own, out of ^C's reach.
-          const { script, clients } = await clientSessions("sleep 304");
-          assertEquals(clients.length, 2);
-          assert(!clients.includes(script), `${clients} vs ${script}`);
-        } finally {
-          typed = ctrlC(p.child);
-        }
-        const r = await p.done;
-        await typed;
-        assertEquals(r.code, 0, r.stdout);
-        assertMatch(r.stdout, /Interrupted after 1 tick in [\d.]+ s/);
-        assertEquals(
-          await countRemote(rig, "sleep 304"),
-          0,
-          "remote process left",
-        );
-        assertEquals(await countLocal("sleep 304"), 0, "local ssh client left");
-        await noMasters();
-      },
+      () => pollCtrlC("sleep 304", true),
     );
 
     await t.step(
