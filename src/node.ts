@@ -564,7 +564,7 @@ export class SshNode {
       } catch {
         return; // never spawned anything
       }
-      await this.#quiet(argv, 10_000, "close the ControlMaster");
+      await controlPool.exit(this.spec);
     }
   }
 

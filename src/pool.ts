@@ -29,6 +29,7 @@
  */
 
 import { getLogger } from "npm:@logtape/logtape@^2";
+import { dirname } from "jsr:@std/path@^1";
 import { ConnectionError } from "./errors.ts";
 import type { SshNode } from "./node.ts";
 import type { RunResult } from "./session.ts";
@@ -134,8 +135,37 @@ export class ControlPool {
   }
 
   /** The control socket path of `node` (ssh's own `%C`), or null without one. */
-  async socketPath(node: SshNode): Promise<string | null> {
-    const argv = configArgv(node.spec);
+  socketPath(node: SshNode): Promise<string | null> {
+    return this.#socketOf(node.spec);
+  }
+
+  /**
+   * End the master of `spec` (`ssh -O exit`) and resolve once its socket is
+   * gone: ssh answers the request before the master has removed it. True
+   * when a master was running.
+   */
+  async exit(spec: TransportSpec): Promise<boolean> {
+    const argv = controlExitArgv(spec);
+    if (!argv) return false;
+    const socket = await this.#socketOf(spec);
+    const out = await output(argv, 10_000);
+    if (out.code !== 0) {
+      log.debug("No ControlMaster to close at {socket}: {stderr}", {
+        socket,
+        stderr: out.stderr.trim(),
+      });
+      return false;
+    }
+    if (socket && !(await removed(socket, 2000))) {
+      log.warn("ControlMaster socket {socket} still there 2 s after exit", {
+        socket,
+      });
+    }
+    return true;
+  }
+
+  async #socketOf(spec: TransportSpec): Promise<string | null> {
+    const argv = configArgv(spec);
     if (!argv) return null;
     const key = argv.join("\0");
     const known = this.#sockets.get(key);
@@ -215,18 +245,34 @@ export class ControlPool {
   async closeAll(): Promise<number> {
     const specs = [...this.#specs.values()];
     this.#specs.clear();
-    const closed = await Promise.all(specs.map(async (spec) => {
-      const argv = controlExitArgv(spec);
-      if (!argv) return false;
-      const out = await output(argv, 10_000);
-      return out.code === 0;
-    }));
+    const closed = await Promise.all(specs.map((spec) => this.exit(spec)));
     return closed.filter((c) => c).length;
   }
 
   /** Same as {@linkcode ControlPool.closeAll}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.closeAll();
+  }
+}
+
+/** Resolves true once nothing is at `path`, false if it is still there after `timeoutMs`. */
+async function removed(path: string, timeoutMs: number): Promise<boolean> {
+  const gone = () => Deno.lstat(path).then(() => false, () => true);
+  if (await gone()) return true;
+  // Watch first, then look again, so a removal in between is not missed.
+  const watcher = Deno.watchFs(dirname(path), { recursive: false });
+  const timer = setTimeout(() => watcher.close(), timeoutMs);
+  try {
+    if (await gone()) return true;
+    for await (const event of watcher) {
+      if (event.kind === "remove" && await gone()) return true;
+    }
+    return await gone();
+  } finally {
+    clearTimeout(timer);
+    try {
+      watcher.close();
+    } catch { /* closed by the timer */ }
   }
 }
 

@@ -1,5 +1,5 @@
 // The ControlMaster pool on the loopback rig: reuse, a killed master, a
-// stale socket file, a master that stopped answering, closeAll().
+// stale socket file, a master that stopped answering, close() and closeAll().
 import { assert, assertEquals, assertNotEquals } from "jsr:@std/assert@^1";
 import { controlPool, type SshNode } from "../mod.ts";
 import { LIVE, skipReason, startLoopbackRig } from "./_loopback.ts";
@@ -91,6 +91,20 @@ Deno.test({ name: "ControlMaster pool", ignore }, async (t) => {
         try {
           Deno.kill(pid!, "SIGKILL");
         } catch { /* already gone */ }
+      }
+    },
+  );
+
+  await t.step(
+    "close() resolves only once the socket is gone (ssh answers -O exit first)",
+    async () => {
+      // Without waiting, about 1 close in 15 left the socket behind for a
+      // moment; 20 rounds catch that most of the time.
+      const node = rig.node({ silent: true });
+      for (let i = 0; i < 20; i++) {
+        await connection(node);
+        await node.close();
+        assertEquals([...Deno.readDirSync(`${rig.dir}/cm`)], [], `round ${i}`);
       }
     },
   );
