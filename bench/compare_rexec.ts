@@ -17,6 +17,7 @@
  */
 
 import { median, time } from "./_measure.ts";
+import { hasControllingTerminal } from "../src/session.ts";
 import { startLoopbackRig } from "../tests/_loopback.ts";
 
 const ROUNDS = Number(Deno.env.get("FIWI_BENCH_ROUNDS") ?? "40");
@@ -119,16 +120,7 @@ console.log(
   }`,
 );
 console.log(
-  hasTerminal()
+  hasControllingTerminal()
     ? "(controlling terminal: each client starts through setsid)"
     : "(no controlling terminal: clients start without setsid)",
 );
-
-function hasTerminal(): boolean {
-  try {
-    Deno.openSync("/dev/tty", { read: true }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}

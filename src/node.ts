@@ -20,7 +20,6 @@ import {
 } from "./session.ts";
 import {
   buildArgv,
-  controlExitArgv,
   type HostKeyCheck,
   parseRelay,
   type RelayMode,
@@ -557,15 +556,13 @@ export class SshNode {
   /** Close the console and the ControlMaster, if any. */
   async close(): Promise<void> {
     await this.closeConsole();
-    const argv = controlExitArgv(this.spec);
-    if (argv) {
-      try {
-        this.validate();
-      } catch {
-        return; // never spawned anything
-      }
-      await controlPool.exit(this.spec);
+    if (!this.controlMaster) return;
+    try {
+      this.validate();
+    } catch {
+      return; // never spawned anything
     }
+    await controlPool.exit(this.spec);
   }
 
   /** Same as {@linkcode SshNode.close}, for `await using`. */

@@ -187,13 +187,7 @@ export class ControlPool {
       const pid = /pid=(\d+)/.exec(out.stderr)?.[1];
       return { state: "alive", pid: pid ? Number(pid) : null, socket };
     }
-    let exists = true;
-    try {
-      await Deno.lstat(socket);
-    } catch {
-      exists = false;
-    }
-    if (!exists) return { state: "absent", pid: null, socket };
+    if (!(await exists(socket))) return { state: "absent", pid: null, socket };
     // A check that got no answer at all was killed by its timeout.
     return {
       state: out.code === null ? "hung" : "stale",
@@ -255,9 +249,14 @@ export class ControlPool {
   }
 }
 
+/** True when something (a socket, a stale file) is at `path`. */
+function exists(path: string): Promise<boolean> {
+  return Deno.lstat(path).then(() => true, () => false);
+}
+
 /** Resolves true once nothing is at `path`, false if it is still there after `timeoutMs`. */
 async function removed(path: string, timeoutMs: number): Promise<boolean> {
-  const gone = () => Deno.lstat(path).then(() => false, () => true);
+  const gone = async () => !(await exists(path));
   if (await gone()) return true;
   // Watch first, then look again, so a removal in between is not missed.
   const watcher = Deno.watchFs(dirname(path), { recursive: false });

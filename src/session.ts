@@ -320,7 +320,7 @@ let terminalFound: boolean | undefined;
  * skip setsid(1), an exec that adds about 0.8 ms to every run. Unknown counts
  * as yes. Looked up once.
  */
-function hasControllingTerminal(): boolean {
+export function hasControllingTerminal(): boolean {
   if (terminalFound !== undefined) return terminalFound;
   try {
     // /dev/tty opens only for a process with a controlling terminal (ENXIO
