@@ -27,40 +27,47 @@ export {
   RigFileError,
   TimeoutError,
 } from "./src/errors.ts";
-export type { EofPolicy, Line, StreamName } from "./src/lines.ts";
-export { SshSession } from "./src/session.ts";
-export type { RunOptions, RunResult } from "./src/session.ts";
-export { SshNode } from "./src/node.ts";
-export type { OpenConsolesOptions, SshNodeOptions } from "./src/node.ts";
+export type { EofPolicy, Line, StreamName } from "./src/process/lines.ts";
+export { SshSession } from "./src/process/session.ts";
+export type { Admission, RunTarget } from "./src/process/session.ts";
+export type { RunOptions, RunResult } from "./src/process/run_options.ts";
+export { SshNode } from "./src/node/node.ts";
+export type { OpenConsolesOptions, SshNodeOptions } from "./src/node/node.ts";
 export type {
   HostKeyCheck,
   RelayMode,
   TransportKind,
   TransportSpec,
-} from "./src/transport.ts";
-export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout.ts";
-export type { FanoutNode, RunAllOptions } from "./src/fanout.ts";
-export { collate, formatNodeList } from "./src/collate.ts";
+} from "./src/transport/argv.ts";
+export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout/run_all.ts";
+export type { FanoutNode, RunAllOptions } from "./src/fanout/run_all.ts";
+export { collate, formatNodeList } from "./src/fanout/collate.ts";
 export type {
   CollateOptions,
   CollateStreams,
   OutputGroup,
-} from "./src/collate.ts";
-export { Command, MAX_RUN_RECORDS } from "./src/command.ts";
+} from "./src/fanout/collate.ts";
+export { Command, MAX_RUN_RECORDS } from "./src/schedule/command.ts";
 export type {
   Clock,
   CommandNode,
   CommandOptions,
   CommandState,
   RunRecord,
-} from "./src/command.ts";
-export { CommandManager, MAX_ABNORMAL_HISTORY } from "./src/manager.ts";
+} from "./src/schedule/command.ts";
+export {
+  CommandManager,
+  MAX_ABNORMAL_HISTORY,
+} from "./src/schedule/manager.ts";
 export type {
   AbnormalStop,
   ActiveCommand,
   AddCommandOptions,
-} from "./src/manager.ts";
-export { DEFAULT_KILL_TIMEOUT, ProcessManager } from "./src/process.ts";
+} from "./src/schedule/manager.ts";
+export {
+  DEFAULT_KILL_TIMEOUT,
+  ProcessManager,
+} from "./src/node/process_manager.ts";
 export type {
   ExitSource,
   ExitStatus,
@@ -70,31 +77,38 @@ export type {
   ProcessInfo,
   ProcessManagerOptions,
   StartOptions,
-} from "./src/process.ts";
-export { DEFAULT_EXPECT_TIMEOUT, openShell, Shell } from "./src/shell.ts";
+} from "./src/node/process_manager.ts";
+export { DEFAULT_EXPECT_TIMEOUT, openShell, Shell } from "./src/node/shell.ts";
 export type {
   ExpectOptions,
   ShellOptions,
   ShellResult,
   ShellRunOptions,
-} from "./src/shell.ts";
-export { DEFAULT_RETRY, isRetryable, resolveRetry } from "./src/retry.ts";
-export type { RetryOptions, RetryPolicy } from "./src/retry.ts";
-export { ControlPool, controlPool } from "./src/pool.ts";
+  ShellTarget,
+} from "./src/node/shell.ts";
+export { DEFAULT_RETRY, resolveRetry } from "./src/process/backoff.ts";
+export { isRetryable } from "./src/node/retry.ts";
+export type { RetryOptions, RetryPolicy } from "./src/process/backoff.ts";
+export { ControlPool, controlPool } from "./src/node/pool.ts";
 export type {
   ControlPoolOptions,
   MasterState,
   MasterStatus,
-} from "./src/pool.ts";
+  PoolNode,
+} from "./src/node/pool.ts";
 export {
   BUILTIN_RIG_YAML,
   DEFAULT_RIG_FILE,
   loadRig,
   parseRig,
   Rig,
-} from "./src/rig.ts";
-export type { ParseRigOptions } from "./src/rig.ts";
-export { discover, parseProbeOutput, probeCommand } from "./src/discover.ts";
+} from "./src/rig/rig.ts";
+export type { ParseRigOptions } from "./src/rig/rig.ts";
+export {
+  discover,
+  parseProbeOutput,
+  probeCommand,
+} from "./src/discover/discover.ts";
 export type {
   DiscoverOptions,
   NodeInventory,
@@ -102,6 +116,9 @@ export type {
   PowerSupply,
   SerialPort,
   UsbDevice,
-} from "./src/discover.ts";
-export { findPowerDevice, POWER_DEVICES } from "./src/power_devices.ts";
-export type { PowerDeviceKind, PowerDeviceSpec } from "./src/power_devices.ts";
+} from "./src/discover/discover.ts";
+export { findPowerDevice, POWER_DEVICES } from "./src/rig/power_devices.ts";
+export type {
+  PowerDeviceKind,
+  PowerDeviceSpec,
+} from "./src/rig/power_devices.ts";

@@ -17,7 +17,7 @@
  */
 
 import { median, time } from "./_measure.ts";
-import { hasControllingTerminal } from "../src/session.ts";
+import { hasControllingTerminal } from "../src/process/spawn.ts";
 import { startLoopbackRig } from "../tests/_loopback.ts";
 
 const ROUNDS = Number(Deno.env.get("FIWI_BENCH_ROUNDS") ?? "40");

@@ -1,10 +1,7 @@
 // deno task bench: the pure hot paths, per operation.
-import { type Line, LineSplitter, pumpLines } from "../src/lines.ts";
-import {
-  buildArgv,
-  type TransportSpec,
-  wrapCommand,
-} from "../src/transport.ts";
+import { type Line, LineSplitter, pumpLines } from "../src/process/lines.ts";
+import { buildArgv, type TransportSpec } from "../src/transport/argv.ts";
+import { wrapCommand } from "../src/transport/wrapper.ts";
 
 const text =
   Array.from({ length: 10_000 }, (_, i) => `line ${i} of output`).join("\n") +

@@ -13,9 +13,9 @@ import { parseArgs } from "jsr:@std/cli@^1/parse-args";
 import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
 import { dispose, getLogger } from "npm:@logtape/logtape@^2";
 import { ConfigurationError, FiwiError } from "../src/errors.ts";
-import { loadRig, type Rig } from "../src/rig.ts";
-import type { SshNode } from "../src/node.ts";
-import { parseDuration } from "../src/_duration.ts";
+import { loadRig, type Rig } from "../src/rig/rig.ts";
+import type { SshNode } from "../src/node/node.ts";
+import { parseDuration } from "../src/rig/duration.ts";
 import {
   DEFAULT_LOG_FILE,
   Output,

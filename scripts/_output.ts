@@ -17,7 +17,7 @@ import {
 } from "npm:@logtape/logtape@^2";
 import { getFileSink } from "npm:@logtape/file@^2";
 import { ConfigurationError } from "../src/errors.ts";
-import type { SshNode } from "../src/node.ts";
+import type { SshNode } from "../src/node/node.ts";
 
 export { colors };
 

@@ -11,9 +11,9 @@ import {
   ConnectionError,
   HostKeyError,
 } from "../src/errors.ts";
-import { SshNode, type SshNodeOptions } from "../src/node.ts";
-import type { RunOptions, RunResult } from "../src/session.ts";
-import type { FanoutNode } from "../src/fanout.ts";
+import { SshNode, type SshNodeOptions } from "../src/node/node.ts";
+import type { RunOptions, RunResult } from "../src/process/session.ts";
+import type { FanoutNode } from "../src/fanout/run_all.ts";
 
 /** How a run ended, in a few words: "exit 0", "exit 2", "unreachable", "command timeout". */
 export function outcome(r: RunResult): string {

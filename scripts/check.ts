@@ -14,8 +14,8 @@ import {
   ConnectionError,
   HostKeyError,
 } from "../src/errors.ts";
-import type { SshNode } from "../src/node.ts";
-import type { RunResult } from "../src/session.ts";
+import type { SshNode } from "../src/node/node.ts";
+import type { RunResult } from "../src/process/session.ts";
 import { type CliSpec, durationFlag, intFlag, runCli } from "./_cli.ts";
 import { colors, humanMs, type Output } from "./_output.ts";
 import { mapLimit, nodeWith } from "./_runs.ts";

@@ -9,9 +9,9 @@
  * @module
  */
 
-import type { Line } from "../src/lines.ts";
-import { SshNode } from "../src/node.ts";
-import type { RunResult } from "../src/session.ts";
+import type { Line } from "../src/process/lines.ts";
+import { SshNode } from "../src/node/node.ts";
+import type { RunResult } from "../src/process/session.ts";
 import {
   type CliSpec,
   durationFlag,

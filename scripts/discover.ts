@@ -8,7 +8,7 @@
  */
 
 import { stringify } from "jsr:@std/yaml@^1";
-import { discover, type NodeInventory } from "../src/discover.ts";
+import { discover, type NodeInventory } from "../src/discover/discover.ts";
 import { ConfigurationError } from "../src/errors.ts";
 import { type CliSpec, durationFlag, interruptSignal, runCli } from "./_cli.ts";
 import { formatTable, type Output } from "./_output.ts";

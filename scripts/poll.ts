@@ -10,8 +10,8 @@
  */
 
 import { delay } from "jsr:@std/async@^1/delay";
-import { runAll } from "../src/fanout.ts";
-import type { RunResult } from "../src/session.ts";
+import { runAll } from "../src/fanout/run_all.ts";
+import type { RunResult } from "../src/process/session.ts";
 import {
   type CliSpec,
   durationFlag,

@@ -7,9 +7,9 @@
  * @module
  */
 
-import { collate, formatNodeList } from "../src/collate.ts";
-import { runAll } from "../src/fanout.ts";
-import type { RunResult } from "../src/session.ts";
+import { collate, formatNodeList } from "../src/fanout/collate.ts";
+import { runAll } from "../src/fanout/run_all.ts";
+import type { RunResult } from "../src/process/session.ts";
 import {
   type CliSpec,
   durationFlag,

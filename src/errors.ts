@@ -99,3 +99,27 @@ export class RigFileError extends FiwiError {
     this.column = column;
   }
 }
+
+/**
+ * A value as an error message shows it: JSON for strings and plain data,
+ * but `NaN`, `Infinity` and `undefined` by name (JSON would say `null`).
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { showValue } from "./errors.ts";
+ * assertEquals([showValue("a b"), showValue(NaN)], ['"a b"', "NaN"]);
+ * ```
+ */
+export function showValue(value: unknown): string {
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    return String(value);
+  }
+  if (value === undefined) return "undefined";
+  if (typeof value === "bigint") return `${value}n`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

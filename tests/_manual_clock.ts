@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Clock } from "../src/command.ts";
+import type { Clock } from "../src/schedule/command.ts";
 
 interface Sleeper {
   due: number;

@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects } from "jsr:@std/assert@^1";
-import { LineSplitter, pumpLines, type RawLine } from "../src/lines.ts";
+import { LineSplitter, pumpLines, type RawLine } from "../src/process/lines.ts";
 
 async function split(
   chunks: Uint8Array[],

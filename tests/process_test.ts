@@ -15,7 +15,11 @@ import {
   SshNode,
   type StartOptions,
 } from "../mod.ts";
-import { checkStart, parseMeta, parseState } from "../src/_process_meta.ts";
+import {
+  checkStart,
+  parseMeta,
+  parseState,
+} from "../src/node/_process_meta.ts";
 import {
   countRemote,
   LIVE,

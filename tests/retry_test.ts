@@ -15,12 +15,8 @@ import {
   type RunResult,
   TimeoutError,
 } from "../mod.ts";
-import {
-  isRetryable,
-  resolveRetry,
-  retryDelay,
-  retryRun,
-} from "../src/retry.ts";
+import { isRetryable, retryRun } from "../src/node/retry.ts";
+import { resolveRetry, retryDelay } from "../src/process/backoff.ts";
 import { LIVE, skipReason, startLoopbackRig } from "./_loopback.ts";
 import { fakeResult } from "./_fake_result.ts";
 

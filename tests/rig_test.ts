@@ -15,9 +15,9 @@ import {
   parseRig,
   RigFileError,
 } from "../mod.ts";
-import { formatDuration, parseDuration } from "../src/_duration.ts";
-import { expandRanges, splitPattern } from "../src/_nodeset.ts";
-import { locate, parseYamlWithPositions } from "../src/_yaml_positions.ts";
+import { formatDuration, parseDuration } from "../src/rig/duration.ts";
+import { expandRanges, splitPattern } from "../src/rig/nodeset.ts";
+import { locate, parseYamlWithPositions } from "../src/rig/_yaml_positions.ts";
 
 Deno.test("parseDuration() reads units, refuses bare numbers and says why", () => {
   const table: [unknown, number | RegExp][] = [

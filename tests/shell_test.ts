@@ -6,7 +6,7 @@ import {
   assertRejects,
 } from "jsr:@std/assert@^1";
 import { ConnectionError, FiwiError, SshNode, TimeoutError } from "../mod.ts";
-import { ShellOutput } from "../src/_shell_output.ts";
+import { ShellOutput } from "../src/node/_shell_output.ts";
 import { countRemote, skipReason, startLoopbackRig } from "./_loopback.ts";
 
 const ignore = skipReason() !== null;
@@ -19,12 +19,15 @@ Deno.test("ShellOutput takes the pid from the start line and keeps ssh's text ap
   out.stderr("Warning: something\n__FIWI_ST");
   assertEquals([out.remotePid, started], [null, 0]);
   out.stderr("ART__ 4242\nearly");
-  // Only a first line that is the start line counts.
-  assertEquals([out.remotePid, started], [null, 0]);
-  const plain = new ShellOutput(() => started++);
-  plain.stderr("__FIWI_START__ 4242\nearly");
-  assertEquals([plain.remotePid, started, plain.pending], [4242, 1, "early"]);
-  assertEquals(out.preStart, "Warning: something\n__FIWI_START__ 4242\nearly");
+  // The same rule as a run's: ssh's own lines before the start line stay
+  // apart (for failure classification), the start line gives the pid.
+  assertEquals([out.remotePid, started, out.pending], [4242, 1, "early"]);
+  assertEquals(out.preStart, "Warning: something\n");
+  const noisy = new ShellOutput(() => started++);
+  noisy.stderr(
+    "ControlSocket /s already exists, disabling multiplexing\n__FIWI_START__ 7\n",
+  );
+  assertEquals([noisy.remotePid, started, noisy.preStart], [7, 2, ""]);
 });
 
 Deno.test("ShellOutput cuts a run's output at its sentinels, split anywhere", async () => {

@@ -7,12 +7,11 @@ import {
 import { ConfigurationError, SshNode } from "../mod.ts";
 import {
   buildArgv,
-  controlExitArgv,
-  shellJoin,
-  shellQuote,
+  controlArgv,
   type TransportSpec,
-  wrapCommand,
-} from "../src/transport.ts";
+} from "../src/transport/argv.ts";
+import { shellJoin, shellQuote } from "../src/transport/quote.ts";
+import { wrapCommand } from "../src/transport/wrapper.ts";
 
 const base: TransportSpec = {
   host: "10.0.0.5",
@@ -217,18 +216,18 @@ Deno.test("one address behind different jump hosts gets different masters", asyn
   assert(paths.every((p) => p.startsWith("/run/fiwi/cm/")), paths.join("\n"));
 });
 
-Deno.test("controlExitArgv() asks the same master to exit", () => {
+Deno.test("controlArgv() asks the same master to exit", () => {
   const spec = { ...base, controlMaster: true };
-  assertEquals(controlExitArgv(spec), [
+  assertEquals(controlArgv(spec, "exit"), [
     ...buildArgv(spec, "x").slice(0, -3),
     "-O",
     "exit",
     "--",
     "root@10.0.0.5",
   ]);
-  assertEquals(controlExitArgv(base), null);
+  assertEquals(controlArgv(base, "exit"), null);
   assertEquals(
-    controlExitArgv({ ...base, transport: "local", controlMaster: true }),
+    controlArgv({ ...base, transport: "local", controlMaster: true }, "exit"),
     null,
   );
 });

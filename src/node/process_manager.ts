@@ -16,7 +16,7 @@
  *
  * @example
  * ```ts ignore
- * import { ProcessManager, SshNode } from "../mod.ts";
+ * import { ProcessManager, SshNode } from "../../mod.ts";
  * const node = new SshNode({ name: "n1", host: "10.0.0.5" });
  * await using pm = new ProcessManager();
  * pm.onExit((e) => console.log(`${e.id} ended: ${e.code} (${e.source})`));
@@ -30,10 +30,11 @@
  */
 
 import { getLogger } from "npm:@logtape/logtape@^2";
-import { ConfigurationError, FiwiError } from "./errors.ts";
+import { ConfigurationError, FiwiError } from "../errors.ts";
 import type { SshNode } from "./node.ts";
-import { type RunResult, SshSession, validateTimeout } from "./session.ts";
-import { validateCommand } from "./transport.ts";
+import { SshSession } from "../process/session.ts";
+import { type RunResult, validateTimeout } from "../process/run_options.ts";
+import { validateCommand } from "../transport/validate.ts";
 import {
   checkStart,
   type ExitStatus,

@@ -13,12 +13,14 @@
  * shell's stdin instead, for a program started with it to read, and
  * {@linkcode Shell.expect} waits for a pattern in what the shell prints.
  *
- * Closing kills the remote shell's process group (everything it started
- * that did not leave the group), then the local client.
+ * The shell reads its commands through the lifeline (src/transport/wrapper.ts):
+ * closing the pipe, or fiwi dying, kills the remote shell's process group
+ * (everything it started that did not leave the group), then the client
+ * ends.
  *
  * @example
  * ```ts
- * import { SshNode } from "../mod.ts";
+ * import { SshNode } from "../../mod.ts";
  * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
  * await using sh = await node.openShell("worker1");
  * await sh.run("cd /tmp && export MODE=fast");
@@ -29,13 +31,23 @@
  * @module
  */
 
-import { delay } from "jsr:@std/async@^1/delay";
 import { getLogger } from "npm:@logtape/logtape@^2";
-import { ConnectionError, FiwiError, TimeoutError } from "./errors.ts";
-import type { SshNode } from "./node.ts";
-import { resolveRetry, retryDelay, type RetryOptions } from "./retry.ts";
-import { classifyFailure, validateTimeout } from "./session.ts";
-import { shellQuote, validateCommand } from "./transport.ts";
+import { ConnectionError, FiwiError, TimeoutError } from "../errors.ts";
+import {
+  backoff,
+  resolveRetry,
+  type RetryOptions,
+} from "../process/backoff.ts";
+import { validateTimeout } from "../process/run_options.ts";
+import {
+  type Client,
+  hasControllingTerminal,
+  spawnClient,
+} from "../process/spawn.ts";
+import { classifyFailure } from "../transport/classify.ts";
+import { shellQuote } from "../transport/quote.ts";
+import { validateCommand } from "../transport/validate.ts";
+import { wrapCommand } from "../transport/wrapper.ts";
 import { ShellOutput } from "./_shell_output.ts";
 
 /** Options of {@linkcode openShell} (`node.openShell(name, options)`). */
@@ -82,12 +94,25 @@ export interface ShellResult {
 
 /** Default of {@linkcode ExpectOptions.timeout}. */
 export const DEFAULT_EXPECT_TIMEOUT = 30_000;
-/** How long close() waits for the client to go after the remote kill. */
-const CLOSE_GRACE_MS = 2000;
 
 const log = getLogger(["fiwi", "shell"]);
 const encoder = new TextEncoder();
-const open = new WeakMap<SshNode, Map<string, Shell>>();
+
+/** What a shell needs of a node. `SshNode` satisfies it. */
+export interface ShellTarget {
+  /** Node name. */
+  readonly name: string;
+  /** `local` clients always get a session of their own. */
+  readonly transport: string;
+  /** Default connect timeout in ms. */
+  readonly connectTimeout: number;
+  /** Make the node ready to spawn. */
+  prepare(): Promise<void>;
+  /** The argv that runs an already wrapped command line on the node. */
+  transportArgv(remoteCommand: string): string[];
+}
+
+const open = new WeakMap<ShellTarget, Map<string, Shell>>();
 
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
@@ -104,11 +129,10 @@ function escapeRegExp(text: string): string {
  */
 export class Shell {
   /** The node the shell runs on. */
-  readonly node: SshNode;
+  readonly node: ShellTarget;
   /** Its name, unique among the node's open shells. */
   readonly name: string;
-  #child: Deno.ChildProcess;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #client: Client;
   #token = randomToken();
   #seq = 0;
   #started: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -119,18 +143,20 @@ export class Shell {
   #finished: Promise<Deno.CommandStatus>;
 
   /** @internal use `node.openShell(name)` */
-  constructor(node: SshNode, name: string, child: Deno.ChildProcess) {
+  constructor(node: ShellTarget, name: string, client: Client) {
     this.node = node;
     this.name = name;
-    this.#child = child;
-    this.#writer = child.stdin.getWriter();
+    this.#client = client;
     this.#started.promise.catch(() => {});
     const readers = Promise.all([
-      pump(child.stdout, (t) => this.#out.stdout(t)),
-      pump(child.stderr, (t) => this.#out.stderr(t)),
+      pump(client.stdout, (t) => this.#out.stdout(t)),
+      pump(client.stderr, (t) => this.#out.stderr(t)),
     ]);
     this.#finished = (async () => {
-      const [status] = await Promise.all([child.status, readers]);
+      const status = await client.status;
+      client.releaseLifeline();
+      if (client.stopping) await client.drain(readers);
+      else await readers;
       this.#onEnd(status);
       return status;
     })();
@@ -253,14 +279,9 @@ export class Shell {
 
   async #write(text: string): Promise<void> {
     if (this.closed) throw this.#endedError();
-    try {
-      await this.#writer.write(encoder.encode(text));
-    } catch (e) {
+    if (!(await this.#client.write(encoder.encode(text)))) {
       throw new FiwiError(
-        `Cannot write to shell "${this.name}" on node "${this.node.name}": ${
-          (e as Error).message
-        }`,
-        { cause: e },
+        `Cannot write to shell "${this.name}" on node "${this.node.name}": its input is closed`,
       );
     }
   }
@@ -338,31 +359,9 @@ export class Shell {
   }
 
   async #close(): Promise<void> {
-    const pid = this.#out.remotePid;
-    if (!this.#ended && pid !== null) {
-      await this.node.killRemoteGroup(pid);
-    } else if (!this.#ended) {
-      // Still connecting: nothing remote to kill, and nothing to wait for.
-      try {
-        this.#child.kill("SIGTERM");
-      } catch { /* already gone */ }
-    }
-    await this.#writer.close().catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const gone = await Promise.race([
-      this.#finished.then(() => true),
-      new Promise<false>((r) =>
-        timer = setTimeout(() => r(false), CLOSE_GRACE_MS)
-      ),
-    ]);
-    clearTimeout(timer);
-    if (!gone) {
-      for (const sig of ["SIGTERM", "SIGKILL"] as const) {
-        try {
-          this.#child.kill(sig);
-        } catch { /* already gone */ }
-      }
-    }
+    // The lifeline: the remote watcher kills the shell's group at EOF, the
+    // channel closes and the client ends; stop() bounds each step.
+    await this.#client.stop();
     await this.#finished;
   }
 
@@ -383,20 +382,19 @@ async function pump(
   } catch { /* the client was killed: what arrived is all there is */ }
 }
 
-function spawn(node: SshNode, shell: string): Deno.ChildProcess {
-  const argv = node.argv(`exec ${shellQuote(shell)}`);
-  return new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    // Own session, as for every run: Ctrl-C reaches fiwi, which closes in order.
-    detached: true,
-  }).spawn();
+function spawn(node: ShellTarget, shell: string): Client {
+  const argv = node.transportArgv(
+    wrapCommand(`exec ${shellQuote(shell)}`, "stream"),
+  );
+  // Own session under a terminal, as for every run: Ctrl-C reaches fiwi,
+  // which closes in order.
+  return spawnClient(argv, {
+    ownSession: node.transport === "local" || hasControllingTerminal(),
+  });
 }
 
 async function openOnce(
-  node: SshNode,
+  node: ShellTarget,
   name: string,
   shell: string,
   connectTimeout: number,
@@ -435,7 +433,7 @@ async function openOnce(
  * {@linkcode FiwiError} when a shell of that name is already open there.
  */
 export async function openShell(
-  node: SshNode,
+  node: ShellTarget,
   name: string,
   options: ShellOptions = {},
 ): Promise<Shell> {
@@ -459,29 +457,31 @@ export async function openShell(
   }
   await node.prepare();
   const connectTimeout = options.connectTimeout ?? node.connectTimeout;
-  for (let attempt = 1;; attempt++) {
+  const attempt = async (): Promise<Shell | Error> => {
     try {
-      const sh = await openOnce(node, name, shell, connectTimeout);
-      if (shells.has(name)) {
-        await sh.close();
-        throw new FiwiError(
-          `Shell "${name}" is already open on node "${node.name}": close it or pick another name`,
-        );
-      }
-      shells.set(name, sh);
-      return sh;
+      return await openOnce(node, name, shell, connectTimeout);
     } catch (e) {
-      if (!(e instanceof ConnectionError) || attempt >= policy.attempts) {
-        throw e;
-      }
-      const wait = retryDelay(policy, attempt);
+      return e as Error;
+    }
+  };
+  const out = await backoff(attempt, policy, {
+    again: (got) => got instanceof ConnectionError,
+    onRetry: (got, _n, wait) =>
       log.warn("Retrying shell {shell} on {node} in {delayMs} ms: {error}", {
         node: node.name,
         shell: name,
         delayMs: wait,
-        error: e.message,
-      });
-      await delay(wait);
-    }
+        error: (got as Error).message,
+      }),
+  });
+  if (out.value instanceof Error) throw out.value;
+  const sh = out.value;
+  if (shells.has(name)) {
+    await sh.close();
+    throw new FiwiError(
+      `Shell "${name}" is already open on node "${node.name}": close it or pick another name`,
+    );
   }
+  shells.set(name, sh);
+  return sh;
 }

@@ -8,7 +8,7 @@
  */
 
 import { globToRegExp } from "jsr:@std/path@^1";
-import { ConfigurationError } from "./errors.ts";
+import { ConfigurationError } from "../errors.ts";
 
 /** What a pattern is matched against. */
 export interface NodeSetUniverse {

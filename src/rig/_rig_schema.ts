@@ -7,16 +7,16 @@
  * @module
  */
 
-import { RigFileError } from "./errors.ts";
-import { SshNode, type SshNodeOptions } from "./node.ts";
+import { RigFileError } from "../errors.ts";
+import { SshNode, type SshNodeOptions } from "../node/node.ts";
 import {
   parseRelay,
   validateHost,
   validatePort,
   validateSshOptions,
   validateUser,
-} from "./transport.ts";
-import { shown } from "./_duration.ts";
+} from "../transport/validate.ts";
+import { shown } from "./duration.ts";
 import type { LocatedYaml, PathStep } from "./_yaml_positions.ts";
 import {
   Checker,

@@ -1,11 +1,13 @@
 /**
- * Transport: the exact argv fiwi spawns for a node, and the validation and
- * quoting that keep it safe. Pure functions only; nothing here does I/O.
+ * Argv: the exact command line fiwi spawns to reach a node over ssh, ush or
+ * locally, relays included, and the ControlMaster requests for the same
+ * node. Pure functions only; nothing here does I/O.
  *
  * @module
  */
 
-import { ConfigurationError } from "./errors.ts";
+import { shellJoin } from "./quote.ts";
+import { parseRelay } from "./validate.ts";
 
 /** How fiwi reaches a node. */
 export type TransportKind = "ssh" | "ush" | "local";
@@ -46,155 +48,6 @@ export interface TransportSpec {
   hostKeyCheck: HostKeyCheck;
   /** Connect timeout in milliseconds (rounded up to whole seconds for ssh). */
   connectTimeout: number;
-}
-
-/** The line the wrapped remote command prints on stderr before the command. */
-export const START_MARKER = "__FIWI_START__";
-
-const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
-
-/**
- * Quote a string for a POSIX shell. Safe words pass unchanged; anything else
- * is put in single quotes, with embedded single quotes spelled `'\''`.
- *
- * @example
- * ```ts
- * import { shellQuote } from "./transport.ts";
- * shellQuote("it's"); // "'it'\\''s'"
- * ```
- */
-export function shellQuote(value: string): string {
-  if (value !== "" && SAFE_WORD.test(value)) return value;
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}
-
-/** Join argv into one command line for a POSIX shell. */
-export function shellJoin(argv: readonly string[]): string {
-  return argv.map(shellQuote).join(" ");
-}
-
-// Host names, IPv4, IPv6 (with brackets or zone ids): never an option, never
-// whitespace, never a shell metacharacter.
-const HOST_RE = /^[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]*$/;
-const USER_RE = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*$/;
-const OPTION_KEY_RE = /^[A-Za-z][A-Za-z0-9]*$/;
-// deno-lint-ignore no-control-regex
-const CONTROL_RE = /[\x00-\x1f\x7f]/;
-
-/**
- * Check that `value` is safe as a host name: throws
- * {@linkcode ConfigurationError} naming `what` and the value otherwise.
- */
-export function validateHost(value: string, what = "host"): void {
-  if (typeof value !== "string" || !HOST_RE.test(value)) {
-    throw new ConfigurationError(
-      `Invalid ${what} ${
-        JSON.stringify(value)
-      }: use a host name or IP address ` +
-        `(no leading "-", whitespace or shell metacharacters)`,
-    );
-  }
-}
-
-/** Check that `value` is safe as a user name. */
-export function validateUser(value: string, what = "user"): void {
-  if (typeof value !== "string" || !USER_RE.test(value)) {
-    throw new ConfigurationError(
-      `Invalid ${what} ${
-        JSON.stringify(value)
-      }: use letters, digits, ".", "_" ` +
-        `or "-" (no leading "-")`,
-    );
-  }
-}
-
-/** Check a remote command: not empty, not whitespace only, no NUL. */
-export function validateCommand(cmd: string): void {
-  if (typeof cmd !== "string" || cmd.trim() === "") {
-    throw new ConfigurationError(
-      `Invalid command ${JSON.stringify(cmd)}: give a non-empty command`,
-    );
-  }
-  if (cmd.includes("\0")) {
-    throw new ConfigurationError(
-      `Invalid command ${JSON.stringify(cmd)}: it contains a NUL character`,
-    );
-  }
-}
-
-/** A relay split into its parts. */
-export interface RelayParts {
-  /** Relay user, when given as `user@host`. */
-  user?: string;
-  /** Relay host. */
-  host: string;
-  /** Relay port, when given as `host:port`. */
-  port?: number;
-}
-
-/**
- * Parse and validate a relay given as `[user@]host[:port]` (IPv6 in
- * brackets when a port follows).
- */
-export function parseRelay(relay: string): RelayParts {
-  if (typeof relay !== "string") validateHost(String(relay), "relay");
-  let rest = relay;
-  let user: string | undefined;
-  const at = rest.lastIndexOf("@");
-  if (at >= 0) {
-    user = rest.slice(0, at);
-    rest = rest.slice(at + 1);
-    validateUser(user, "relay user");
-  }
-  let port: number | undefined;
-  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(rest);
-  if (m) {
-    rest = m[1].replace(/^\[(.*)\]$/, "$1");
-    port = Number(m[2]);
-    validatePort(port, "relay port");
-  }
-  validateHost(rest, "relay");
-  return { user, host: rest, port };
-}
-
-/** Check a TCP port number. */
-export function validatePort(port: number, what = "port"): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new ConfigurationError(
-      `Invalid ${what} ${
-        JSON.stringify(port)
-      }: use a whole number from 1 to 65535`,
-    );
-  }
-}
-
-/** Check extra `-o` options: keys are option names, values are single-line. */
-export function validateSshOptions(options: Record<string, string>): void {
-  for (const [key, value] of Object.entries(options)) {
-    if (!OPTION_KEY_RE.test(key)) {
-      throw new ConfigurationError(
-        `Invalid ssh option name ${
-          JSON.stringify(key)
-        }: use an ssh_config keyword such as "ServerAliveInterval"`,
-      );
-    }
-    if (typeof value !== "string" || CONTROL_RE.test(value)) {
-      throw new ConfigurationError(
-        `Invalid value ${
-          JSON.stringify(value)
-        } for ssh option "${key}": give a single-line string`,
-      );
-    }
-  }
-}
-
-/**
- * Wrap a command so the remote shell first reports, on stderr, that it began
- * and its own pid (the session and process-group leader), then runs the
- * command through `eval` so its syntax and exit status are its own.
- */
-export function wrapCommand(cmd: string): string {
-  return `printf '${START_MARKER} %d\\n' $$ >&2; eval ${shellQuote(cmd)}`;
 }
 
 function hostKeyOptions(policy: HostKeyCheck): string[] {
@@ -356,19 +209,36 @@ export function buildArgv(
   ];
 }
 
+/** A request to a running ControlMaster (`ssh -O <op>`). */
+export type ControlOp = "check" | "exit" | "stop";
+
 /**
- * The argv that asks the ControlMaster of `spec` to exit (`ssh -O exit`), or
- * `null` when the node uses none.
+ * The argv that sends `op` to the ControlMaster of `spec` (`ssh … -O op --
+ * dest`), or `null` when the node uses none. `stop` makes the master accept
+ * no new clients and exit once its sessions end; `exit` ends it at once.
  */
-export function controlExitArgv(spec: TransportSpec): string[] | null {
-  if (spec.transport === "local" || !spec.controlMaster) return null;
-  const argv = buildArgv(spec, "true");
-  // Same options and destination, with "-O exit" instead of a command.
+export function controlArgv(
+  spec: TransportSpec,
+  op: ControlOp,
+): string[] | null {
+  const argv = firstHopArgv(spec);
+  if (!argv) return null;
   const dash = argv.indexOf("--");
-  return [
-    ...argv.slice(0, dash),
-    "-O",
-    "exit",
-    ...argv.slice(dash, dash + 2),
-  ];
+  return [...argv.slice(0, dash), "-O", op, ...argv.slice(dash, dash + 2)];
+}
+
+/**
+ * `ssh … -G -- dest`: the client configuration ssh resolves for the first
+ * hop of `spec` (`%C` expanded in `controlpath`), or null without a master.
+ */
+export function configArgv(spec: TransportSpec): string[] | null {
+  const argv = firstHopArgv(spec);
+  if (!argv) return null;
+  const dash = argv.indexOf("--");
+  return [...argv.slice(0, dash), "-G", ...argv.slice(dash, dash + 2)];
+}
+
+function firstHopArgv(spec: TransportSpec): string[] | null {
+  if (spec.transport === "local" || !spec.controlMaster) return null;
+  return buildArgv(spec, "true");
 }

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { shellQuote } from "./transport.ts";
+import { shellQuote } from "../transport/quote.ts";
 
 /** The metadata directory, expanded on the node. */
 const DIR = `d="\${XDG_RUNTIME_DIR:-/tmp}/fiwi-proc-$(id -u)"`;

@@ -7,31 +7,33 @@
  */
 
 import { getLogger } from "npm:@logtape/logtape@^2";
-import { ConfigurationError } from "./errors.ts";
-import type { Line } from "./lines.ts";
+import { ConfigurationError } from "../errors.ts";
+import type { Line } from "../process/lines.ts";
 import { controlPool } from "./pool.ts";
 import { rexecWithRetry } from "./retry.ts";
 import { openShell, type Shell, type ShellOptions } from "./shell.ts";
+import { SshSession } from "../process/session.ts";
 import {
   type RunOptions,
   type RunResult,
-  SshSession,
   validateTimeout,
-} from "./session.ts";
+} from "../process/run_options.ts";
 import {
   buildArgv,
   type HostKeyCheck,
-  parseRelay,
   type RelayMode,
-  shellQuote,
   type TransportKind,
   type TransportSpec,
+} from "../transport/argv.ts";
+import { shellQuote } from "../transport/quote.ts";
+import {
+  parseRelay,
   validateHost,
   validatePort,
   validateSshOptions,
   validateUser,
-  wrapCommand,
-} from "./transport.ts";
+} from "../transport/validate.ts";
+import { wrapCommand } from "../transport/wrapper.ts";
 
 /** Options of {@linkcode SshNode}. Times are milliseconds. */
 export interface SshNodeOptions {
@@ -163,7 +165,7 @@ const finalizer = new FinalizationRegistry<WeakRef<SshNode>>((ref) =>
  *
  * @example
  * ```ts
- * import { SshNode } from "../mod.ts";
+ * import { SshNode } from "../../mod.ts";
  * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
  * const result = await node.rexec("uname -s");
  * console.log(result.code, result.stdout);
@@ -349,10 +351,18 @@ export class SshNode {
     };
   }
 
-  /** The exact argv {@linkcode SshNode.rexec} spawns for `cmd`. */
+  /** The exact argv {@linkcode SshNode.rexec} spawns for `cmd` (without `stdin`). */
   argv(cmd: string): string[] {
+    return this.transportArgv(wrapCommand(cmd));
+  }
+
+  /**
+   * The argv that runs `remoteCommand`, a command line for the node's shell
+   * that is already wrapped (src/transport/wrapper.ts).
+   */
+  transportArgv(remoteCommand: string): string[] {
     this.validate();
-    return buildArgv(this.spec, wrapCommand(cmd));
+    return buildArgv(this.spec, remoteCommand);
   }
 
   /**
@@ -425,56 +435,6 @@ export class SshNode {
    */
   openShell(name: string, options: ShellOptions = {}): Promise<Shell> {
     return openShell(this, name, options);
-  }
-
-  /**
-   * Kill a remote process group: TERM, up to 2 s for it to go, then KILL.
-   * Used by timeouts and aborts; never rejects.
-   */
-  async killRemoteGroup(pid: number): Promise<void> {
-    // Zombies (reaped late by some inits) count as gone: only live members
-    // of the group keep the wait going. Without ps, KILL follows at once.
-    const live = `ps -A -o pgid= -o stat= 2>/dev/null | ` +
-      `awk -v g=${pid} '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'`;
-    const script = `kill -TERM -${pid} 2>/dev/null || exit 0; i=0; ` +
-      `while [ $i -lt 20 ] && ${live}; do sleep 0.1; i=$((i+1)); done; ` +
-      `kill -KILL -${pid} 2>/dev/null; exit 0`;
-    await this.#quiet(
-      buildArgv(this.spec, script),
-      10_000,
-      `kill process group ${pid}`,
-    );
-  }
-
-  async #quiet(
-    argv: string[],
-    timeoutMs: number,
-    what: string,
-  ): Promise<boolean> {
-    try {
-      const out = await new Deno.Command(argv[0], {
-        args: argv.slice(1),
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-        signal: AbortSignal.timeout(timeoutMs),
-      }).output();
-      if (!out.success) {
-        log.debug("Could not {what} on {node}: {stderr}", {
-          node: this.name,
-          what,
-          stderr: new TextDecoder().decode(out.stderr).trim(),
-        });
-      }
-      return out.success;
-    } catch (e) {
-      log.warn("Could not {what} on {node}: {error}", {
-        node: this.name,
-        what,
-        error: e,
-      });
-      return false;
-    }
   }
 
   /** Remote cleanup: kill stale copies of this node's console command. */

@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { CommandManager, SshNode } from "../mod.ts";
+ * import { CommandManager, SshNode } from "../../mod.ts";
  * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
  * await using mgr = new CommandManager();
  * const id = await mgr.addCommand({ node, cmd: "uptime", interval: 1000 });
@@ -24,7 +24,7 @@ import {
   type CommandOptions,
   type CommandState,
 } from "./command.ts";
-import { ConfigurationError, TimeoutError } from "./errors.ts";
+import { ConfigurationError, TimeoutError } from "../errors.ts";
 
 /** What {@linkcode CommandManager.addCommand} takes: node, command, options. */
 export interface AddCommandOptions extends CommandOptions {

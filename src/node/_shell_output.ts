@@ -12,7 +12,7 @@
  * @module
  */
 
-import { START_MARKER } from "./transport.ts";
+import { isClientNoise, parseStartLine } from "../transport/wrapper.ts";
 
 /** One run's own output and exit status. */
 export interface RawRun {
@@ -73,16 +73,9 @@ export class ShellOutput {
   /** Feed text from the shell's stderr. */
   stderr(text: string): void {
     if (this.remotePid === null) {
-      this.preStart += text;
-      const eol = this.preStart.indexOf("\n");
-      if (eol < 0) return;
-      const first = this.preStart.slice(0, eol);
-      if (!first.startsWith(START_MARKER + " ")) return;
-      this.remotePid = Number(first.slice(START_MARKER.length + 1));
-      text = this.preStart.slice(eol + 1);
-      this.preStart = "";
-      this.#onStart();
-      if (!text) return;
+      const rest = this.#scanForStart(text);
+      if (rest === null || rest === "") return;
+      text = rest;
     }
     const run = this.#run;
     if (!run || run.errDone) return this.#unclaimed(text);
@@ -94,6 +87,38 @@ export class ShellOutput {
     run.errDone = true;
     this.#settle();
     if (after) this.#unclaimed(after);
+  }
+
+  /**
+   * Look for the start line in stderr before it (by the one parser of
+   * src/transport/wrapper.ts): ssh's noise is dropped, anything else stays
+   * in `preStart` for failure classification. Returns the text after the
+   * start line, or null while it has not come.
+   */
+  #scanForStart(text: string): string | null {
+    this.preStart += text;
+    let from = 0;
+    for (
+      let eol;
+      (eol = this.preStart.indexOf("\n", from)) >= 0;
+      from = eol + 1
+    ) {
+      const line = this.preStart.slice(from, eol);
+      const pid = parseStartLine(line);
+      if (pid !== null) {
+        this.remotePid = pid;
+        const rest = this.preStart.slice(eol + 1);
+        this.preStart = this.preStart.slice(0, from);
+        this.#onStart();
+        return rest;
+      }
+      if (isClientNoise(line)) {
+        this.preStart = this.preStart.slice(0, from) +
+          this.preStart.slice(eol + 1);
+        eol = from - 1;
+      }
+    }
+    return null;
   }
 
   /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ConfigurationError } from "./errors.ts";
+import { ConfigurationError } from "../errors.ts";
 import type { SshNode } from "./node.ts";
 
 /**

@@ -18,7 +18,7 @@
  *
  * @example
  * ```ts ignore
- * import { controlPool, SshNode } from "../mod.ts";
+ * import { controlPool, SshNode } from "../../mod.ts";
  * const node = new SshNode({ name: "n1", host: "10.0.0.5" });
  * await node.rexec("true");   // opens the master
  * await node.rexec("uname");  // reuses it
@@ -30,10 +30,14 @@
 
 import { getLogger } from "npm:@logtape/logtape@^2";
 import { dirname } from "jsr:@std/path@^1";
-import { ConnectionError } from "./errors.ts";
-import type { SshNode } from "./node.ts";
-import type { RunResult } from "./session.ts";
-import { controlExitArgv, type TransportSpec } from "./transport.ts";
+import { ConnectionError } from "../errors.ts";
+import type { RunResult } from "../process/run_options.ts";
+import { runHelper } from "../process/spawn.ts";
+import {
+  configArgv,
+  controlArgv,
+  type TransportSpec,
+} from "../transport/argv.ts";
 
 /** What `ssh -O check` says about a node's master. */
 export type MasterState =
@@ -63,44 +67,15 @@ export interface ControlPoolOptions {
 }
 
 const log = getLogger(["fiwi", "pool"]);
-const decoder = new TextDecoder();
 
-async function output(
-  argv: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  try {
-    const out = await new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(timeoutMs),
-    }).output();
-    return {
-      code: out.signal ? null : out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } catch {
-    return { code: null, stdout: "", stderr: "" };
-  }
-}
-
-/** `ssh … -O <op> -- dest` for the node's first hop, or null without a master. */
-function controlArgv(spec: TransportSpec, op: string): string[] | null {
-  const argv = controlExitArgv(spec);
-  if (!argv) return null;
-  const at = argv.indexOf("-O");
-  return [...argv.slice(0, at + 1), op, ...argv.slice(at + 2)];
-}
-
-/** `ssh … -G -- dest`: the resolved client config, `%C` expanded. */
-function configArgv(spec: TransportSpec): string[] | null {
-  const argv = controlExitArgv(spec);
-  if (!argv) return null;
-  const at = argv.indexOf("-O");
-  return [...argv.slice(0, at), "-G", ...argv.slice(at + 2)];
+/** What the pool needs of a node. `SshNode` satisfies it. */
+export interface PoolNode {
+  /** Node name, for logs. */
+  readonly name: string;
+  /** Uses a ControlMaster. */
+  readonly controlMaster: boolean;
+  /** The resolved transport settings. */
+  readonly spec: TransportSpec;
 }
 
 /**
@@ -130,12 +105,12 @@ export class ControlPool {
 
   /** Remember a node's master so {@linkcode ControlPool.closeAll} ends it. */
   track(spec: TransportSpec): void {
-    const argv = controlExitArgv(spec);
+    const argv = controlArgv(spec, "exit");
     if (argv) this.#specs.set(argv.join("\0"), { ...spec });
   }
 
   /** The control socket path of `node` (ssh's own `%C`), or null without one. */
-  socketPath(node: SshNode): Promise<string | null> {
+  socketPath(node: PoolNode): Promise<string | null> {
     return this.#socketOf(node.spec);
   }
 
@@ -145,10 +120,10 @@ export class ControlPool {
    * when a master was running.
    */
   async exit(spec: TransportSpec): Promise<boolean> {
-    const argv = controlExitArgv(spec);
+    const argv = controlArgv(spec, "exit");
     if (!argv) return false;
     const socket = await this.#socketOf(spec);
-    const out = await output(argv, 10_000);
+    const out = await runHelper(argv, 10_000);
     if (out.code !== 0) {
       log.debug("No ControlMaster to close at {socket}: {stderr}", {
         socket,
@@ -170,7 +145,7 @@ export class ControlPool {
     const key = argv.join("\0");
     const known = this.#sockets.get(key);
     if (known) return known;
-    const out = await output(argv, 10_000);
+    const out = await runHelper(argv, 10_000);
     const path = /^controlpath (.+)$/m.exec(out.stdout)?.[1]?.trim();
     if (!path || path === "none") return null;
     this.#sockets.set(key, path);
@@ -178,11 +153,11 @@ export class ControlPool {
   }
 
   /** Ask the master of `node` whether it is there and answering. */
-  async check(node: SshNode): Promise<MasterStatus | null> {
+  async check(node: PoolNode): Promise<MasterStatus | null> {
     const argv = controlArgv(node.spec, "check");
     const socket = await this.socketPath(node);
     if (!argv || !socket) return null;
-    const out = await output(argv, this.checkTimeout);
+    const out = await runHelper(argv, this.checkTimeout);
     if (out.code === 0) {
       const pid = /pid=(\d+)/.exec(out.stderr)?.[1];
       return { state: "alive", pid: pid ? Number(pid) : null, socket };
@@ -190,7 +165,7 @@ export class ControlPool {
     if (!(await exists(socket))) return { state: "absent", pid: null, socket };
     // A check that got no answer at all was killed by its timeout.
     return {
-      state: out.code === null ? "hung" : "stale",
+      state: out.timedOut ? "hung" : "stale",
       pid: null,
       socket,
     };
@@ -201,7 +176,7 @@ export class ControlPool {
    * master that does not answer is killed and its socket removed. Resolves
    * with the state found.
    */
-  async repair(node: SshNode): Promise<MasterStatus | null> {
+  async repair(node: PoolNode): Promise<MasterStatus | null> {
     const status = await this.check(node);
     if (!status || status.state === "alive" || status.state === "absent") {
       return status;
@@ -223,7 +198,7 @@ export class ControlPool {
    * hung and replaced, so the run is worth another attempt even though it
    * timed out.
    */
-  async recover(node: SshNode, result: RunResult): Promise<boolean> {
+  async recover(node: PoolNode, result: RunResult): Promise<boolean> {
     if (result.started || result.aborted || !node.controlMaster) return false;
     const suspicious = result.timedOut === "connect" ||
       result.error instanceof ConnectionError;
@@ -275,16 +250,33 @@ async function removed(path: string, timeoutMs: number): Promise<boolean> {
   }
 }
 
-/** Kill the master process listening on `socket` (its title names the path). */
+/**
+ * Kill the master process listening on `socket`. OpenSSH titles a master
+ * `ssh: <socket> [mux]`; it is found by reading /proc (pgrep is not among
+ * the programs the scripts may run). Only processes of this user are
+ * touched.
+ */
 async function killMaster(socket: string): Promise<void> {
-  const pattern = `^ssh: ${
-    socket.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
-  } \\[mux\\]$`;
-  const out = await output(["pgrep", "-f", pattern], 5000);
-  for (const pid of out.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
-    try {
-      Deno.kill(Number(pid), "SIGKILL");
-    } catch { /* already gone */ }
+  const title = `ssh: ${socket} [mux]`;
+  const uid = Deno.uid();
+  try {
+    for await (const entry of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      const dir = `/proc/${entry.name}`;
+      try {
+        const cmdline = await Deno.readTextFile(`${dir}/cmdline`);
+        if (cmdline.replace(/\0+$/, "").replaceAll("\0", " ") !== title) {
+          continue;
+        }
+        if (uid !== null && (await Deno.stat(dir)).uid !== uid) continue;
+        Deno.kill(Number(entry.name), "SIGKILL");
+      } catch { /* gone meanwhile, or not ours */ }
+    }
+  } catch (e) {
+    log.warn("Cannot look for the hung master of {socket}: {error}", {
+      socket,
+      error: e,
+    });
   }
 }
 

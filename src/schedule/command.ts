@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { Command, SshNode } from "../mod.ts";
+ * import { Command, SshNode } from "../../mod.ts";
  * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
  * const cmd = new Command(node, "date +%s", { interval: 100, count: 3 });
  * await cmd.start();
@@ -23,16 +23,20 @@
  */
 
 import { getLogger } from "npm:@logtape/logtape@^2";
-import { type Clock, monotonicClock } from "./_clock.ts";
+import { type Clock, monotonicClock } from "../process/clock.ts";
 import { describeOutcome, RunLog } from "./_run_log.ts";
-import { ConfigurationError, FiwiError } from "./errors.ts";
-import type { Line } from "./lines.ts";
-import type { SshNode } from "./node.ts";
-import { type RunResult, unstartedResult } from "./session.ts";
-import { validateCommand } from "./transport.ts";
-import { validateCommandOptions } from "./_command_options.ts";
+import { ConfigurationError, FiwiError } from "../errors.ts";
+import type { Line } from "../process/lines.ts";
+import type { SshNode } from "../node/node.ts";
+import { type RunResult, unstartedResult } from "../process/run_options.ts";
+import { validateCommand } from "../transport/validate.ts";
+import {
+  type CommandOptions,
+  validateCommandOptions,
+} from "./_command_options.ts";
 
-export type { Clock } from "./_clock.ts";
+export type { Clock } from "../process/clock.ts";
+export type { CommandOptions } from "./_command_options.ts";
 
 /** Where a {@linkcode Command} is in its life. */
 export type CommandState =
@@ -44,47 +48,6 @@ export type CommandState =
 
 /** What a {@linkcode Command} needs of a node: its name and `rexec`. */
 export type CommandNode = Pick<SshNode, "name" | "rexec">;
-
-/** Options of {@linkcode Command}. Times are milliseconds. */
-export interface CommandOptions {
-  /** Period between scheduled fires; undefined or <= 0: one run. */
-  interval?: number;
-  /**
-   * Runs before the command finishes: a whole number >= 1, or
-   * {@linkcode Command.COUNT_FOREVER} (the default with an interval). Without
-   * an interval there is exactly one run.
-   */
-  count?: number;
-  /** Wait before the first fire (default 0). */
-  initialDelay?: number;
-  /** Each fire is delayed by a random amount in [0, jitter) (default 0). */
-  jitter?: number;
-  /**
-   * A run that ends after the next fire was due: "skip" (default) waits for
-   * the next grid point; "immediate" fires the next run at once.
-   */
-  overrun?: "skip" | "immediate";
-  /**
-   * A run that times out or fails to run (connection or input error):
-   * "stop" (default) ends the command as "failed"; "continue" goes on. A
-   * non-zero exit code is not an error.
-   */
-  onError?: "stop" | "continue";
-  /** Called for every output line of every run. */
-  onLine?: (line: Line) => void;
-  /** Append every run to this file under a banner; closed when the command ends. */
-  logFile?: string;
-  /** Connect timeout of every run (default: the node's). */
-  connectTimeout?: number;
-  /** Io timeout of every run (default: the node's). */
-  ioTimeout?: number;
-  /** Command timeout of every run (default: the node's). */
-  cmdTimeout?: number;
-  /** The schedule's clock (default `performance.now()`); tests pass a manual one. */
-  clock?: Clock;
-  /** Source of jitter in [0, 1) (default `Math.random`). */
-  random?: () => number;
-}
 
 /** One run of a {@linkcode Command}. */
 export interface RunRecord {

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import { runAll, SshNode } from "../mod.ts";
+ * import { runAll, SshNode } from "../../mod.ts";
  * const nodes = ["a", "b", "c"].map((name) =>
  *   new SshNode({ name, host: "localhost", transport: "local" })
  * );
@@ -21,14 +21,14 @@
  * @module
  */
 
-import { ConfigurationError } from "./errors.ts";
-import type { SshNode } from "./node.ts";
+import { ConfigurationError } from "../errors.ts";
+import type { SshNode } from "../node/node.ts";
 import {
   type RunOptions,
   type RunResult,
   validateRunOptions,
-} from "./session.ts";
-import { validateCommand } from "./transport.ts";
+} from "../process/run_options.ts";
+import { validateCommand } from "../transport/validate.ts";
 
 /**
  * How many runs {@linkcode runAll} keeps in flight when not told: 64, the

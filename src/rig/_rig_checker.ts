@@ -9,8 +9,8 @@
 
 import { dirname, isAbsolute, join } from "jsr:@std/path@^1";
 import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
-import { ConfigurationError, RigFileError } from "./errors.ts";
-import { parseDuration, shown } from "./_duration.ts";
+import { ConfigurationError, RigFileError } from "../errors.ts";
+import { parseDuration, shown } from "./duration.ts";
 import type { LocatedYaml, PathStep } from "./_yaml_positions.ts";
 
 /** How a setting's value is checked: a kind, or the list of allowed words. */

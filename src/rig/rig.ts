@@ -22,7 +22,7 @@
  *
  * @example
  * ```ts
- * import { parseRig } from "../mod.ts";
+ * import { parseRig } from "../../mod.ts";
  * const rig = parseRig(
  *   "rigs:\n  here:\n    nodes:\n      me: { transport: local }\n",
  *   { file: "inline.yaml" },
@@ -33,10 +33,10 @@
  * @module
  */
 
-import { ConfigurationError, RigFileError } from "./errors.ts";
-import { SshNode } from "./node.ts";
+import { ConfigurationError, RigFileError } from "../errors.ts";
+import { SshNode } from "../node/node.ts";
 import { checkRigFile, type RigFileData } from "./_rig_schema.ts";
-import { selectNames } from "./_nodeset.ts";
+import { selectNames } from "./nodeset.ts";
 import { parseYamlWithPositions, YamlSyntaxError } from "./_yaml_positions.ts";
 
 /** The file {@linkcode loadRig} reads when given no path. */

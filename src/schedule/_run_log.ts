@@ -7,9 +7,9 @@
  */
 
 import { getLogger } from "npm:@logtape/logtape@^2";
-import { ConfigurationError } from "./errors.ts";
-import type { Line } from "./lines.ts";
-import type { RunResult } from "./session.ts";
+import { ConfigurationError } from "../errors.ts";
+import type { Line } from "../process/lines.ts";
+import type { RunResult } from "../process/run_options.ts";
 
 const log = getLogger(["fiwi", "command"]);
 const encoder = new TextEncoder();

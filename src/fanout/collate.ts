@@ -15,8 +15,8 @@
  * @module
  */
 
-import { ConfigurationError } from "./errors.ts";
-import type { RunResult } from "./session.ts";
+import { ConfigurationError } from "../errors.ts";
+import type { RunResult } from "../process/run_options.ts";
 
 /** Which streams decide a group and make up its {@linkcode OutputGroup.output}. */
 export type CollateStreams = "stdout" | "stderr" | "both";
@@ -83,7 +83,7 @@ export function outcomeKey(result: RunResult): string {
  * @example
  * ```ts
  * import { assertEquals } from "jsr:@std/assert@^1";
- * import { collate, SshNode } from "../mod.ts";
+ * import { collate, SshNode } from "../../mod.ts";
  * const nodes = ["a1", "a2"].map((name) =>
  *   new SshNode({ name, host: "localhost", transport: "local" })
  * );

@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { discover, SshNode } from "../mod.ts";
+ * import { discover, SshNode } from "../../mod.ts";
  * const here = new SshNode({ name: "here", host: "localhost", transport: "local" });
  * const [inventory] = await discover([here], { root: "tests/fixtures/sysroot" });
  * console.log(inventory.powerControl.map((d) => `${d.name} at ${d.usbPort}`));
@@ -15,11 +15,11 @@
  * @module
  */
 
-import { ConfigurationError } from "./errors.ts";
-import type { SshNode } from "./node.ts";
-import type { RunOptions } from "./session.ts";
-import { shellQuote } from "./transport.ts";
-import { findPowerDevice, type PowerDeviceKind } from "./power_devices.ts";
+import { ConfigurationError } from "../errors.ts";
+import type { SshNode } from "../node/node.ts";
+import type { RunOptions } from "../process/session.ts";
+import { shellQuote } from "../transport/quote.ts";
+import { findPowerDevice, type PowerDeviceKind } from "../rig/power_devices.ts";
 import { PROBE_SCRIPT, PROBE_VERSION } from "./_probe.sh.ts";
 
 /** A USB device (root hubs left out). */

@@ -5,9 +5,10 @@
  * @module
  */
 
-import type { CommandOptions } from "./command.ts";
-import { ConfigurationError } from "./errors.ts";
-import { validateTimeout } from "./session.ts";
+import type { Clock } from "../process/clock.ts";
+import type { Line } from "../process/lines.ts";
+import { ConfigurationError } from "../errors.ts";
+import { validateTimeout } from "../process/run_options.ts";
 
 function checkNumber(name: string, value: unknown, min?: number): void {
   if (value === undefined) return;
@@ -31,6 +32,47 @@ function checkChoice(name: string, value: unknown, choices: string[]): void {
       }`,
     );
   }
+}
+
+/** Options of `Command`. Times are milliseconds. */
+export interface CommandOptions {
+  /** Period between scheduled fires; undefined or <= 0: one run. */
+  interval?: number;
+  /**
+   * Runs before the command finishes: a whole number >= 1, or
+   * `Command.COUNT_FOREVER` (the default with an interval). Without
+   * an interval there is exactly one run.
+   */
+  count?: number;
+  /** Wait before the first fire (default 0). */
+  initialDelay?: number;
+  /** Each fire is delayed by a random amount in [0, jitter) (default 0). */
+  jitter?: number;
+  /**
+   * A run that ends after the next fire was due: "skip" (default) waits for
+   * the next grid point; "immediate" fires the next run at once.
+   */
+  overrun?: "skip" | "immediate";
+  /**
+   * A run that times out or fails to run (connection or input error):
+   * "stop" (default) ends the command as "failed"; "continue" goes on. A
+   * non-zero exit code is not an error.
+   */
+  onError?: "stop" | "continue";
+  /** Called for every output line of every run. */
+  onLine?: (line: Line) => void;
+  /** Append every run to this file under a banner; closed when the command ends. */
+  logFile?: string;
+  /** Connect timeout of every run (default: the node's). */
+  connectTimeout?: number;
+  /** Io timeout of every run (default: the node's). */
+  ioTimeout?: number;
+  /** Command timeout of every run (default: the node's). */
+  cmdTimeout?: number;
+  /** The schedule's clock (default `performance.now()`); tests pass a manual one. */
+  clock?: Clock;
+  /** Source of jitter in [0, 1) (default `Math.random`). */
+  random?: () => number;
 }
 
 /** Throw {@linkcode ConfigurationError} for the first bad option. */

@@ -1,0 +1,153 @@
+/**
+ * Retry: run a command again when the connection failed before it began.
+ *
+ * A run whose command never started (`started: false`) with a
+ * {@linkcode ConnectionError} (refused, unreachable, reset, the node
+ * rebooting) did nothing on the node, so running it again is safe. Anything
+ * else is final by default: an authentication or host-key failure will not
+ * heal by waiting, a connect timeout may hide a command that did begin, and a
+ * command that started must never run twice behind the caller's back. The
+ * caller can opt in to re-running a started command whose connection was
+ * lost (`retryStarted`).
+ *
+ * The wait before retry `k` (1-based) is `baseDelay · 2^(k-1)`, capped at
+ * `maxDelay`: 1 s, 2 s, then 4 s for every later retry by default; explicit
+ * `delays` replace the formula. `SshNode.rexec` uses {@linkcode retryRun}
+ * with {@linkcode DEFAULT_RETRY}; pass `retry: false` in its options for a
+ * single attempt.
+ *
+ * @example
+ * ```ts
+ * import { SshNode } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * // Five attempts, 200 ms, 400 ms, 800 ms, 800 ms apart.
+ * const result = await node.rexec("uptime", {
+ *   retry: { attempts: 5, baseDelay: 200, maxDelay: 800 },
+ * });
+ * console.log(result.attempts, result.success);
+ * ```
+ *
+ * @module
+ */
+
+import { getLogger } from "npm:@logtape/logtape@^2";
+import { ConnectionError } from "../errors.ts";
+import { backoff, resolveRetry, type RetryPolicy } from "../process/backoff.ts";
+
+const log = getLogger(["fiwi", "retry"]);
+import { controlPool, type PoolNode } from "./pool.ts";
+import type { RunOptions, RunResult } from "../process/run_options.ts";
+import { type RunTarget, SshSession } from "../process/session.ts";
+
+/**
+ * Whether `result` may be attempted again under `policy`: the command never
+ * began and the connection failed ({@linkcode ConnectionError}); or, with
+ * `retryStarted`, the command began and ended with ssh's exit code 255, the
+ * code of a lost connection. (A client multiplexed over a ControlMaster says
+ * nothing else when the master's connection drops, so a command that itself
+ * exits 255 is re-run too: `retryStarted` is for commands safe to repeat.)
+ * Timeouts, aborts and authentication or host-key failures are final.
+ */
+export function isRetryable(result: RunResult, policy: RetryPolicy): boolean {
+  if (result.aborted || result.timedOut !== null) return false;
+  if (!result.started) return result.error instanceof ConnectionError;
+  return policy.retryStarted && result.code === 255;
+}
+
+/** Hooks of {@linkcode retryRun}. */
+export interface RetryRunOptions {
+  /** Aborting it ends the wait between attempts; the last result is returned. */
+  signal?: AbortSignal;
+  /**
+   * Called after a failed attempt. Returning true makes a result that
+   * {@linkcode isRetryable} refuses retryable after all (the pool uses it
+   * when it found and replaced a hung master behind a connect timeout).
+   */
+  onFailure?: (result: RunResult, attempt: number) => Promise<boolean>;
+}
+
+/**
+ * Run `attempt` until it succeeds, fails for good, or `policy.attempts` are
+ * used up, waiting between attempts. Resolves with the last result, with
+ * `attempts` set to the number of attempts made, `startedAt` of the first
+ * and `durationMs` over all of them. An abort during a wait resolves with
+ * the last result marked `aborted`. Rejections of `attempt` (bad input)
+ * pass through.
+ */
+export async function retryRun(
+  attempt: (n: number) => Promise<RunResult>,
+  policy: RetryPolicy,
+  options: RetryRunOptions = {},
+): Promise<RunResult> {
+  const t0 = performance.now();
+  let first: Date | undefined;
+  const out = await backoff(
+    async (n) => {
+      const result = await attempt(n);
+      first ??= result.startedAt;
+      return result;
+    },
+    policy,
+    {
+      signal: options.signal,
+      async again(result, n) {
+        if (result.success) return false;
+        let again = isRetryable(result, policy);
+        if (options.onFailure && !result.aborted) {
+          // Always called, so a hook can repair what broke before the next try.
+          again = (await options.onFailure(result, n)) || again;
+        }
+        return again;
+      },
+      onRetry(result, n, wait) {
+        log.warn(
+          "Retrying {cmd} on {node} in {delayMs} ms (attempt {attempt} of {attempts} failed: {error})",
+          {
+            node: result.node,
+            cmd: result.cmd,
+            delayMs: wait,
+            attempt: n,
+            attempts: policy.attempts,
+            error: result.error?.message ?? `exit ${result.code}`,
+          },
+        );
+      },
+    },
+  );
+  return {
+    ...out.value,
+    ...(out.aborted ? { aborted: true, success: false } : {}),
+    attempts: out.attempts,
+    startedAt: first!,
+    durationMs: performance.now() - t0,
+  };
+}
+
+/**
+ * `SshNode.rexec`: run `cmd` in a fresh {@linkcode SshSession} per attempt
+ * under the retry policy of `options.retry` (default
+ * {@linkcode DEFAULT_RETRY}; `false`: one attempt). After a run that never
+ * started on a node with a ControlMaster, the pool repairs a broken master
+ * before the next attempt.
+ */
+export async function rexecWithRetry(
+  node: RunTarget & PoolNode,
+  cmd: string,
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const { retry, ...runOptions } = options;
+  const policy = resolveRetry(retry);
+  return await retryRun(
+    async () => {
+      await using session = new SshSession(node);
+      return await session.postCmd(cmd, runOptions);
+    },
+    policy,
+    {
+      signal: options.signal,
+      onFailure: node.controlMaster
+        ? (result) => controlPool.recover(node, result)
+        : undefined,
+    },
+  );
+}

@@ -1,0 +1,159 @@
+/**
+ * The options and the result of one run, and the checks every entry point
+ * applies to them before anything is spawned.
+ *
+ * @module
+ */
+
+import { ConfigurationError, type FiwiError, showValue } from "../errors.ts";
+import type { EofPolicy, Line } from "./lines.ts";
+import type { RetryOptions } from "./backoff.ts";
+
+/** Per-run options of `SshSession.postCmd` and `SshNode.rexec`. */
+export interface RunOptions {
+  /** ms until the remote command is known to have begun (default: the node's, 15 s). */
+  connectTimeout?: number;
+  /** ms of silence on both streams before the run is stopped (default: the node's, none). */
+  ioTimeout?: number;
+  /** ms of wall clock before the run is stopped (default: the node's, none). */
+  cmdTimeout?: number;
+  /** Aborting it stops the run the way a timeout does. */
+  signal?: AbortSignal;
+  /** Called once per line, in order per stream. */
+  onLine?: (line: Line) => void;
+  /** A trailing fragment without `\n`: emitted (default) or dropped. */
+  eof?: EofPolicy;
+  /**
+   * Written whole to the command's stdin (text line by line), then EOF.
+   * Binary-safe. Without it the command reads EOF at once.
+   */
+  stdin?: string | Uint8Array;
+  /** Bytes kept per stream in the result (default 1 MiB); lines still stream. */
+  maxOutput?: number;
+  /**
+   * `SshNode.rexec` only: retry a run whose connection failed before the
+   * command began (default: 3 attempts, 1 s then 2 s apart); `false`: one
+   * attempt. See src/node/retry.ts.
+   */
+  retry?: RetryOptions | false;
+}
+
+/** The outcome of one run. */
+export interface RunResult {
+  /** Node name. */
+  node: string;
+  /** The command as given. */
+  cmd: string;
+  /** The argv that was spawned. */
+  argv: string[];
+  /** Exit code of the local client, or null when it died of a signal. */
+  code: number | null;
+  /** Signal that ended the local client, if any. */
+  signal: string | null;
+  /** Exit code 0, began, no timeout, no abort, no error. */
+  success: boolean;
+  /** Kept stdout (up to `maxOutput` bytes), lines ending in `\n`. */
+  stdout: string;
+  /** Kept stderr (up to `maxOutput` bytes), without fiwi's start line. */
+  stderr: string;
+  /** True when either stream exceeded `maxOutput`. */
+  truncated: boolean;
+  /** The remote command is known to have begun. */
+  started: boolean;
+  /** Pid of the remote command's shell (its process group), when known. */
+  remotePid: number | null;
+  /** Which timeout stopped the run, if one did. */
+  timedOut: "connect" | "command" | "io" | null;
+  /** The run was stopped by its signal or by closing the session. */
+  aborted: boolean;
+  /** Why the run failed before the command began, or which timeout fired. */
+  error: FiwiError | null;
+  /** When the run was spawned. */
+  startedAt: Date;
+  /** Wall-clock duration of the whole run. */
+  durationMs: number;
+  /** Attempts `SshNode.rexec` made (retries included); absent from `postCmd`. */
+  attempts?: number;
+}
+
+/** Default of {@linkcode RunOptions.maxOutput}: 1 MiB per stream. */
+export const DEFAULT_MAX_OUTPUT = 1024 * 1024;
+/** Longest timeout a timer can hold (about 24.8 days); longer ones are refused. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * Check that a timeout option is a whole or fractional number of ms from 0
+ * (none) to {@linkcode MAX_TIMEOUT_MS}; throws {@linkcode ConfigurationError}
+ * naming it otherwise.
+ */
+export function validateTimeout(name: string, value: unknown): void {
+  if (value === undefined) return;
+  if (
+    typeof value !== "number" || Number.isNaN(value) || value < 0 ||
+    value > MAX_TIMEOUT_MS
+  ) {
+    throw new ConfigurationError(
+      `Invalid ${name} ${
+        showValue(value)
+      }: give milliseconds from 0 (none) to ${MAX_TIMEOUT_MS}`,
+    );
+  }
+}
+
+/**
+ * Check the run-time options of one run (timeouts, `maxOutput`, `eof`,
+ * `stdin`): throws {@linkcode ConfigurationError} naming the bad value.
+ */
+export function validateRunOptions(options: RunOptions): void {
+  validateTimeout("connectTimeout", options.connectTimeout);
+  validateTimeout("ioTimeout", options.ioTimeout);
+  validateTimeout("cmdTimeout", options.cmdTimeout);
+  const { maxOutput, eof, stdin } = options;
+  if (
+    maxOutput !== undefined &&
+    (typeof maxOutput !== "number" || !Number.isInteger(maxOutput) ||
+      maxOutput < 0)
+  ) {
+    throw new ConfigurationError(
+      `Invalid maxOutput ${
+        showValue(maxOutput)
+      }: give a whole number of bytes >= 0`,
+    );
+  }
+  if (eof !== undefined && eof !== "emit" && eof !== "strict") {
+    throw new ConfigurationError(
+      `Invalid eof ${showValue(eof)}: use "emit" or "strict"`,
+    );
+  }
+  if (
+    stdin !== undefined && typeof stdin !== "string" &&
+    !(stdin instanceof Uint8Array)
+  ) {
+    throw new ConfigurationError(
+      `Invalid stdin ${showValue(stdin)}: give a string or a Uint8Array`,
+    );
+  }
+}
+
+/**
+ * The result of a run that never spawned (aborted before it began, or a
+ * caller's own failure): nothing ran, nothing was kept.
+ */
+export function unstartedResult(
+  fields: Pick<RunResult, "node" | "cmd" | "argv" | "aborted" | "error">,
+): RunResult {
+  return {
+    ...fields,
+    code: null,
+    signal: null,
+    success: false,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    started: false,
+    remotePid: null,
+    timedOut: null,
+    startedAt: new Date(),
+    durationMs: 0,
+  };
+}

@@ -1,0 +1,317 @@
+/**
+ * Session: one subprocess lifecycle. Wraps the command (start line,
+ * lifeline, stdin), spawns the transport's argv, streams both output
+ * streams line by line, enforces the connect, command and io timeouts, and
+ * on a timeout or abort tears the client down (which, through the
+ * lifeline, kills the remote process group) before it resolves.
+ *
+ * This layer never sees `SshNode`: it takes a {@linkcode RunTarget}, the
+ * few fields and methods a run needs.
+ *
+ * @module
+ */
+
+import { getLogger } from "npm:@logtape/logtape@^2";
+import { FiwiError } from "../errors.ts";
+import { validateCommand } from "../transport/validate.ts";
+import { type StdinMode, wrapCommand } from "../transport/wrapper.ts";
+import { pumpLines, type StreamName } from "./lines.ts";
+import { OutputRouter } from "./_output_router.ts";
+import { buildResult } from "./result.ts";
+import {
+  DEFAULT_MAX_OUTPUT,
+  type RunOptions,
+  type RunResult,
+  unstartedResult,
+  validateRunOptions,
+} from "./run_options.ts";
+import { type Client, hasControllingTerminal, spawnClient } from "./spawn.ts";
+import { type TimeoutKind, Watchdog } from "./watchdog.ts";
+
+export type { RunOptions, RunResult } from "./run_options.ts";
+
+const log = getLogger(["fiwi", "session"]);
+const encoder = new TextEncoder();
+
+/** A slot to spawn in, from {@linkcode RunTarget.admit}. */
+export interface Admission {
+  /** The run is over its start: it began (`true`) or never will (`false`). */
+  release(started: boolean): void;
+}
+
+/** What a run needs of a node. `SshNode` satisfies it. */
+export interface RunTarget {
+  /** Node name, on every line and result. */
+  readonly name: string;
+  /** `local` clients always get a session of their own. */
+  readonly transport: string;
+  /** No line goes to the logger. */
+  readonly silent: boolean;
+  /** Default connect timeout in ms. */
+  readonly connectTimeout: number;
+  /** Default io timeout in ms. */
+  readonly ioTimeout?: number;
+  /** Default command timeout in ms. */
+  readonly cmdTimeout?: number;
+  /** Check the options and make the node ready to spawn; rejects for bad input. */
+  prepare(): Promise<void>;
+  /** The argv that runs `remoteCommand` (already wrapped) on the node. */
+  transportArgv(remoteCommand: string): string[];
+  /**
+   * Wait for a slot to spawn in (the spawn rate, the node's first master);
+   * resolves null when the signal aborted first.
+   */
+  admit?(signal: AbortSignal): Promise<Admission | null>;
+}
+
+/**
+ * One subprocess lifecycle against a node: {@linkcode SshSession.postCmd}
+ * runs a command to completion (process exited, both streams at EOF, line
+ * buffers flushed) and resolves with a {@linkcode RunResult} for every
+ * run-time outcome. One run at a time; {@linkcode SshSession.close} stops a
+ * running one and tears it down.
+ *
+ * @example
+ * ```ts
+ * import { SshNode, SshSession } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * await using session = new SshSession(node);
+ * const result = await session.postCmd("echo hi");
+ * console.log(result.stdout); // "hi\n"
+ * ```
+ */
+export class SshSession {
+  /** The node this session runs on. */
+  readonly node: RunTarget;
+  #defaults: RunOptions;
+  #closer = new AbortController();
+  #current: Promise<RunResult> | null = null;
+
+  /**
+   * Create a session; nothing runs until {@linkcode SshSession.postCmd}.
+   *
+   * @param node where commands run
+   * @param options defaults for every {@linkcode SshSession.postCmd}
+   */
+  constructor(node: RunTarget, options: RunOptions = {}) {
+    this.node = node;
+    this.#defaults = options;
+  }
+
+  /** True once {@linkcode SshSession.close} was called. */
+  get closed(): boolean {
+    return this.#closer.signal.aborted;
+  }
+
+  /**
+   * Run `cmd` on the node and resolve when it is complete. Rejects only for
+   * bad input (`ConfigurationError`); every run-time outcome is a resolved
+   * {@linkcode RunResult}.
+   */
+  async postCmd(cmd: string, options: RunOptions = {}): Promise<RunResult> {
+    if (this.closed) {
+      throw new FiwiError(
+        `Session on node "${this.node.name}" is closed: open a new one`,
+      );
+    }
+    if (this.#current) {
+      throw new FiwiError(
+        `Session on node "${this.node.name}" is already running a command: wait for it or use another session`,
+      );
+    }
+    const opts: RunOptions = { ...this.#defaults, ...options };
+    validateCommand(cmd);
+    validateRunOptions(opts);
+    const run = (async () => {
+      await this.node.prepare();
+      return await execute(this.node, cmd, opts, this.#closer.signal);
+    })();
+    this.#current = run;
+    try {
+      return await run;
+    } finally {
+      this.#current = null;
+    }
+  }
+
+  /** Stop the running command, if any, and wait until it is torn down. */
+  async close(): Promise<void> {
+    this.#closer.abort();
+    await this.#current?.catch(() => {});
+  }
+
+  /** Same as {@linkcode SshSession.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** The payload as bytes, or null for none. Text keeps its line breaks. */
+function payloadBytes(stdin: RunOptions["stdin"]): Uint8Array | null {
+  if (stdin === undefined) return null;
+  return typeof stdin === "string" ? encoder.encode(stdin) : stdin;
+}
+
+/** The stdin mode of the wrapper for a payload. */
+function stdinMode(payload: Uint8Array | null): StdinMode {
+  return payload ? { payloadBytes: payload.byteLength } : "none";
+}
+
+/**
+ * Write the payload, then keep the pipe open: it is the lifeline. Text goes
+ * line by line, so an interactive peer sees each line as it is written.
+ */
+async function feed(client: Client, stdin: string | Uint8Array): Promise<void> {
+  if (typeof stdin !== "string") {
+    await client.write(stdin);
+    return;
+  }
+  for (const piece of stdin.split(/(?<=\n)/)) {
+    if (piece !== "" && !(await client.write(encoder.encode(piece)))) return;
+  }
+}
+
+/** The limits of one run, options over the node's defaults. */
+function limitsOf(target: RunTarget, opts: RunOptions) {
+  return {
+    connect: opts.connectTimeout ?? target.connectTimeout,
+    io: opts.ioTimeout ?? target.ioTimeout,
+    command: opts.cmdTimeout ?? target.cmdTimeout,
+  };
+}
+
+/** Runs `cmd` on `target` once; see the module doc. Resolves, never rejects for a run-time outcome. */
+async function execute(
+  target: RunTarget,
+  cmd: string,
+  opts: RunOptions,
+  closeSignal: AbortSignal,
+): Promise<RunResult> {
+  const payload = payloadBytes(opts.stdin);
+  const argv = target.transportArgv(wrapCommand(cmd, stdinMode(payload)));
+  const signal = opts.signal
+    ? AbortSignal.any([closeSignal, opts.signal])
+    : closeSignal;
+  const unstarted = () =>
+    unstartedResult({
+      node: target.name,
+      cmd,
+      argv,
+      aborted: true,
+      error: null,
+    });
+  if (signal.aborted) return unstarted();
+  const admission = target.admit ? await target.admit(signal) : null;
+  if (target.admit && !admission) return unstarted();
+  try {
+    return await runClient(target, cmd, argv, opts, signal, admission);
+  } finally {
+    admission?.release(false);
+  }
+}
+
+async function runClient(
+  target: RunTarget,
+  cmd: string,
+  argv: string[],
+  opts: RunOptions,
+  signal: AbortSignal,
+  admission: Admission | null,
+): Promise<RunResult> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  // A session of its own under a terminal, so Ctrl-C reaches fiwi, which
+  // tears down in order; for "local" always, so the shell's pid is its group.
+  const client = spawnClient(argv, {
+    ownSession: target.transport === "local" || hasControllingTerminal(),
+  });
+  const limits = limitsOf(target, opts);
+  let stopped: TimeoutKind | "abort" | null = null;
+  const stop = (why: TimeoutKind | "abort") => {
+    if (stopped) return;
+    stopped = why;
+    dog.dispose();
+    log.debug("Stopping {cmd} on {node}: {reason}", {
+      node: target.name,
+      cmd,
+      reason: why,
+    });
+    void client.stop();
+  };
+  const dog = new Watchdog(limits, stop);
+  const router = new OutputRouter({
+    node: target.name,
+    maxOutput: opts.maxOutput ?? DEFAULT_MAX_OUTPUT,
+    logLines: !target.silent && log.isEnabledFor("info"),
+    onLine: opts.onLine,
+    onStart: () => {
+      admission?.release(true);
+      dog.started();
+    },
+  });
+  const read = (stream: StreamName) =>
+    pumpLines(client[stream], router.sink(stream), {
+      eof: opts.eof ?? "emit",
+      onBytes: () => {
+        router.now = Date.now();
+        dog.activity();
+      },
+    }).catch((e) => {
+      if (!client.stopping) {
+        log.warn("Reading {stream} of node {node} failed: {error}", {
+          node: target.name,
+          stream,
+          error: e,
+        });
+      }
+    });
+  const readers = Promise.all([read("stdout"), read("stderr")]);
+  const onAbort = () => stop("abort");
+  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) stop("abort");
+  if (opts.stdin !== undefined) void feed(client, opts.stdin);
+
+  let status: Deno.CommandStatus;
+  try {
+    status = await client.status;
+    // The lifeline's job is done once the client is gone; a command that
+    // already ended lets the remote watcher exit quietly.
+    client.releaseLifeline();
+    if (client.stopping) {
+      await client.stop();
+      await client.drain(readers);
+    } else {
+      await readers;
+    }
+  } finally {
+    dog.dispose();
+    signal.removeEventListener("abort", onAbort);
+  }
+  const timedOut = stopped === "abort" ? null : stopped;
+  const result = buildResult({
+    node: target.name,
+    cmd,
+    argv,
+    status,
+    remotePid: router.remotePid,
+    timedOut,
+    limit: timedOut ? limits[timedOut] : undefined,
+    aborted: stopped === "abort",
+    stdout: router.stdout.text(),
+    stderr: router.stderr.text(),
+    truncated: router.stdout.truncated || router.stderr.truncated,
+    startedAt,
+    durationMs: performance.now() - t0,
+  });
+  log.info("Ran {cmd} on {node}: exit {code} in {durationMs} ms", {
+    node: target.name,
+    cmd,
+    code: result.code,
+    signal: result.signal,
+    durationMs: Math.round(result.durationMs),
+    timedOut,
+    aborted: result.aborted,
+    error: result.error?.message,
+  });
+  return result;
+}

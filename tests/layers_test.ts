@@ -1,0 +1,97 @@
+// DESIGN §1: src/ is layered and imports go one way only. This test reads
+// every import of every file under src/ (type-only ones too: a type cycle is
+// still a design cycle) and fails on an edge to a higher layer or on a cycle.
+import { assertEquals } from "jsr:@std/assert@^1";
+import { dirname, fromFileUrl, join, relative } from "jsr:@std/path@^1";
+
+/** Lowest first. `errors.ts` sits below every folder. */
+export const LAYERS = [
+  "errors",
+  "transport",
+  "process",
+  "node",
+  "schedule",
+  "fanout",
+  "rig",
+  "discover",
+];
+/** Folders that share a rank: neither may import the other. */
+const RANK: Record<string, number> = {
+  errors: 0,
+  transport: 1,
+  process: 2,
+  node: 3,
+  schedule: 4,
+  fanout: 4,
+  rig: 5,
+  discover: 6,
+};
+
+const src = join(dirname(fromFileUrl(import.meta.url)), "..", "src");
+const IMPORT_RE =
+  /(?:^|\n)\s*(?:import|export)\b[^"';]*?from\s*["'](\.{1,2}\/[^"']+)["']/g;
+
+function layerOf(path: string): string {
+  const rel = relative(src, path);
+  return rel.includes("/") ? rel.split("/")[0] : rel.replace(/\.ts$/, "");
+}
+
+async function* files(dir: string): AsyncGenerator<string> {
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) yield* files(p);
+    else if (e.name.endsWith(".ts")) yield p;
+  }
+}
+
+async function graph(): Promise<Map<string, string[]>> {
+  const edges = new Map<string, string[]>();
+  for await (const file of files(src)) {
+    const text = await Deno.readTextFile(file);
+    const to = [...text.matchAll(IMPORT_RE)].map((m) =>
+      join(dirname(file), m[1])
+    );
+    edges.set(file, to);
+  }
+  return edges;
+}
+
+Deno.test("layers: every folder of src/ has a rank", async () => {
+  const unknown: string[] = [];
+  for await (const file of files(src)) {
+    if (!(layerOf(file) in RANK)) unknown.push(relative(src, file));
+  }
+  assertEquals(unknown, []);
+});
+
+Deno.test("layers: no file in src/ imports a higher or sibling layer", async () => {
+  const upward: string[] = [];
+  for (const [from, tos] of await graph()) {
+    for (const to of tos) {
+      const a = layerOf(from), b = layerOf(to);
+      if (a !== b && RANK[b] >= RANK[a]) {
+        upward.push(`${relative(src, from)} -> ${relative(src, to)}`);
+      }
+    }
+  }
+  assertEquals(upward, []);
+});
+
+Deno.test("layers: the imports of src/ have no cycle", async () => {
+  const edges = await graph();
+  const state = new Map<string, "open" | "done">();
+  const cycles: string[] = [];
+  const visit = (file: string, path: string[]) => {
+    if (state.get(file) === "done") return;
+    if (state.get(file) === "open") {
+      const loop = path.slice(path.indexOf(file)).concat(file);
+      cycles.push(loop.map((p) => relative(src, p)).join(" -> "));
+      return;
+    }
+    state.set(file, "open");
+    for (const to of edges.get(file) ?? []) visit(to, [...path, file]);
+    state.set(file, "done");
+  };
+  for (const file of edges.keys()) visit(file, []);
+  assertEquals(cycles, []);
+});
