@@ -12,6 +12,7 @@ import type { Line } from "../process/lines.ts";
 import { controlPool } from "./pool.ts";
 import { rexecWithRetry } from "./retry.ts";
 import { openShell, type Shell, type ShellOptions } from "./shell.ts";
+import { waitReachable, type WaitReachableOptions } from "./reachable.ts";
 import { SshSession } from "../process/session.ts";
 import {
   type RunOptions,
@@ -427,6 +428,15 @@ export class SshNode {
    */
   rexec(cmd: string, options: RunOptions = {}): Promise<RunResult> {
     return rexecWithRetry(this, cmd, options);
+  }
+
+  /**
+   * Wait until a command really starts on this node again (after a power
+   * cycle or reboot): resolves true once one does, false when `timeout`
+   * (default 5 min) passes or `signal` aborts. See src/node/reachable.ts.
+   */
+  waitReachable(options: WaitReachableOptions = {}): Promise<boolean> {
+    return waitReachable(this, options);
   }
 
   /**

@@ -18,6 +18,9 @@ import {
 } from "../transport/validate.ts";
 import { shown } from "./duration.ts";
 import type { LocatedYaml, PathStep } from "./_yaml_positions.ts";
+import type { PowerSwitch } from "./_power_tools.ts";
+import type { SerialPort } from "./serial.ts";
+import { checkPower, checkSerial } from "./_rig_hardware.ts";
 import {
   Checker,
   closest,
@@ -34,6 +37,10 @@ export interface NodeEntry {
   groups: string[];
   /** Path of the node's key in the file. */
   path: PathStep[];
+  /** The switch that powers the node (`power:`), if any. */
+  power?: PowerSwitch;
+  /** The serial port its console is wired to (`serial:`), if any. */
+  serial?: SerialPort;
 }
 
 /** One rig of the file, checked. */
@@ -54,7 +61,13 @@ export interface RigFileData {
   rigs: Map<string, RigEntry>;
 }
 
-const NODE_KEYS = [...Object.keys(SETTING_KEYS), "host", "groups"];
+const NODE_KEYS = [
+  ...Object.keys(SETTING_KEYS),
+  "host",
+  "groups",
+  "power",
+  "serial",
+];
 const RIG_KEYS = ["description", "relay", "relayMode", "defaults", "nodes"];
 const TOP_KEYS = ["default", "defaults", "rigs"];
 
@@ -178,7 +191,7 @@ function checkRig(
   }
   const nodesMap = c.mapping(map.nodes, [...path, "nodes"], "nodes");
   const nodes = Object.entries(nodesMap).map(([nodeName, nodeValue]) =>
-    checkNode(c, name, nodeName, nodeValue, settings)
+    checkNode(c, name, nodeName, nodeValue, settings, Object.keys(nodesMap))
   );
   if (nodes.length === 0) {
     c.failValue(
@@ -195,6 +208,7 @@ function checkNode(
   name: string,
   value: unknown,
   inherited: Settings,
+  rigNodes: readonly string[],
 ): NodeEntry {
   const path: PathStep[] = ["rigs", rig, "nodes", name];
   c.name(name, path, "node");
@@ -283,5 +297,13 @@ function checkNode(
   if (relay) options.relay = relay;
   // Whatever the checks above do not cover, the node itself refuses.
   c.guardKey(path, () => new SshNode(options).validate());
-  return { options, groups, path };
+  const entry: NodeEntry = { options, groups, path };
+  const ctx = { node: name, rigNodes, rig };
+  if (map.power !== undefined && map.power !== null) {
+    entry.power = checkPower(c, [...path, "power"], map.power, ctx);
+  }
+  if (map.serial !== undefined && map.serial !== null) {
+    entry.serial = checkSerial(c, [...path, "serial"], map.serial, ctx);
+  }
+  return entry;
 }

@@ -105,3 +105,52 @@ export function findPowerDevice(
     (!d.productMatch || d.productMatch.test(device.product ?? ""))
   );
 }
+
+/** The power-switching tools fiwi drives, by the name a rig file uses. */
+export type PowerToolName = "uhubctl" | "ykushcmd" | "usbrelay" | "sispmctl";
+
+/** What a rig file's `power:` needs for one tool. */
+export interface PowerToolSpec {
+  /** Lowest and highest port (hub port, relay or outlet number). */
+  ports: readonly [number, number];
+  /** Whether `id` must be given. */
+  idRequired: boolean;
+  /** What `id` names for this tool, for messages. */
+  idMeaning: string;
+  /** What `port` names for this tool, for messages. */
+  portMeaning: string;
+}
+
+/**
+ * The tools and their limits, from each tool's documentation: uhubctl
+ * switches up to 14 ports of the hub at a location; a YKUSH board has 3
+ * downstream ports; HID relay boards have up to 8 relays; SiS-PM strips
+ * have up to 4 outlets.
+ */
+export const POWER_TOOLS: Readonly<Record<PowerToolName, PowerToolSpec>> = {
+  uhubctl: {
+    ports: [1, 14],
+    idRequired: true,
+    idMeaning: 'the hub location, e.g. "1-1.4" (uhubctl -l)',
+    portMeaning: "hub port",
+  },
+  ykushcmd: {
+    ports: [1, 3],
+    idRequired: false,
+    idMeaning: "the board serial number (ykushcmd -s); default: the only board",
+    portMeaning: "downstream port",
+  },
+  usbrelay: {
+    ports: [1, 8],
+    idRequired: true,
+    idMeaning: 'the relay board serial, e.g. "PSUIS"',
+    portMeaning: "relay",
+  },
+  sispmctl: {
+    ports: [1, 4],
+    idRequired: false,
+    idMeaning:
+      "the power strip serial number (sispmctl -D); default: the first strip",
+    portMeaning: "outlet",
+  },
+};

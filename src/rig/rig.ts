@@ -37,6 +37,14 @@ import { ConfigurationError, RigFileError } from "../errors.ts";
 import { SshNode } from "../node/node.ts";
 import { checkRigFile, type RigFileData } from "./_rig_schema.ts";
 import { selectNames } from "./nodeset.ts";
+import type { PowerSwitch } from "./_power_tools.ts";
+import {
+  type PowerAction,
+  powerNodes,
+  type PowerOptions,
+  type PowerResult,
+} from "./power.ts";
+import type { SerialPort } from "./serial.ts";
 import { parseYamlWithPositions, YamlSyntaxError } from "./_yaml_positions.ts";
 
 /** The file {@linkcode loadRig} reads when given no path. */
@@ -82,6 +90,10 @@ export class Rig implements AsyncDisposable {
   readonly groups: ReadonlyMap<string, readonly string[]>;
   /** Every rig name the file defines. */
   readonly rigNames: readonly string[];
+  /** Node name to the switch that powers it (`power:` in the file). */
+  readonly powerSwitches: ReadonlyMap<string, PowerSwitch>;
+  /** Node name to the serial port its console is wired to (`serial:`). */
+  readonly serialPorts: ReadonlyMap<string, SerialPort>;
 
   /**
    * A rig of ready nodes; {@linkcode loadRig} and {@linkcode parseRig}
@@ -99,6 +111,8 @@ export class Rig implements AsyncDisposable {
       description?: string;
       groups?: ReadonlyMap<string, readonly string[]>;
       rigNames?: readonly string[];
+      powerSwitches?: ReadonlyMap<string, PowerSwitch>;
+      serialPorts?: ReadonlyMap<string, SerialPort>;
     } = {},
   ) {
     this.name = name;
@@ -107,6 +121,8 @@ export class Rig implements AsyncDisposable {
     this.description = options.description ?? "";
     this.groups = options.groups ?? new Map();
     this.rigNames = options.rigNames ?? [name];
+    this.powerSwitches = options.powerSwitches ?? new Map();
+    this.serialPorts = options.serialPorts ?? new Map();
   }
 
   /** The node called `name`, or undefined. */
@@ -127,6 +143,25 @@ export class Rig implements AsyncDisposable {
       groups: this.groups,
     });
     return names.map((n) => this.node(n)!);
+  }
+
+  /**
+   * Switch the power of the selected nodes (a pattern as for
+   * {@linkcode Rig.select}, or nodes) with the switch of each node's
+   * `power:` entry, or read its state (`"status"`). Resolves with one
+   * {@linkcode PowerResult} per node; rejects before anything is switched
+   * for a node without `power:`, a tool missing on its `via` node or an
+   * unreachable `via` node. See src/rig/power.ts.
+   */
+  power(
+    selection: string | readonly SshNode[],
+    action: PowerAction,
+    options: PowerOptions = {},
+  ): Promise<PowerResult[]> {
+    const nodes = typeof selection === "string"
+      ? this.select(selection)
+      : selection;
+    return powerNodes(this, nodes, action, options);
   }
 
   /** Close every node's ControlMaster (and console). */
@@ -211,7 +246,15 @@ export function parseRig(text: string, options: ParseRigOptions = {}): Rig {
       groups.set(g, members);
     }
   }
+  const powerSwitches = new Map<string, PowerSwitch>();
+  const serialPorts = new Map<string, SerialPort>();
+  for (const n of entry.nodes) {
+    if (n.power) powerSwitches.set(n.options.name, n.power);
+    if (n.serial) serialPorts.set(n.options.name, n.serial);
+  }
   return new Rig(name, nodes, {
+    powerSwitches,
+    serialPorts,
     file,
     description: entry.description,
     groups,

@@ -1,0 +1,369 @@
+/**
+ * Power: switch rig nodes on, off or through a cycle with the switch named
+ * in their `power:` entry, read the state back, and wait until a node that
+ * was switched on answers again.
+ *
+ * The tool runs on the switch's `via` node with its own command line
+ * (src/rig/_power_tools.ts). Before anything is switched every `via` node
+ * involved is asked whether the tool is there; an unreachable `via` node or
+ * a missing tool rejects the whole call, so a half-switched rig never
+ * results from a typo. Nodes behind one switch (same via, tool and id) are
+ * switched one at a time; different switches work in parallel. A cycle
+ * keeps the port off for `offTime`. With `wait: true` each node switched
+ * on is polled until a command starts on it (`SshNode.waitReachable`).
+ *
+ * @module
+ */
+
+import { delay } from "jsr:@std/async@^1/delay";
+import { getLogger } from "npm:@logtape/logtape@^2";
+import {
+  ConfigurationError,
+  ConnectionError,
+  FiwiError,
+  showValue,
+  TimeoutError,
+} from "../errors.ts";
+import type { SshNode } from "../node/node.ts";
+import { controlPool } from "../node/pool.ts";
+import type { RunResult } from "../process/run_options.ts";
+import {
+  describeSwitch,
+  parsePowerState,
+  powerCommand,
+  type PowerState,
+  type PowerSwitch,
+  powerSwitchProblem,
+  switchKey,
+  type ToolAction,
+  toolCheckCommand,
+  toolProgram,
+} from "./_power_tools.ts";
+
+/** What {@linkcode powerNodes} is asked to do. */
+export type PowerAction = "on" | "off" | "cycle" | "status";
+
+/** Options of `Rig.power`. Times are milliseconds. */
+export interface PowerOptions {
+  /** How long a cycle keeps the power off (default 2000). */
+  offTime?: number;
+  /** After on or cycle, wait until the node answers again (default false). */
+  wait?: boolean;
+  /** How long `wait` waits for each node (default 300 000: 5 min). */
+  timeout?: number;
+  /** Aborting it stops between steps; nodes not yet switched stay as they are. */
+  signal?: AbortSignal;
+}
+
+/** The outcome for one node. */
+export interface PowerResult {
+  /** Node name. */
+  node: string;
+  /** The action asked for. */
+  action: PowerAction;
+  /** The port's state as the tool reported it last. */
+  state: PowerState;
+  /** The node reached the asked state (and answered, with `wait`). */
+  success: boolean;
+  /** What went wrong, if anything. */
+  error: FiwiError | null;
+  /** With `wait`: ms from power on until a command started on the node. */
+  reachableAfterMs: number | null;
+}
+
+/** What {@linkcode powerNodes} needs of a rig. `Rig` satisfies it. */
+export interface PowerRig {
+  /** The rig file, for messages. */
+  readonly file: string;
+  /** Node name to its `power:` entry. */
+  readonly powerSwitches: ReadonlyMap<string, PowerSwitch>;
+  /** The node called `name`, or undefined. */
+  node(name: string): SshNode | undefined;
+}
+
+/** Default of {@linkcode PowerOptions.offTime}: 2 s (uhubctl's own default). */
+export const DEFAULT_OFF_TIME = 2000;
+/** Default of {@linkcode PowerOptions.timeout}: 5 min. */
+export const DEFAULT_POWER_TIMEOUT = 300_000;
+/** Longest a tool may run. */
+const TOOL_TIMEOUT = 60_000;
+const ACTIONS: readonly PowerAction[] = ["on", "off", "cycle", "status"];
+
+const log = getLogger(["fiwi", "power"]);
+
+/** One node with its switch and the node the tool runs on. */
+interface Target {
+  node: SshNode;
+  sw: PowerSwitch;
+  via: SshNode;
+}
+
+/**
+ * Switch `nodes` of `rig` (see the module doc). Resolves with one result
+ * per node, in order. Rejects before anything is switched: for a bad action
+ * or option, a node without `power:` or with a bad one
+ * ({@linkcode ConfigurationError}), a tool missing on its `via` node
+ * (`ConfigurationError`), or a `via` node that cannot be reached
+ * ({@linkcode ConnectionError}); each message names the node, the switch
+ * and the tool.
+ */
+export async function powerNodes(
+  rig: PowerRig,
+  nodes: readonly SshNode[],
+  action: PowerAction,
+  options: PowerOptions = {},
+): Promise<PowerResult[]> {
+  checkOptions(action, options);
+  const targets = nodes.map((node) => resolveTarget(rig, node));
+  await preflight(targets, options.signal);
+  const groups = new Map<string, Target[]>();
+  for (const t of targets) {
+    const key = switchKey(t.sw);
+    groups.set(key, [...(groups.get(key) ?? []), t]);
+  }
+  const results = new Map<SshNode, Promise<PowerResult>>();
+  await Promise.all(
+    [...groups.values()].map(async (group) => {
+      for (const t of group) {
+        const switched = await switchOne(t, action, options);
+        // The next node behind this switch need not wait for this one to boot.
+        results.set(t.node, awaitAnswer(t, switched, options));
+      }
+    }),
+  );
+  return await Promise.all(nodes.map((n) => results.get(n)!));
+}
+
+function checkOptions(action: PowerAction, options: PowerOptions): void {
+  if (!ACTIONS.includes(action)) {
+    throw new ConfigurationError(
+      `Invalid power action ${
+        showValue(action)
+      }: use "on", "off", "cycle" or "status"`,
+    );
+  }
+  for (const key of ["offTime", "timeout"] as const) {
+    const v = options[key];
+    if (
+      v !== undefined &&
+      (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 2 ** 31 - 1)
+    ) {
+      throw new ConfigurationError(
+        `Invalid power ${key} ${showValue(v)}: give milliseconds from 0 to ${
+          2 ** 31 - 1
+        }`,
+      );
+    }
+  }
+}
+
+function resolveTarget(rig: PowerRig, node: SshNode): Target {
+  const sw = rig.powerSwitches.get(node.name);
+  if (!sw) {
+    throw new ConfigurationError(
+      `Node "${node.name}" has no power switch: add "power: { via, tool, id, port }" to it in ${rig.file}`,
+    );
+  }
+  const problem = powerSwitchProblem(sw);
+  if (problem) {
+    throw new ConfigurationError(
+      `Power switch of node "${node.name}": ${problem.message}`,
+    );
+  }
+  const via = rig.node(sw.via);
+  if (!via) {
+    throw new ConfigurationError(
+      `Power switch of node "${node.name}" is on "${sw.via}", which is not a node of the rig: name one in ${rig.file}`,
+    );
+  }
+  return { node, sw, via };
+}
+
+/** Ask every `via` node involved whether its tool is there; throw at the first problem. */
+async function preflight(targets: Target[], signal?: AbortSignal) {
+  const checks = new Map<string, Target>();
+  for (const t of targets) {
+    checks.set(`${t.sw.via}\0${toolProgram(t.sw)}`, t);
+  }
+  const failures = await Promise.all(
+    [...checks.values()].map(async (t) => {
+      const r = await t.via.rexec(toolCheckCommand(t.sw), {
+        retry: false,
+        cmdTimeout: TOOL_TIMEOUT,
+        signal,
+      });
+      return r.success ? null : preflightError(t, r);
+    }),
+  );
+  const first = failures.find((f) => f !== null);
+  if (first) throw first;
+}
+
+function preflightError(t: Target, r: RunResult): FiwiError {
+  const where = `the ${describeSwitch(t.sw)} that powers node "${t.node.name}"`;
+  if (!r.started || r.aborted) {
+    const why = r.aborted ? "aborted" : (r.error?.message ?? "no answer");
+    return new ConnectionError(
+      `Cannot reach "${t.sw.via}" to run ${where}: ${why}; nothing was switched`,
+      { cause: r.error ?? undefined },
+    );
+  }
+  return new ConfigurationError(
+    `Power tool "${
+      toolProgram(t.sw)
+    }" is missing on "${t.sw.via}" for ${where}: install it there or give its path as "command:"; nothing was switched`,
+  );
+}
+
+/** A node after its switching, before any wait. */
+interface Switched {
+  result: PowerResult;
+  /** performance.now() when the power came on, for `reachableAfterMs`. */
+  poweredOnAt: number | null;
+}
+
+async function switchOne(
+  t: Target,
+  action: PowerAction,
+  options: PowerOptions,
+): Promise<Switched> {
+  const result: PowerResult = {
+    node: t.node.name,
+    action,
+    state: "unknown",
+    success: false,
+    error: null,
+    reachableAfterMs: null,
+  };
+  const fail = (error: FiwiError) => ({
+    result: { ...result, error },
+    poweredOnAt: null,
+  });
+  if (options.signal?.aborted) {
+    return fail(
+      new FiwiError(`Not switched: aborted before node "${t.node.name}"`),
+    );
+  }
+  if (action === "status") {
+    const got = await runTool(t, "status", options.signal);
+    if (got instanceof FiwiError) return fail(got);
+    return {
+      result: { ...result, state: got, success: got !== "unknown" },
+      poweredOnAt: null,
+    };
+  }
+  if (action === "off" || action === "cycle") {
+    const off = await switchTo(t, "off", options.signal);
+    if (off instanceof FiwiError) return fail(off);
+    // The node's master died with it: end it rather than let a run hang on it.
+    if (t.node.controlMaster) {
+      await controlPool.exit(t.node.spec).catch(() => {});
+    }
+    if (action === "off") {
+      return {
+        result: { ...result, state: "off", success: true },
+        poweredOnAt: null,
+      };
+    }
+    try {
+      await delay(options.offTime ?? DEFAULT_OFF_TIME, {
+        signal: options.signal,
+      });
+    } catch {
+      return {
+        result: {
+          ...result,
+          state: "off",
+          error: new FiwiError(
+            `Cycle of node "${t.node.name}" aborted while its power was off`,
+          ),
+        },
+        poweredOnAt: null,
+      };
+    }
+  }
+  const on = await switchTo(t, "on", options.signal);
+  if (on instanceof FiwiError) return fail(on);
+  return {
+    result: { ...result, state: "on", success: true },
+    poweredOnAt: performance.now(),
+  };
+}
+
+/** Switch and read the state back; an error unless the tool reports `want`. */
+async function switchTo(
+  t: Target,
+  want: "on" | "off",
+  signal?: AbortSignal,
+): Promise<"on" | "off" | FiwiError> {
+  log.info("Switching {node} {want} with {switch}", {
+    node: t.node.name,
+    want,
+    switch: describeSwitch(t.sw),
+  });
+  const done = await runTool(t, want, signal);
+  if (done instanceof FiwiError) return done;
+  const state = await runTool(t, "status", signal);
+  if (state instanceof FiwiError) return state;
+  if (state !== want) {
+    return new FiwiError(
+      `Node "${t.node.name}" is still "${state}" after switching it ${want} with the ${
+        describeSwitch(t.sw)
+      }`,
+    );
+  }
+  return want;
+}
+
+/** Run the tool on the via node; the state it printed, or why it failed. */
+async function runTool(
+  t: Target,
+  action: ToolAction,
+  signal?: AbortSignal,
+): Promise<PowerState | FiwiError> {
+  const r = await t.via.rexec(powerCommand(t.sw, action), {
+    cmdTimeout: TOOL_TIMEOUT,
+    signal,
+  });
+  if (r.success) return parsePowerState(t.sw, r.stdout);
+  const why = r.error?.message ??
+    (r.aborted
+      ? "aborted"
+      : `exit ${r.code}${
+        r.stderr.trim() ? `: ${r.stderr.trim().split("\n").at(-1)}` : ""
+      }`);
+  return new FiwiError(
+    `${
+      action === "status" ? "Reading" : `Switching ${action}`
+    } node "${t.node.name}" with the ${describeSwitch(t.sw)} failed: ${why}`,
+    { cause: r.error ?? undefined },
+  );
+}
+
+/** With `wait`, poll a node that was switched on until it answers. */
+async function awaitAnswer(
+  t: Target,
+  switched: Switched,
+  options: PowerOptions,
+): Promise<PowerResult> {
+  const { result, poweredOnAt } = switched;
+  if (!options.wait || poweredOnAt === null || !result.success) return result;
+  const timeout = options.timeout ?? DEFAULT_POWER_TIMEOUT;
+  const ok = await t.node.waitReachable({ timeout, signal: options.signal });
+  if (ok) {
+    return {
+      ...result,
+      reachableAfterMs: Math.round(performance.now() - poweredOnAt),
+    };
+  }
+  return {
+    ...result,
+    success: false,
+    error: options.signal?.aborted
+      ? new FiwiError(`Waiting for node "${t.node.name}" was aborted`)
+      : new TimeoutError(
+        "command",
+        `Node "${t.node.name}" did not answer within ${timeout} ms of power on`,
+      ),
+  };
+}
