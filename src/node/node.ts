@@ -12,6 +12,12 @@ import type { Line } from "../process/lines.ts";
 import { controlPool } from "./pool.ts";
 import { rexecWithRetry } from "./retry.ts";
 import { openShell, type Shell, type ShellOptions } from "./shell.ts";
+import {
+  pull,
+  push,
+  type TransferOptions,
+  type TransferResult,
+} from "./transfer.ts";
 import { waitReachable, type WaitReachableOptions } from "./reachable.ts";
 import { SshSession } from "../process/session.ts";
 import {
@@ -445,6 +451,34 @@ export class SshNode {
    */
   openShell(name: string, options: ShellOptions = {}): Promise<Shell> {
     return openShell(this, name, options);
+  }
+
+  /**
+   * Copy local files or directories (recursively) into the remote
+   * directory `destDir` (created if missing), each under its own base name;
+   * modes, mtimes and links kept, each file in place only once whole
+   * (src/node/transfer.ts). Rejects only for bad input, such as a missing
+   * source ({@linkcode ConfigurationError}), before anything runs.
+   */
+  push(
+    sources: string | string[],
+    destDir: string,
+    options: TransferOptions = {},
+  ): Promise<TransferResult> {
+    return push(this, sources, destDir, options);
+  }
+
+  /**
+   * Copy remote files or directories into the local directory
+   * `destDir/<node name>/`, each under its base name (src/node/transfer.ts).
+   * Rejects only for bad input ({@linkcode ConfigurationError}).
+   */
+  pull(
+    sources: string | string[],
+    destDir: string,
+    options: TransferOptions = {},
+  ): Promise<TransferResult> {
+    return pull(this, sources, destDir, options);
   }
 
   /** Remote cleanup: kill stale copies of this node's console command. */

@@ -25,9 +25,20 @@ export interface RunOptions {
   eof?: EofPolicy;
   /**
    * Written whole to the command's stdin (text line by line), then EOF.
-   * Binary-safe. Without it the command reads EOF at once.
+   * Binary-safe. Without it the command reads EOF at once. A
+   * {@linkcode StdinStream} is copied chunk by chunk as the client takes it
+   * (file transfers); every chunk written counts as activity for the io
+   * timeout.
    */
-  stdin?: string | Uint8Array;
+  stdin?: string | Uint8Array | StdinStream;
+  /**
+   * Raw stdout: every chunk is handed to it, in order, instead of being
+   * split into lines; `onLine` sees stderr only and `stdout` in the result
+   * stays empty. A returned promise is awaited before the next chunk is
+   * read (backpressure). After it throws, the rest of stdout is read and
+   * dropped: the caller decides whether to stop the run.
+   */
+  stdoutSink?: (chunk: Uint8Array) => void | Promise<void>;
   /** Bytes kept per stream in the result (default 1 MiB); lines still stream. */
   maxOutput?: number;
   /**
@@ -36,6 +47,20 @@ export interface RunOptions {
    * attempt. See src/node/retry.ts.
    */
   retry?: RetryOptions | false;
+}
+
+/**
+ * A stdin payload of known size read from a stream: the command reads
+ * exactly `size` bytes, then EOF. The stream must yield at least `size`
+ * bytes (more are not sent); if it ends short, the command waits for the
+ * rest until a timeout or an abort stops it. A stream that errors stops the
+ * run as aborted.
+ */
+export interface StdinStream {
+  /** Bytes the command reads. */
+  size: number;
+  /** Where they come from; read once, so a retried run needs a new one. */
+  stream: ReadableStream<Uint8Array>;
 }
 
 /** The outcome of one run. */
@@ -108,7 +133,7 @@ export function validateRunOptions(options: RunOptions): void {
   validateTimeout("connectTimeout", options.connectTimeout);
   validateTimeout("ioTimeout", options.ioTimeout);
   validateTimeout("cmdTimeout", options.cmdTimeout);
-  const { maxOutput, eof, stdin } = options;
+  const { maxOutput, eof, stdin, stdoutSink } = options;
   if (
     maxOutput !== undefined &&
     (typeof maxOutput !== "number" || !Number.isInteger(maxOutput) ||
@@ -127,12 +152,27 @@ export function validateRunOptions(options: RunOptions): void {
   }
   if (
     stdin !== undefined && typeof stdin !== "string" &&
-    !(stdin instanceof Uint8Array)
+    !(stdin instanceof Uint8Array) && !isStdinStream(stdin)
   ) {
     throw new ConfigurationError(
-      `Invalid stdin ${showValue(stdin)}: give a string or a Uint8Array`,
+      `Invalid stdin ${
+        showValue(stdin)
+      }: give a string, a Uint8Array or { size, stream }`,
     );
   }
+  if (stdoutSink !== undefined && typeof stdoutSink !== "function") {
+    throw new ConfigurationError(
+      `Invalid stdoutSink ${showValue(stdoutSink)}: give a function`,
+    );
+  }
+}
+
+/** True for a {@linkcode StdinStream} with a whole, non-negative size. */
+export function isStdinStream(value: unknown): value is StdinStream {
+  if (typeof value !== "object" || value === null) return false;
+  const { size, stream } = value as Partial<StdinStream>;
+  return Number.isSafeInteger(size) && size! >= 0 &&
+    stream instanceof ReadableStream;
 }
 
 /**

@@ -20,15 +20,17 @@ import { OutputRouter } from "./_output_router.ts";
 import { buildResult } from "./result.ts";
 import {
   DEFAULT_MAX_OUTPUT,
+  isStdinStream,
   type RunOptions,
   type RunResult,
+  type StdinStream,
   unstartedResult,
   validateRunOptions,
 } from "./run_options.ts";
 import { type Client, hasControllingTerminal, spawnClient } from "./spawn.ts";
 import { type TimeoutKind, Watchdog } from "./watchdog.ts";
 
-export type { RunOptions, RunResult } from "./run_options.ts";
+export type { RunOptions, RunResult, StdinStream } from "./run_options.ts";
 
 const log = getLogger(["fiwi", "session"]);
 const encoder = new TextEncoder();
@@ -147,13 +149,17 @@ export class SshSession {
 }
 
 /** The payload as bytes, or null for none. Text keeps its line breaks. */
-function payloadBytes(stdin: RunOptions["stdin"]): Uint8Array | null {
+function payloadBytes(
+  stdin: string | Uint8Array | undefined,
+): Uint8Array | null {
   if (stdin === undefined) return null;
   return typeof stdin === "string" ? encoder.encode(stdin) : stdin;
 }
 
-/** The stdin mode of the wrapper for a payload. */
-function stdinMode(payload: Uint8Array | null): StdinMode {
+/** The stdin mode of the wrapper for a run's `stdin` option. */
+function stdinMode(stdin: RunOptions["stdin"]): StdinMode {
+  if (isStdinStream(stdin)) return { payloadBytes: stdin.size };
+  const payload = payloadBytes(stdin);
   return payload ? { payloadBytes: payload.byteLength } : "none";
 }
 
@@ -168,6 +174,55 @@ async function feed(client: Client, stdin: string | Uint8Array): Promise<void> {
   }
   for (const piece of stdin.split(/(?<=\n)/)) {
     if (piece !== "" && !(await client.write(encoder.encode(piece)))) return;
+  }
+}
+
+/**
+ * Copy `size` bytes of a stream payload as the client takes them, calling
+ * `onChunk` after each write; resolves false when the stream failed.
+ */
+async function feedStream(
+  client: Client,
+  { size, stream }: StdinStream,
+  onChunk: () => void,
+): Promise<boolean> {
+  let left = size;
+  try {
+    for await (const chunk of stream) {
+      if (left <= 0) break;
+      const piece = chunk.byteLength > left ? chunk.subarray(0, left) : chunk;
+      left -= piece.byteLength;
+      if (!(await client.write(piece))) break;
+      onChunk();
+    }
+    return true;
+  } catch (e) {
+    if (!client.stopping) {
+      log.warn("Reading the stdin stream failed: {error}", { error: e });
+    }
+    return false;
+  }
+}
+
+/**
+ * Hand every chunk of raw stdout to `sink`; once it throws, read and drop
+ * the rest, so the client is never blocked on a full pipe.
+ */
+async function pumpRaw(
+  bytes: ReadableStream<Uint8Array>,
+  sink: (chunk: Uint8Array) => void | Promise<void>,
+  onBytes: () => void,
+): Promise<void> {
+  let failed = false;
+  for await (const chunk of bytes) {
+    onBytes();
+    if (failed) continue;
+    try {
+      await sink(chunk);
+    } catch (e) {
+      failed = true;
+      log.debug("The stdout sink failed: {error}", { error: e });
+    }
   }
 }
 
@@ -187,8 +242,7 @@ async function execute(
   opts: RunOptions,
   closeSignal: AbortSignal,
 ): Promise<RunResult> {
-  const payload = payloadBytes(opts.stdin);
-  const argv = target.transportArgv(wrapCommand(cmd, stdinMode(payload)));
+  const argv = target.transportArgv(wrapCommand(cmd, stdinMode(opts.stdin)));
   const signal = opts.signal
     ? AbortSignal.any([closeSignal, opts.signal])
     : closeSignal;
@@ -249,27 +303,36 @@ async function runClient(
       dog.started();
     },
   });
+  const onBytes = () => {
+    router.now = Date.now();
+    dog.activity();
+  };
+  const sink = opts.stdoutSink;
   const read = (stream: StreamName) =>
-    pumpLines(client[stream], router.sink(stream), {
-      eof: opts.eof ?? "emit",
-      onBytes: () => {
-        router.now = Date.now();
-        dog.activity();
-      },
-    }).catch((e) => {
-      if (!client.stopping) {
-        log.warn("Reading {stream} of node {node} failed: {error}", {
-          node: target.name,
-          stream,
-          error: e,
-        });
-      }
-    });
+    (sink && stream === "stdout"
+      ? pumpRaw(client.stdout, sink, onBytes)
+      : pumpLines(client[stream], router.sink(stream), {
+        eof: opts.eof ?? "emit",
+        onBytes,
+      })).catch((e) => {
+        if (!client.stopping) {
+          log.warn("Reading {stream} of node {node} failed: {error}", {
+            node: target.name,
+            stream,
+            error: e,
+          });
+        }
+      });
   const readers = Promise.all([read("stdout"), read("stderr")]);
   const onAbort = () => stop("abort");
   signal.addEventListener("abort", onAbort, { once: true });
   if (signal.aborted) stop("abort");
-  if (opts.stdin !== undefined) void feed(client, opts.stdin);
+  const stdin = opts.stdin;
+  if (isStdinStream(stdin)) {
+    void feedStream(client, stdin, () => dog.activity()).then((ok) => {
+      if (!ok) stop("abort");
+    });
+  } else if (stdin !== undefined) void feed(client, stdin);
 
   let status: Deno.CommandStatus;
   try {

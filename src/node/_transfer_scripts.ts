@@ -1,0 +1,139 @@
+/**
+ * The remote side of file transfers: the POSIX sh scripts a push or a pull
+ * runs on the node, built from quoted words only (nothing the caller gives
+ * is ever read as shell code). They need `sh`, `tar`, `mkdir`, `mv`, `rm`,
+ * `chmod`, `stat -c`, `touch -r` and, to verify, `sha256sum`: all in
+ * busybox. Pure.
+ *
+ * @module
+ */
+
+import { shellQuote } from "../transport/quote.ts";
+
+/** Longest script fiwi sends: one argument of `sh -c` may hold 128 KiB. */
+export const MAX_SCRIPT_BYTES = 100_000;
+
+/** A file whose content is checked on the node before it is put in place. */
+export interface ExpectedHash {
+  /** Path relative to the destination, e.g. `dir/file`. */
+  path: string;
+  /** SHA-256 in lowercase hex. */
+  sha256: string;
+}
+
+/**
+ * Moves `$t/$1` to `$d/$1`. A file or link is renamed into place (atomic:
+ * a reader sees the old file or the whole new one). A directory is merged:
+ * created when missing (another push creating it at the same moment is
+ * fine), its entries put one by one, then its mode and mtime copied. `c` is
+ * global in sh, but each loop's word list is fixed before it starts.
+ */
+const PUT_FUNCTION = `put() {
+  if [ -d "$t/$1" ] && [ ! -L "$t/$1" ]; then
+    if [ ! -d "$d/$1" ]; then
+      mkdir -- "$d/$1" 2>/dev/null || [ -d "$d/$1" ] || { mkdir -- "$d/$1"; return 1; }
+    fi
+    for c in "$t/$1"/* "$t/$1"/.[!.]* "$t/$1"/..?*; do
+      [ -e "$c" ] || [ -L "$c" ] || continue
+      put "$1/\${c##*/}" || return 1
+    done
+    chmod "$(stat -c %a -- "$t/$1")" -- "$d/$1" 2>/dev/null
+    touch -r "$t/$1" -- "$d/$1" 2>/dev/null
+  elif [ -d "$d/$1" ] && [ ! -L "$d/$1" ]; then
+    echo "fiwi: $d/$1: a directory is in the way of a file" >&2; return 1
+  else
+    mv -f -- "$t/$1" "$d/$1"
+  fi
+}`;
+
+/**
+ * The check of one received file against its expected hash, in the temp
+ * directory, before anything is put in place.
+ */
+function hashCheck({ path, sha256 }: ExpectedHash): string {
+  const q = shellQuote(path);
+  return `h=$(sha256sum < "$t"/${q}) || exit 1; [ "\${h%% *}" = ${sha256} ] || ` +
+    `{ echo "fiwi: "${
+      shellQuote(`${path}: SHA-256 differs after the transfer`)
+    } >&2; exit 1; }`;
+}
+
+/**
+ * The push script: read a tar archive on stdin into a fresh hidden
+ * directory inside `destDir` (same filesystem, so the final renames are
+ * atomic), optionally check hashes, then put each top-level `name` in
+ * place. The temp directory goes away on exit, on TERM (the lifeline) and
+ * on failure.
+ *
+ * @param destDir the remote directory (created if missing)
+ * @param tempName unique per transfer: concurrent pushes to one shared
+ *   directory never meet in it
+ * @param names the top-level entries of the archive
+ * @param expect hashes to check before the entries are put in place
+ */
+export function pushScript(
+  destDir: string,
+  tempName: string,
+  names: readonly string[],
+  expect: readonly ExpectedHash[] = [],
+): string {
+  return [
+    `d=${shellQuote(destDir)}; t="$d"/${shellQuote(tempName)}`,
+    `mkdir -p -- "$d" && mkdir -- "$t" || exit 1`,
+    `trap 'rm -rf -- "$t"' EXIT; trap 'exit 143' HUP INT TERM`,
+    `tar -x -p -f - -C "$t" || exit 1`,
+    ...expect.map(hashCheck),
+    PUT_FUNCTION,
+    `for n in ${names.map(shellQuote).join(" ")}; do put "$n" || exit 1; done`,
+  ].join("\n");
+}
+
+/**
+ * The pull command for paths under one remote directory: a tar archive of
+ * `names` on stdout. Each name is given as `./name`, so one starting with
+ * `-` is never read as an option.
+ */
+export function pullCommand(parent: string, names: readonly string[]): string {
+  return `tar -c -f - -C ${shellQuote(parent)} ${
+    names.map((n) => shellQuote(`./${n}`)).join(" ")
+  }`;
+}
+
+/**
+ * A command printing the SHA-256 of each path, one per line in order (a
+ * line without a hash for a file it could not read).
+ */
+export function hashCommand(parent: string, paths: readonly string[]): string {
+  return `cd -- ${shellQuote(parent)} || exit 1; for f in ${
+    paths.map((p) => shellQuote(`./${p}`)).join(" ")
+  }; do sha256sum < "$f" || echo -; done`;
+}
+
+/** The SHA-256 hashes in the output of {@linkcode hashCommand}, in order. */
+export function parseHashes(stdout: string): (string | null)[] {
+  const lines = stdout.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  return lines.map((l) => /^[0-9a-f]{64}\b/.exec(l)?.[0] ?? null);
+}
+
+/**
+ * Split `items` into batches whose joined, quoted form stays under
+ * {@linkcode MAX_SCRIPT_BYTES}.
+ */
+export function batches(items: readonly string[]): string[][] {
+  const out: string[][] = [];
+  let current: string[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = shellQuote(item).length + 4;
+    if (current.length > 0 && bytes + n > MAX_SCRIPT_BYTES) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += n;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
