@@ -35,11 +35,14 @@ import {
 import { shellQuote } from "../transport/quote.ts";
 import {
   parseRelay,
+  validateArgv,
+  validateControlDir,
   validateHost,
   validatePort,
   validateSshOptions,
   validateUser,
 } from "../transport/validate.ts";
+import { ensurePrivateDir } from "./_control_dir.ts";
 import { wrapCommand } from "../transport/wrapper.ts";
 
 /** Options of {@linkcode SshNode}. Times are milliseconds. */
@@ -144,18 +147,6 @@ async function which(program: string): Promise<string | null> {
     } catch { /* next */ }
   }
   return null;
-}
-
-async function ensurePrivateDir(dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const st = await Deno.stat(dir);
-  const uid = Deno.uid();
-  if (uid !== null && st.uid !== uid) {
-    throw new ConfigurationError(
-      `ControlMaster directory "${dir}" belongs to another user: set FIWI_CONTROL_DIR to a directory of yours`,
-    );
-  }
-  if (st.mode !== null && (st.mode & 0o077) !== 0) await Deno.chmod(dir, 0o700);
 }
 
 const registry = new Set<WeakRef<SshNode>>();
@@ -320,6 +311,12 @@ export class SshNode {
         );
       }
       validateSshOptions(this.sshOptions);
+      if (this.controlMaster) {
+        validateControlDir(
+          this.controlDir,
+          this.relay !== undefined && this.relayMode === "jump",
+        );
+      }
       if (
         this.transport === "ush" &&
         (this.ushPath.trim() === "" || /\s/.test(this.ushPath))
@@ -369,7 +366,9 @@ export class SshNode {
    */
   transportArgv(remoteCommand: string): string[] {
     this.validate();
-    return buildArgv(this.spec, remoteCommand);
+    const argv = buildArgv(this.spec, remoteCommand);
+    validateArgv(argv);
+    return argv;
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 
 import { shellJoin } from "./quote.ts";
-import { parseRelay } from "./validate.ts";
+import { bareHost, parseRelay } from "./validate.ts";
 
 /** How fiwi reaches a node. */
 export type TransportKind = "ssh" | "ush" | "local";
@@ -74,8 +74,13 @@ function hostKeyOptions(policy: HostKeyCheck): string[] {
   }
 }
 
-function connectSeconds(ms: number): string {
-  return String(Math.max(1, Math.ceil(ms / 1000)));
+/**
+ * `-o ConnectTimeout=N`, rounded up to whole seconds; nothing for 0, which
+ * means "no connect timeout" to fiwi (rounding up would make it 1 s).
+ */
+function connectTimeoutOption(ms: number): string[] {
+  if (!(ms > 0)) return [];
+  return ["-o", `ConnectTimeout=${Math.max(1, Math.ceil(ms / 1000))}`];
 }
 
 function extraOptions(options: Record<string, string>): string[] {
@@ -128,8 +133,7 @@ function localHopOptions(
     ...(spec.sshConfig ? ["-F", spec.sshConfig] : []),
     "-o",
     "BatchMode=yes",
-    "-o",
-    `ConnectTimeout=${connectSeconds(spec.connectTimeout)}`,
+    ...connectTimeoutOption(spec.connectTimeout),
     ...hostKeyOptions(spec.hostKeyCheck),
     ...(spec.controlMaster
       ? controlOptions(spec.controlDir, spec.controlPersist, jump)
@@ -144,7 +148,8 @@ function localHopOptions(
  * Build the argv that runs `remoteCommand` (a shell command line for the
  * node's shell, already wrapped if wanted) on the node described by `spec`.
  *
- * - ssh: `ssh [-F cfg] -o BatchMode=yes -o ConnectTimeout=N … -- user@host cmd`
+ * - ssh: `ssh [-F cfg] -o BatchMode=yes [-o ConnectTimeout=N] … -- user@host cmd`
+ *   (no ConnectTimeout when `connectTimeout` is 0; an IPv6 host bare)
  * - ush: `[ssh … user@relay] ush host cmd`
  * - local: `sh -c cmd`
  * - relay, nested: the inner ssh (or ush) argv is quoted once more for the
@@ -156,11 +161,13 @@ export function buildArgv(
 ): string[] {
   if (spec.transport === "local") return ["sh", "-c", remoteCommand];
   const relay = spec.relay ? parseRelay(spec.relay) : undefined;
-  const target = `${spec.user}@${spec.host}`;
+  // ssh takes an IPv6 destination bare (`user@::1`), never in brackets.
+  const host = bareHost(spec.host);
+  const target = `${spec.user}@${host}`;
 
   let inner: string[];
   if (spec.transport === "ush") {
-    inner = [spec.ushPath, spec.host, remoteCommand];
+    inner = [spec.ushPath, host, remoteCommand];
   } else if (relay && spec.relayMode === "jump") {
     const jump = `${relay.user ?? spec.user}@${
       relay.host.includes(":") ? `[${relay.host}]` : relay.host
@@ -180,8 +187,7 @@ export function buildArgv(
       "ssh",
       "-o",
       "BatchMode=yes",
-      "-o",
-      `ConnectTimeout=${connectSeconds(spec.connectTimeout)}`,
+      ...connectTimeoutOption(spec.connectTimeout),
       ...hostKeyOptions(spec.hostKeyCheck),
       ...extraOptions(spec.sshOptions),
       ...(spec.port !== undefined ? ["-p", String(spec.port)] : []),

@@ -1,0 +1,176 @@
+/**
+ * The private directory of ControlMaster sockets. Whoever controls it
+ * controls every command fiwi runs through a master: a socket planted there
+ * receives the command text and the client's streams. So every component of
+ * the path is checked with `lstat` before ssh gets to use it.
+ *
+ * The rules, walking from `/` down to the socket directory:
+ * - each component is a directory owned by root or by us;
+ * - none is writable by group or others, except a root-owned directory with
+ *   the sticky bit (`/tmp`, mode 1777), where others cannot rename or remove
+ *   what we create;
+ * - a symbolic link is followed only when it is owned by root or us and sits
+ *   in a directory nobody else can write (`/var/run`, macOS `/tmp`); the
+ *   socket directory itself is never a link;
+ * - a missing component is created with `mkdir` 0700, one level at a time,
+ *   then checked like the others (whoever created it first, it must be ours);
+ * - the socket directory must be ours. If it is group- or world-readable but
+ *   writable only by us, it is chmod-ed to 0700 after `lstat` showed a real
+ *   directory of ours in a parent nobody else can change. If others can
+ *   write to it, it is refused rather than repaired: they may already have
+ *   put a socket in it.
+ *
+ * Anything else is refused with a {@linkcode ConfigurationError} naming the
+ * path and its owner.
+ *
+ * @module
+ */
+
+import { ConfigurationError } from "../errors.ts";
+
+const MAX_LINKS = 8;
+
+/**
+ * Create `dir` if missing and make sure it is private to the current user
+ * (see the module documentation for the rules). Rejects with
+ * {@linkcode ConfigurationError} naming the unsafe path and its owner.
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  const uid = Deno.uid();
+  if (uid === null) {
+    // No owners to check (Windows): ssh does not multiplex there anyway.
+    await Deno.mkdir(dir, { recursive: true });
+    return;
+  }
+  const absolute = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
+  await walk(dir, absolute, uid, 0);
+}
+
+async function walk(
+  dir: string,
+  path: string,
+  uid: number,
+  links: number,
+): Promise<void> {
+  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
+  let parent = await check(dir, "/", uid);
+  for (const [i, part] of parts.entries()) {
+    const current = `${parent.path === "/" ? "" : parent.path}/${part}`;
+    const last = i === parts.length - 1;
+    const st = await lstatOrCreate(dir, current);
+    if (st.isSymlink) {
+      if (last || links >= MAX_LINKS || parent.open || !trusted(st, uid)) {
+        throw await unsafe(dir, current, st, "is a symbolic link");
+      }
+      const rest = parts.slice(i + 1).join("/");
+      const target = await Deno.realPath(current).catch((e) => {
+        throw cannotCheck(dir, current, e);
+      });
+      return walk(dir, `${target}/${rest}`, uid, links + 1);
+    }
+    parent = await check(dir, current, uid, st);
+    if (last) await makePrivate(dir, current, uid, st);
+  }
+}
+
+interface Checked {
+  path: string;
+  /** Others can create entries in it (a sticky, world-writable directory). */
+  open: boolean;
+}
+
+async function check(
+  dir: string,
+  path: string,
+  uid: number,
+  known?: Deno.FileInfo,
+): Promise<Checked> {
+  const st = known ?? await Deno.lstat(path);
+  if (!st.isDirectory) throw await unsafe(dir, path, st, "is not a directory");
+  if (!trusted(st, uid)) throw await unsafe(dir, path, st, "belongs to");
+  const writable = ((st.mode ?? 0) & 0o022) !== 0;
+  const sticky = ((st.mode ?? 0) & 0o1000) !== 0;
+  if (writable && !(sticky && st.uid === 0)) {
+    throw await unsafe(dir, path, st, "is writable by other users");
+  }
+  return { path, open: writable };
+}
+
+function trusted(st: Deno.FileInfo, uid: number): boolean {
+  return st.uid === uid || st.uid === 0;
+}
+
+async function lstatOrCreate(
+  dir: string,
+  path: string,
+): Promise<Deno.FileInfo> {
+  try {
+    return await Deno.lstat(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw cannotCheck(dir, path, e);
+  }
+  try {
+    await Deno.mkdir(path, { mode: 0o700 });
+  } catch (e) {
+    // Someone created it between lstat and mkdir: check what is there now.
+    if (!(e instanceof Deno.errors.AlreadyExists)) {
+      throw cannotCheck(dir, path, e);
+    }
+  }
+  return await Deno.lstat(path);
+}
+
+async function makePrivate(
+  dir: string,
+  path: string,
+  uid: number,
+  st: Deno.FileInfo,
+): Promise<void> {
+  if (st.uid !== uid) throw await unsafe(dir, path, st, "belongs to");
+  const mode = st.mode ?? 0;
+  if ((mode & 0o022) !== 0) {
+    throw await unsafe(dir, path, st, "is writable by other users");
+  }
+  // lstat showed a real directory of ours, in a parent others cannot change:
+  // chmod reaches that directory and nothing else.
+  if ((mode & 0o077) !== 0) await Deno.chmod(path, 0o700);
+}
+
+function cannotCheck(dir: string, path: string, e: unknown): Error {
+  return new ConfigurationError(
+    `ControlMaster directory "${dir}" cannot be checked at "${path}": ${
+      (e as Error).message
+    }`,
+    { cause: e },
+  );
+}
+
+async function unsafe(
+  dir: string,
+  path: string,
+  st: Deno.FileInfo,
+  what: string,
+): Promise<ConfigurationError> {
+  const owner = await ownerName(st.uid);
+  const mode = ((st.mode ?? 0) & 0o7777).toString(8).padStart(4, "0");
+  const detail = what === "belongs to"
+    ? `belongs to ${owner}`
+    : `${what} (owner ${owner}, mode ${mode})`;
+  const where = path === dir ? `"${dir}"` : `"${dir}": "${path}"`;
+  return new ConfigurationError(
+    `Unsafe ControlMaster directory ${where} ${detail}; remove it, or set controlDir or FIWI_CONTROL_DIR to a directory only you can write`,
+  );
+}
+
+/** `user "name" (uid N)` from /etc/passwd, or `uid N` when it is not there. */
+export async function ownerName(uid: number | null): Promise<string> {
+  if (uid === null) return "unknown";
+  try {
+    const passwd = await Deno.readTextFile("/etc/passwd");
+    for (const line of passwd.split("\n")) {
+      const [name, , id] = line.split(":");
+      if (id === String(uid) && name) return `user "${name}" (uid ${uid})`;
+    }
+  } catch { /* unreadable or no --allow-read: the uid alone */ }
+  return `uid ${uid}`;
+}
