@@ -1,0 +1,143 @@
+/**
+ * `fiwi power on|off|cycle|status`: switch the selected nodes with the
+ * switch of their `power:` entry (src/rig/power.ts), or read the state
+ * back, and with `--wait` wait until each node switched on answers again.
+ * Exit status 0 only when every node reached the asked state.
+ *
+ * @module
+ */
+
+import type { SshNode } from "../src/node/node.ts";
+import {
+  DEFAULT_OFF_TIME,
+  DEFAULT_POWER_TIMEOUT,
+  type PowerAction,
+  type PowerResult,
+} from "../src/rig/power.ts";
+import {
+  type CliContext,
+  type CliSpec,
+  durationFlag,
+  interruptSignal,
+  runCli,
+  UsageError,
+} from "./_cli.ts";
+import { colors, humanMs, padNames } from "./_output.ts";
+
+const ACTIONS: readonly PowerAction[] = ["on", "off", "cycle", "status"];
+
+const SPEC: CliSpec = {
+  name: "power",
+  summary:
+    "Switch nodes on, off or through a power cycle with the switch named in their power: entry.",
+  positional: "on|off|cycle|status",
+  options: [
+    {
+      name: "wait",
+      help: "after on or cycle, wait until each node answers again",
+    },
+    {
+      name: "off-time",
+      arg: "DURATION",
+      help: `how long a cycle keeps the power off (default ${
+        DEFAULT_OFF_TIME / 1000
+      }s)`,
+    },
+    {
+      name: "timeout",
+      arg: "DURATION",
+      help: `how long --wait waits for each node (default ${
+        DEFAULT_POWER_TIMEOUT / 60_000
+      }m)`,
+    },
+  ],
+  notes:
+    'Each selected node needs "power: { via, tool, id, port }" in the rig file; the tool\n' +
+    "(uhubctl, ykushcmd, usbrelay or sispmctl) runs on the via node. Nodes behind one\n" +
+    "switch are switched one at a time. With --json, one JSON object per node, then a summary.",
+  examples: [
+    "deno task power status -w @duts",
+    "deno task power cycle -w dut1 --wait --off-time 5s",
+  ],
+};
+
+function parseAction(rest: string[]): PowerAction {
+  const [action, extra] = rest;
+  if (action === undefined) {
+    throw new UsageError(
+      'Missing action: give one of "on", "off", "cycle", "status"',
+    );
+  }
+  if (!ACTIONS.includes(action as PowerAction)) {
+    throw new UsageError(
+      `Unknown action "${action}": use "on", "off", "cycle" or "status"`,
+    );
+  }
+  if (extra !== undefined) {
+    throw new UsageError(`Unexpected argument "${extra}": see --help`);
+  }
+  return action as PowerAction;
+}
+
+function describe(r: PowerResult): string {
+  if (!r.success) return `FAILED (${r.state}): ${r.error?.message ?? ""}`;
+  const after = r.reachableAfterMs !== null
+    ? `, answering after ${humanMs(r.reachableAfterMs)}`
+    : "";
+  return `${r.state}${after}`;
+}
+
+function report(ctx: CliContext, nodes: SshNode[], results: PowerResult[]) {
+  const { out, json } = ctx;
+  const pad = padNames(nodes);
+  for (const r of results) {
+    if (json) {
+      out.out(JSON.stringify({ ...r, error: r.error?.message ?? null }));
+      continue;
+    }
+    const text = describe(r);
+    const line = `${pad(r.node)}  ${text}`;
+    out.out(
+      `${pad(r.node)}  ${r.success ? text : out.paint(colors.red, text)}`,
+      line,
+    );
+  }
+  const ok = results.filter((r) => r.success).length;
+  if (json) {
+    out.out(JSON.stringify({ summary: { nodes: results.length, ok } }));
+  } else {
+    out.err(`${ok}/${results.length} nodes ok`);
+  }
+  return ok === results.length ? 0 : 1;
+}
+
+/** The `power` subcommand; resolves with the exit code. */
+export async function main(args: string[]): Promise<number> {
+  return await runCli(SPEC, args, async (ctx) => {
+    const action = parseAction(ctx.rest);
+    const offTime = durationFlag(ctx.flags, "off-time");
+    const timeout = durationFlag(ctx.flags, "timeout");
+    const { rig, nodes } = await ctx.selectNodes();
+    const vias = nodes.flatMap((n) => {
+      const via = rig.powerSwitches.get(n.name)?.via;
+      return via ? [rig.node(via)!] : [];
+    });
+    using interrupt = interruptSignal();
+    try {
+      const results = await rig.power(nodes, action, {
+        wait: ctx.flags.wait === true,
+        offTime,
+        timeout,
+        signal: interrupt,
+      });
+      return report(ctx, nodes, results);
+    } finally {
+      // Nothing stays behind: the masters of the nodes and their switches.
+      await Promise.all(
+        [...new Set([...nodes, ...vias])].map((n) => n.close()),
+      );
+    }
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
