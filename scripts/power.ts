@@ -18,7 +18,6 @@ import {
   type CliContext,
   type CliSpec,
   durationFlag,
-  interruptSignal,
   runCli,
   UsageError,
 } from "./_cli.ts";
@@ -113,30 +112,23 @@ function report(ctx: CliContext, nodes: SshNode[], results: PowerResult[]) {
 
 /** The `power` subcommand; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
-  return await runCli(SPEC, args, async (ctx) => {
+  // `power on -w dut`: options may follow the action, which the common
+  // parser would take for the start of positional arguments.
+  const lead = args.length > 0 && !args[0].startsWith("-") ? 1 : 0;
+  const ordered = [...args.slice(lead), ...args.slice(0, lead)];
+  return await runCli(SPEC, ordered, async (ctx) => {
     const action = parseAction(ctx.rest);
     const offTime = durationFlag(ctx.flags, "off-time");
     const timeout = durationFlag(ctx.flags, "timeout");
     const { rig, nodes } = await ctx.selectNodes();
-    const vias = nodes.flatMap((n) => {
-      const via = rig.powerSwitches.get(n.name)?.via;
-      return via ? [rig.node(via)!] : [];
+    const results = await rig.power(nodes, action, {
+      wait: ctx.flags.wait === true,
+      offTime,
+      timeout,
+      signal: ctx.interrupt,
     });
-    using interrupt = interruptSignal();
-    try {
-      const results = await rig.power(nodes, action, {
-        wait: ctx.flags.wait === true,
-        offTime,
-        timeout,
-        signal: interrupt,
-      });
-      return report(ctx, nodes, results);
-    } finally {
-      // Nothing stays behind: the masters of the nodes and their switches.
-      await Promise.all(
-        [...new Set([...nodes, ...vias])].map((n) => n.close()),
-      );
-    }
+    const code = report(ctx, nodes, results);
+    return ctx.interrupt.aborted ? (ctx.interrupt.exitCode ?? 130) : code;
   });
 }
 
