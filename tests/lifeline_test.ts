@@ -1,0 +1,218 @@
+// The lifeline (src/transport/wrapper.ts, src/process/spawn.ts): whatever
+// ends fiwi, its ssh client or the node's sshd session, the remote command's
+// group dies within 2 s and no ssh client is left. Real sshd on loopback.
+import { assert, assertEquals } from "jsr:@std/assert@^1";
+import { controlPool, runAll, type SshNodeOptions } from "../mod.ts";
+import {
+  countLocal,
+  countRemote,
+  LIVE,
+  type LoopbackRig,
+  skipReason,
+  startLoopbackRig,
+} from "./_loopback.ts";
+
+const ignore = skipReason() !== null || LIVE;
+const CHILD = new URL("./fixtures/lifeline_child.ts", import.meta.url);
+
+/** Poll `probe` every 100 ms until it returns 0, for at most `ms`; the last count. */
+async function settlesToZero(
+  probe: () => Promise<number>,
+  ms: number,
+): Promise<number> {
+  const until = performance.now() + ms;
+  for (;;) {
+    const n = await probe();
+    if (n === 0 || performance.now() > until) return n;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Local processes whose whole command line is `text`. */
+async function countLocalExact(text: string): Promise<number> {
+  const out = await new Deno.Command("pgrep", {
+    args: ["-c", "-x", "-f", text],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim() || "0");
+}
+
+/** Options of 8 nodes, 4 per loopback address, for the child program. */
+function eightNodes(
+  rig: LoopbackRig,
+  extra: Partial<SshNodeOptions>,
+): SshNodeOptions[] {
+  return Array.from({ length: 8 }, (_, i) => ({
+    name: `n${i}`,
+    host: rig.hosts[extra.relay ? 1 : i % 2],
+    port: rig.port,
+    user: rig.user,
+    sshConfig: rig.sshConfig,
+    controlDir: `${rig.dir}/cm`,
+    ...extra,
+  }));
+}
+
+/** Read the child's stdout until `ready`, within `ms`; throws with what it printed. */
+async function waitReady(child: Deno.ChildProcess, ms: number): Promise<void> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const timer = setTimeout(() => reader.cancel(), ms);
+  try {
+    while (!seen.includes("ready\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+  assert(seen.includes("ready\n"), `the child never got ready: ${seen}`);
+}
+
+async function killedChildLeavesNothing(
+  rig: LoopbackRig,
+  extra: Partial<SshNodeOptions>,
+  token: string,
+): Promise<void> {
+  const specFile = `${rig.dir}/nodes-${token}.json`;
+  await Deno.writeTextFile(specFile, JSON.stringify(eightNodes(rig, extra)));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CHILD.pathname, specFile, `sleep ${token}`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitReady(child, 20_000);
+    const local = extra.transport === "local";
+    const running = local
+      ? await countLocalExact(`sleep ${token}`)
+      : await countRemote(rig, `sleep ${token}`, true);
+    assertEquals(running, 8, "all 8 commands run before the kill");
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  }
+  const t0 = performance.now();
+  const remote = await settlesToZero(
+    () => countRemote(rig, `sleep ${token}`),
+    5000,
+  );
+  const clients = await settlesToZero(() => countLocal(`sleep ${token}`), 5000);
+  assertEquals([remote, clients], [0, 0], "commands and clients left behind");
+  const ms = performance.now() - t0;
+  assert(ms < 5000, `took ${Math.round(ms)} ms`);
+}
+
+Deno.test({
+  name:
+    "lifeline: a SIGKILLed fiwi program leaves no remote command and no ssh client",
+  ignore,
+}, async (t) => {
+  await using rig = await startLoopbackRig();
+  await t.step(
+    "with a ControlMaster",
+    () => killedChildLeavesNothing(rig, {}, "3701"),
+  );
+  await t.step(
+    "without a ControlMaster",
+    () => killedChildLeavesNothing(rig, { controlMaster: false }, "3702"),
+  );
+  await t.step({
+    name: "through a nested relay",
+    ignore: !rig.relayReady,
+    fn: () =>
+      killedChildLeavesNothing(rig, {
+        relay: `${rig.user}@${rig.hosts[0]}:${rig.port}`,
+      }, "3703"),
+  });
+  await t.step(
+    "with the local transport",
+    () => killedChildLeavesNothing(rig, { transport: "local" }, "3704"),
+  );
+  await controlPool.closeAll();
+});
+
+Deno.test({
+  name:
+    "lifeline: killing the sshd process that serves a session kills its command",
+  ignore,
+}, async () => {
+  await using rig = await startLoopbackRig();
+  await using node = rig.node({ controlMaster: false });
+  const run = node.rexec("echo up; sleep 3705", { retry: false });
+  // The sshd session process is the parent of the wrapper shell, which is
+  // the parent of sleep: found from the node's side, not through fiwi.
+  const found = await rig.sh(
+    `for i in $(seq 50); do p=$(pgrep -f -u "$(id -u)" '^sleep 3705$') && break; sleep 0.1; done; ` +
+      `w=$(ps -o ppid= -p "$p"); ps -o ppid= -p $w`,
+  );
+  const sshd = Number(found.stdout.trim());
+  assert(sshd > 1, `no sshd session process found: ${found.stderr}`);
+  Deno.kill(sshd, "SIGKILL");
+  const result = await run;
+  assert(!result.success);
+  assertEquals(
+    await settlesToZero(() => countRemote(rig, "sleep 3705", true), 2000),
+    0,
+  );
+});
+
+Deno.test({
+  name: "lifeline: 150 aborts 0-50 ms after rexec() leave no remote command",
+  ignore,
+}, async () => {
+  await using rig = await startLoopbackRig();
+  await using node = rig.node();
+  await node.rexec("true"); // a warm master, as in a long fiwi program
+  for (let i = 0; i < 150; i++) {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), Math.random() * 50);
+    const r = await node.rexec("sleep 3706", {
+      signal: ac.signal,
+      retry: false,
+    });
+    clearTimeout(timer);
+    assert(r.aborted, `run ${i} ended without the abort: ${r.error}`);
+  }
+  assertEquals(
+    await settlesToZero(() => countRemote(rig, "sleep 3706"), 3000),
+    0,
+  );
+  assertEquals(await countLocal("sleep 3706"), 0);
+});
+
+Deno.test({
+  name: "lifeline: 30 failFast fan-outs on a cold master leave nothing running",
+  ignore,
+}, async () => {
+  await using rig = await startLoopbackRig();
+  // Seven nodes over ssh and one local one that fails after 50 ms (it alone
+  // has no SSH_CONNECTION), while the others may still be connecting.
+  const nodes = [
+    rig.node({ name: "failing", transport: "local" }),
+    ...Array.from(
+      { length: 7 },
+      (_, i) => rig.node({ index: i % 2, name: `n${i}` }),
+    ),
+  ];
+  const cmd = '[ -z "$SSH_CONNECTION" ] && { sleep 0.05; exit 1; }; sleep 3707';
+  for (let i = 0; i < 30; i++) {
+    await controlPool.closeAll(); // cold: every client races for a new master
+    const results = await runAll(nodes, cmd, {
+      failFast: true,
+      retry: false,
+      cmdTimeout: 20_000,
+    });
+    assert(results.some((r) => r.aborted), "failFast stopped no sibling");
+  }
+  assertEquals(
+    await settlesToZero(() => countRemote(rig, "sleep 3707"), 3000),
+    0,
+  );
+  await Promise.all(nodes.map((n) => n.close()));
+});
