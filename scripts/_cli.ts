@@ -1,27 +1,41 @@
 /**
- * Shared plumbing of the scripts: argument parsing with `--help`, the
- * common options (`--rig`, `--rig-name`, `--nodes`, `--json`, `--log`),
+ * Shared plumbing of the `fiwi` subcommands: argument parsing with
+ * `--help`, the common options (`--rig`, `--rig-name`, `--nodes`, `--json`,
+ * `--log`, `--no-log`), paths relative to the user's working directory,
  * exit codes (0 all ok, 1 some failed, 2 usage or configuration error, in
- * one line without a stack trace), the central log file, colours and the
- * live progress line (both only on a terminal, colours never with
- * `NO_COLOR`), and Ctrl-C handling.
+ * one line without a stack trace; 130/143/129 interrupted), the central
+ * log, colours and the live progress line (both only on a terminal, colours
+ * never with `NO_COLOR`), and Ctrl-C / SIGTERM / SIGHUP.
  *
  * @module
  */
 
 import { parseArgs } from "jsr:@std/cli@^1/parse-args";
+import { isAbsolute, join } from "jsr:@std/path@^1";
 import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
-import { dispose, getLogger } from "npm:@logtape/logtape@^2";
+import { disposeSync, getLogger } from "npm:@logtape/logtape@^2";
 import { ConfigurationError, FiwiError } from "../src/errors.ts";
-import { loadRig, type Rig } from "../src/rig/rig.ts";
+import {
+  BUILTIN_RIG_YAML,
+  DEFAULT_RIG_FILE,
+  loadRig,
+  parseRig,
+  type Rig,
+} from "../src/rig/rig.ts";
 import type { SshNode } from "../src/node/node.ts";
 import { parseDuration } from "../src/rig/duration.ts";
 import {
+  type CentralLog,
   DEFAULT_LOG_FILE,
-  Output,
+  DEFAULT_LOG_FILES,
+  DEFAULT_LOG_SIZE,
+  invocationId,
+  type LogSettings,
+  parseSize,
   setupLogging,
-  writeAllSync,
-} from "./_output.ts";
+} from "./_log.ts";
+import { Output, writeAllSync } from "./_output.ts";
+import { type Interrupt, interruptSignal } from "./_signals.ts";
 
 /** A bad command line: exit code 2. */
 export class UsageError extends ConfigurationError {}
@@ -68,7 +82,12 @@ const COMMON: OptionSpec[] = [
     help: 'names, @group, globs, ranges, !exclusions (default: "all")',
   },
   { name: "json", help: "machine-readable output on stdout" },
-  { name: "log", arg: "FILE", help: `log file (default: ${DEFAULT_LOG_FILE})` },
+  {
+    name: "log",
+    arg: "FILE",
+    help: `central log file (default: ${DEFAULT_LOG_FILE}; rotated)`,
+  },
+  { name: "no-log", help: "write no central log" },
   { name: "help", short: "h", help: "show this help" },
 ];
 
@@ -80,7 +99,7 @@ export interface ParsedArgs {
   rest: string[];
 }
 
-/** The `--help` text of a script. */
+/** The `--help` text of a subcommand. */
 export function helpText(spec: CliSpec): string {
   const all = [...spec.options, ...COMMON];
   const left = (o: OptionSpec) =>
@@ -91,7 +110,7 @@ export function helpText(spec: CliSpec): string {
   const lines = [
     `${spec.summary}`,
     "",
-    `Usage: deno task ${spec.name} [options]${
+    `Usage: fiwi ${spec.name} [options]${
       spec.positional ? ` ${spec.positional}` : ""
     }`,
     "",
@@ -101,7 +120,8 @@ export function helpText(spec: CliSpec): string {
   if (spec.notes) lines.push("", spec.notes);
   lines.push(
     "",
-    "Exit status: 0 every node succeeded, 1 some node failed, 2 usage or configuration error.",
+    "Exit status: 0 every node succeeded, 1 some node failed, 2 usage or configuration error,",
+    "130 interrupted (143 SIGTERM, 129 SIGHUP).",
   );
   if (spec.examples?.length) {
     lines.push("", "Examples:", ...spec.examples.map((e) => `  ${e}`));
@@ -109,19 +129,65 @@ export function helpText(spec: CliSpec): string {
   return lines.join("\n") + "\n";
 }
 
+const YES = new Set(["true", "yes", "on", "1"]);
+const NO = new Set(["false", "no", "off", "0"]);
+
+/**
+ * Rewrite the options before the first positional argument as
+ * `--name=value` tokens, getopt style: an option that takes a value takes
+ * the next word whatever it looks like (`-t -5s` is a bad duration, not an
+ * unknown option), and a flag never takes the next word (`--collate true`
+ * keeps `true` as the command). `--flag=yes|no` sets or clears a flag.
+ */
+export function normalizeArgs(all: OptionSpec[], args: string[]): string[] {
+  const byName = new Map(all.map((o) => [o.name, o]));
+  const byShort = new Map(
+    all.filter((o) => o.short).map((o) => [o.short!, o]),
+  );
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--" || !arg.startsWith("-") || arg === "-") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const long = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
+    const short = /^-([^-])(.*)$/s.exec(arg);
+    const spec = long ? byName.get(long[1]) : byShort.get(short?.[1] ?? "");
+    if (!spec) {
+      out.push(arg); // parseArgs reports it, with a suggestion
+      continue;
+    }
+    const inline = long ? long[2] : short![2] === "" ? undefined : short![2];
+    if (spec.arg) {
+      const value = inline ?? args[++i];
+      if (value === undefined) {
+        throw new UsageError(
+          `Option "--${spec.name}" needs a value: --${spec.name} ${spec.arg}`,
+        );
+      }
+      out.push(`--${spec.name}=${value}`);
+    } else if (inline === undefined || YES.has(inline.toLowerCase())) {
+      out.push(`--${spec.name}=true`);
+    } else if (!NO.has(inline.toLowerCase())) {
+      throw new UsageError(
+        `Invalid --${spec.name} "${inline}": give --${spec.name} alone, or =yes / =no`,
+      );
+    }
+  }
+  return out;
+}
+
 /** Parse `args` against the spec; throws {@linkcode UsageError}. */
 export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
   const all = [...spec.options, ...COMMON];
   const strings = all.filter((o) => o.arg).map((o) => o.name);
   const booleans = all.filter((o) => !o.arg).map((o) => o.name);
-  const alias: Record<string, string> = {};
-  for (const o of all) if (o.short) alias[o.short] = o.name;
-  const known = new Set([...strings, ...booleans, ...Object.keys(alias)]);
+  const known = new Set([...strings, ...booleans]);
   let bad: string | null = null;
-  const parsed = parseArgs(args, {
+  const parsed = parseArgs(normalizeArgs(all, args), {
     string: strings,
     boolean: booleans,
-    alias,
     // A command's own options (`run ls -l`) belong to the command.
     stopEarly: true,
     unknown: (arg: string, key?: string) => {
@@ -133,7 +199,7 @@ export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
     },
   }) as Record<string, unknown> & { _: unknown[] };
   if (bad !== null) {
-    const name = String(bad).replace(/=.*$/, "");
+    const name = String(bad).replace(/=.*$/s, "");
     const flags = all.map((o) => `--${o.name}`);
     const hint = flags.find((f) => levenshteinDistance(f, name) <= 2) ??
       flags.find((f) => f.startsWith(name));
@@ -145,13 +211,13 @@ export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
   for (const o of all) {
     const value = parsed[o.name];
     if (value === undefined || value === false) continue;
+    if (Array.isArray(value)) {
+      throw new UsageError(`Option "--${o.name}" is given more than once`);
+    }
     if (o.arg && (typeof value !== "string" || value === "")) {
       throw new UsageError(
         `Option "--${o.name}" needs a value: --${o.name} ${o.arg}`,
       );
-    }
-    if (Array.isArray(value)) {
-      throw new UsageError(`Option "--${o.name}" is given more than once`);
     }
     flags[o.name] = value as string | boolean;
   }
@@ -169,6 +235,11 @@ export function durationFlag(
 ): number | undefined {
   const value = flags[name];
   if (value === undefined) return undefined;
+  if (String(value).trim().startsWith("-")) {
+    throw new UsageError(
+      `Invalid --${name} "${value}": give a duration of 0 or more, like "30s"`,
+    );
+  }
   const ms = parseDuration(String(value));
   if (typeof ms === "string") {
     throw new UsageError(`Invalid --${name} "${value}": ${ms}`);
@@ -185,7 +256,7 @@ export function intFlag(
   const value = flags[name];
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(String(value)) || n < min) {
+  if (!/^\d+$/.test(String(value)) || n < min || !Number.isSafeInteger(n)) {
     throw new UsageError(
       `Invalid --${name} "${value}": give a whole number >= ${min}`,
     );
@@ -193,7 +264,42 @@ export function intFlag(
   return n;
 }
 
-/** Everything a script body gets. */
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined; // not permitted: the default applies
+  }
+}
+
+/** The repository root: where `deno task` runs its commands. */
+const TASK_DIR = new URL("../", import.meta.url).protocol === "file:"
+  ? decodeURIComponent(new URL("..", import.meta.url).pathname)
+  : null;
+
+/**
+ * The user's working directory. `deno task` runs a task in the directory of
+ * its deno.json and records where the user was in INIT_CWD; that is only
+ * believed when this process runs in the task's directory (INIT_CWD is
+ * inherited by everything a task starts).
+ */
+export function userCwd(): string {
+  const cwd = Deno.cwd();
+  const init = env("INIT_CWD");
+  if (
+    init && TASK_DIR && cwd.replace(/\/$/, "") === TASK_DIR.replace(/\/$/, "")
+  ) {
+    return init;
+  }
+  return cwd;
+}
+
+/** `path` resolved against the user's working directory. */
+export function userPath(path: string): string {
+  return isAbsolute(path) ? path : join(userCwd(), path);
+}
+
+/** Everything a subcommand body gets. */
 export interface CliContext {
   /** Parsed options. */
   flags: ParsedArgs["flags"];
@@ -204,16 +310,19 @@ export interface CliContext {
   /** `--json` was given. */
   json: boolean;
   /**
-   * Load the rig and select `--nodes` (nodes are made silent: the script
-   * logs what it prints). `close()` ends the ControlMasters of the selected
-   * nodes: scripts leave no ssh client behind.
+   * Aborted by the first Ctrl-C, SIGTERM or SIGHUP; `exitCode` is what the
+   * subcommand should exit with then.
    */
-  selectNodes(): Promise<
-    { rig: Rig; nodes: SshNode[]; close: () => Promise<void> }
-  >;
+  interrupt: Interrupt;
+  /**
+   * Load the rig and select `--nodes` (nodes are made silent: the command
+   * logs what it prints). ControlMasters stay up after the command for
+   * their `controlPersist`; `fiwi close` ends them.
+   */
+  selectNodes(): Promise<{ rig: Rig; nodes: SshNode[] }>;
 }
 
-/** One line for an error that ends the script, and its exit code. */
+/** One line for an error that ends the command, and its exit code. */
 export function describeFailure(
   name: string,
   e: unknown,
@@ -228,7 +337,7 @@ export function describeFailure(
     return {
       line: `${name}: Not permitted: ${
         (e as Error).message
-      } (widen the task's --allow-* flags in deno.json)`,
+      } (widen the --allow-* flags of the install line or deno.json task)`,
       code: 2,
     };
   }
@@ -238,77 +347,118 @@ export function describeFailure(
   };
 }
 
+/** The log settings the flags and FIWI_LOG_SIZE / FIWI_LOG_FILES ask for. */
+export function logSettings(flags: ParsedArgs["flags"]): LogSettings {
+  if (flags.log !== undefined && flags["no-log"]) {
+    throw new UsageError('Give either "--log FILE" or "--no-log", not both');
+  }
+  const size = env("FIWI_LOG_SIZE");
+  const maxSize = size === undefined ? DEFAULT_LOG_SIZE : parseSize(size);
+  if (typeof maxSize === "string") {
+    throw new ConfigurationError(`Invalid FIWI_LOG_SIZE "${size}": ${maxSize}`);
+  }
+  const files = env("FIWI_LOG_FILES");
+  const maxFiles = files === undefined ? DEFAULT_LOG_FILES : Number(files);
+  if (!/^\d+$/.test(files ?? "0") || maxFiles < 1 || maxFiles > 1000) {
+    throw new ConfigurationError(
+      `Invalid FIWI_LOG_FILES "${files}": give a whole number from 1 to 1000`,
+    );
+  }
+  const given = flags.log as string | undefined;
+  return {
+    path: flags["no-log"] ? null : userPath(given ?? DEFAULT_LOG_FILE),
+    isDefault: given === undefined,
+    maxSize,
+    maxFiles,
+    id: invocationId(),
+  };
+}
+
+/** Load the rig `--rig` names, or ./rigs.yaml, or the built-in local rig. */
+async function loadUserRig(flags: ParsedArgs["flags"]): Promise<Rig> {
+  const name = flags["rig-name"] as string | undefined;
+  if (flags.rig !== undefined) {
+    return await loadRig(userPath(String(flags.rig)), name);
+  }
+  const file = userPath(DEFAULT_RIG_FILE);
+  const found = await Deno.stat(file).then(() => true, () => false);
+  return found
+    ? await loadRig(file, name)
+    : parseRig(BUILTIN_RIG_YAML, { file: "<built-in>", name });
+}
+
 /**
- * Run a script: parse, `--help`, set up logging, call `body`, map errors to
- * one line and an exit code. Resolves with the exit code.
+ * Run a subcommand: parse, `--help`, set up the log and the signals, call
+ * `body`, map errors to one line and an exit code. Resolves with the exit
+ * code.
  */
 export async function runCli(
   spec: CliSpec,
   args: string[],
   body: (ctx: CliContext) => Promise<number>,
 ): Promise<number> {
-  let logging = false;
+  let central: CentralLog | null = null;
   let out: Output | null = null;
+  let interrupt: Interrupt | null = null;
   try {
     const { flags, rest } = parseCli(spec, args);
     if (flags.help) {
       writeAllSync(Deno.stdout, helpText(spec));
       return 0;
     }
-    await setupLogging(String(flags.log ?? DEFAULT_LOG_FILE));
-    logging = true;
-    out = new Output(spec.name);
-    out.log.info("Started {script} {args}", { script: spec.name, args });
+    const notices: string[] = [];
+    central = await setupLogging(logSettings(flags), (n) => notices.push(n));
+    out = new Output(spec.name, central);
+    for (const n of notices) out.err(n);
+    const output = out;
+    interrupt = interruptSignal({
+      beforeExit: () => {
+        output.err(`${spec.name}: Interrupted again: exiting at once`);
+        output.clearProgress();
+        disposeSync();
+      },
+    });
+    out.log.info("Started fiwi {command} {args} in {cwd}", {
+      command: spec.name,
+      args,
+      cwd: userCwd(),
+    });
     const ctx: CliContext = {
       flags,
       rest,
       out,
       json: flags.json === true,
+      interrupt,
       async selectNodes() {
-        const rig = await loadRig(
-          flags.rig as string | undefined,
-          flags["rig-name"] as string | undefined,
-        );
+        const rig = await loadUserRig(flags);
         const nodes = rig.select(String(flags.nodes ?? "all"));
         for (const n of nodes) n.silent = true;
-        const close = async () => {
-          await Promise.all(nodes.map((n) => n.close()));
-        };
-        return { rig, nodes, close };
+        return { rig, nodes };
       },
     };
     const code = await body(ctx);
-    out.log.info("Finished {script}: exit {code}", { script: spec.name, code });
+    out.log.info("Finished fiwi {command}: exit {code}", {
+      command: spec.name,
+      code,
+    });
     return code;
   } catch (e) {
     out?.clearProgress();
     const { line, code } = describeFailure(spec.name, e);
-    if (logging) {
+    if (central) {
       getLogger(["fiwi", "cli", spec.name]).error("{line}", { line, error: e });
     }
     writeAllSync(Deno.stderr, line + "\n");
     return code;
   } finally {
     out?.clearProgress();
-    if (logging) await dispose();
+    interrupt?.[Symbol.dispose]();
+    await central?.close();
   }
 }
 
-/**
- * Ctrl-C (SIGINT) and SIGTERM as an AbortSignal: the first one aborts so the
- * script can stop cleanly; a second one exits at once with 130.
- */
-export function interruptSignal(): AbortSignal & Disposable {
-  const controller = new AbortController();
-  const handler = () => {
-    if (controller.signal.aborted) Deno.exit(130);
-    controller.abort(new Error("Interrupted"));
-  };
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, handler);
-  return Object.assign(controller.signal, {
-    [Symbol.dispose]() {
-      for (const s of signals) Deno.removeSignalListener(s, handler);
-    },
-  });
+/** What every subcommand module exports. */
+export interface Subcommand {
+  /** Run with `args` (after the subcommand's name); resolves with the exit code. */
+  main(args: string[]): Promise<number>;
 }

@@ -1,6 +1,7 @@
 /**
- * Terminal output of the scripts: lines to stdout and stderr that are also
- * written to the central log file (LogTape file sink), colours and a live
+ * Terminal output of the `fiwi` command: lines to stdout and stderr, each
+ * also one record in the central log, written in batches (one write per
+ * stream per chunk of output, not one per line), colours and a live
  * progress line only on a terminal (never colours with `NO_COLOR`), and
  * small formatting helpers.
  *
@@ -8,51 +9,63 @@
  */
 
 import * as colors from "jsr:@std/fmt@^1/colors";
-import { dirname } from "jsr:@std/path@^1";
-import {
-  configure,
-  getLogger,
-  getTextFormatter,
-  type Logger,
-} from "npm:@logtape/logtape@^2";
-import { getFileSink } from "npm:@logtape/file@^2";
-import { ConfigurationError } from "../src/errors.ts";
+import { getLogger, type Logger } from "npm:@logtape/logtape@^2";
 import type { SshNode } from "../src/node/node.ts";
+import type { CentralLog } from "./_log.ts";
 
 export { colors };
-
-/** The central log file, relative to the working directory. */
-export const DEFAULT_LOG_FILE = "logs/fiwi.log";
+export { isoLocal } from "./_log.ts";
 
 const encoder = new TextEncoder();
+
+/** Write all of `bytes`, however the stream splits the writes. */
+export function writeAllBytes(
+  stream: { writeSync(p: Uint8Array): number },
+  bytes: Uint8Array,
+): void {
+  while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+}
 
 /** Write all of `text`, however the stream splits the writes. */
 export function writeAllSync(
   stream: { writeSync(p: Uint8Array): number },
   text: string,
 ): void {
-  let bytes = encoder.encode(text);
-  while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+  writeAllBytes(stream, encoder.encode(text));
 }
 
+/** Flush pending output when this many UTF-16 units are waiting. */
+const BATCH_LIMIT = 1 << 16;
+
 /**
- * Terminal output of one script run: lines to stdout / stderr, each also
- * logged; a progress line on stderr kept below the output (TTY only).
+ * Terminal output of one invocation: lines to stdout / stderr, each logged
+ * at once and written with the other lines of its chunk (a microtask after
+ * the first, or at 64 K characters); a progress line on stderr kept below
+ * the output (terminal only).
  */
 export class Output {
   /** stdout is a terminal and NO_COLOR is not set. */
   readonly color: boolean;
   /** stderr is a terminal and NO_COLOR is not set. */
   readonly colorErr: boolean;
-  /** Logger of the script's own lines. */
+  /** Logger of the command's own records. */
   readonly log: Logger;
+  #central: CentralLog | null;
+  #category: readonly string[];
   #progressOn: boolean;
   #progress = "";
-  #closed = false;
+  #closed = { stdout: false, stderr: false };
+  #pending = { stdout: "", stderr: "" };
+  #scheduled = false;
 
-  /** @param script the script's name, used as log category */
-  constructor(script: string) {
-    this.log = getLogger(["fiwi", "cli", script]);
+  /**
+   * @param command the subcommand's name, used as log category
+   * @param central the central log (null: none)
+   */
+  constructor(command: string, central: CentralLog | null = null) {
+    this.#category = ["fiwi", "cli", command];
+    this.log = getLogger(this.#category);
+    this.#central = central;
     this.color = Deno.stdout.isTerminal() && !Deno.noColor;
     this.colorErr = Deno.stderr.isTerminal() && !Deno.noColor;
     this.#progressOn = Deno.stderr.isTerminal();
@@ -68,29 +81,48 @@ export class Output {
     return (stream === "stdout" ? this.color : this.colorErr) ? fn(text) : text;
   }
 
-  #write(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
-    if (this.#closed) return;
-    try {
-      if (this.#progress) writeAllSync(Deno.stderr, "\r\x1b[K");
-      writeAllSync(stream, text);
-      if (this.#progress) writeAllSync(Deno.stderr, this.#progress);
-    } catch (e) {
-      // A reader that went away (`| head`) ends the output, not the run.
-      if (e instanceof Deno.errors.BrokenPipe) this.#closed = true;
-      else throw e;
+  #queue(stream: "stdout" | "stderr", text: string): void {
+    this.#pending[stream] += text;
+    if (this.#pending[stream].length >= BATCH_LIMIT) this.flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.flush());
     }
+  }
+
+  #writeTo(stream: "stdout" | "stderr", text: string): void {
+    if (this.#closed[stream] || text === "") return;
+    try {
+      writeAllSync(stream === "stdout" ? Deno.stdout : Deno.stderr, text);
+    } catch {
+      // A reader that went away (`| head`) or a terminal that hung up ends
+      // that stream's output, not the run.
+      this.#closed[stream] = true;
+    }
+  }
+
+  /** Write everything pending now (progress line kept below it). */
+  flush(): void {
+    this.#scheduled = false;
+    const { stdout, stderr } = this.#pending;
+    if (stdout === "" && stderr === "") return;
+    this.#pending = { stdout: "", stderr: "" };
+    const progress = this.#progress;
+    if (progress) this.#writeTo("stderr", "\r\x1b[K");
+    this.#writeTo("stdout", stdout);
+    this.#writeTo("stderr", stderr + progress);
   }
 
   /** A line of data or result to stdout (and the log). */
   out(line: string, plain: string = line): void {
-    this.log.info("{line}", { line: plain });
-    this.#write(Deno.stdout, line + "\n");
+    this.#central?.line(this.#category, "info", plain);
+    this.#queue("stdout", line + "\n");
   }
 
   /** A line of diagnostics to stderr (and the log). */
   err(line: string, plain: string = line): void {
-    this.log.warn("{line}", { line: plain });
-    this.#write(Deno.stderr, line + "\n");
+    this.#central?.line(this.#category, "warning", plain);
+    this.#queue("stderr", line + "\n");
   }
 
   /** Redraw the progress line: done / failed / total (terminal only). */
@@ -99,64 +131,25 @@ export class Output {
     const text = `[${done}/${total} done${
       failed ? `, ${this.paint(colors.red, `${failed} failed`, "stderr")}` : ""
     }]${extra ? ` ${extra}` : ""}`;
+    if (text === this.#progress) return;
+    this.flush();
     this.#progress = text;
-    try {
-      writeAllSync(Deno.stderr, "\r\x1b[K" + text);
-    } catch { /* terminal gone */ }
+    this.#writeTo("stderr", "\r\x1b[K" + text);
   }
 
-  /** Remove the progress line. */
+  /** Write what is pending and remove the progress line. */
   clearProgress(): void {
+    this.flush();
     if (!this.#progress) return;
     this.#progress = "";
-    try {
-      writeAllSync(Deno.stderr, "\r\x1b[K");
-    } catch { /* terminal gone */ }
+    this.#writeTo("stderr", "\r\x1b[K");
   }
-}
-
-/** Configure LogTape: every fiwi record to the central log file. */
-export async function setupLogging(path: string): Promise<void> {
-  try {
-    await Deno.mkdir(dirname(path), { recursive: true });
-  } catch (e) {
-    throw new ConfigurationError(
-      `Cannot create the log directory "${dirname(path)}": ${
-        (e as Error).message
-      }`,
-      { cause: e },
-    );
-  }
-  let sink;
-  try {
-    sink = getFileSink(path, {
-      bufferSize: 8192,
-      flushInterval: 1000,
-      // Lines read as printed, not as quoted JavaScript strings.
-      formatter: getTextFormatter({ value: "bare" }),
-    });
-  } catch (e) {
-    throw new ConfigurationError(
-      `Cannot open the log file "${path}": ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
-  await configure({
-    reset: true,
-    sinks: { file: sink },
-    loggers: [
-      { category: ["fiwi"], lowestLevel: "debug", sinks: ["file"] },
-      {
-        category: ["logtape", "meta"],
-        lowestLevel: "warning",
-        sinks: ["file"],
-      },
-    ],
-  });
 }
 
 /** The names of `nodes`, padded to the longest (for `name: line` prefixes). */
-export function padNames(nodes: readonly SshNode[]): (name: string) => string {
+export function padNames(
+  nodes: readonly Pick<SshNode, "name">[],
+): (name: string) => string {
   const width = Math.max(0, ...nodes.map((n) => n.name.length));
   return (name) => name.padEnd(width);
 }

@@ -14,6 +14,7 @@ import {
 import { SshNode, type SshNodeOptions } from "../src/node/node.ts";
 import type { RunOptions, RunResult } from "../src/process/session.ts";
 import type { FanoutNode } from "../src/fanout/run_all.ts";
+import { isoLocal } from "./_log.ts";
 
 /** How a run ended, in a few words: "exit 0", "exit 2", "unreachable", "command timeout". */
 export function outcome(r: RunResult): string {
@@ -112,7 +113,7 @@ export function resultJson(r: RunResult): Record<string, unknown> {
     timedOut: r.timedOut,
     aborted: r.aborted,
     error: r.error ? { kind: r.error.name, message: r.error.message } : null,
-    startedAt: r.startedAt.toISOString(),
+    startedAt: isoLocal(r.startedAt.getTime()),
     durationMs: Math.round(r.durationMs),
   };
 }

@@ -1,5 +1,5 @@
 /**
- * `deno task check`: connectivity and auth diagnosis for every node. Each
+ * `fiwi check`: connectivity and auth diagnosis for every node. Each
  * node gets a fresh connection (no ControlMaster, so a warm master cannot
  * hide a broken login) that runs one harmless command; the outcome is split
  * into reachable / host key / auth / command, with the time taken and a
@@ -16,7 +16,13 @@ import {
 } from "../src/errors.ts";
 import type { SshNode } from "../src/node/node.ts";
 import type { RunResult } from "../src/process/session.ts";
-import { type CliSpec, durationFlag, intFlag, runCli } from "./_cli.ts";
+import {
+  type CliContext,
+  type CliSpec,
+  durationFlag,
+  intFlag,
+  runCli,
+} from "./_cli.ts";
 import { colors, humanMs, type Output } from "./_output.ts";
 import { mapLimit, nodeWith } from "./_runs.ts";
 
@@ -39,9 +45,9 @@ const SPEC: CliSpec = {
     },
   ],
   examples: [
-    "deno task check",
-    "deno task check --rig lab.yaml --nodes @duts --timeout 5s",
-    "deno task check --json | jq '.[] | select(.ok | not)'",
+    "fiwi check",
+    "fiwi check --rig lab.yaml --nodes @duts --timeout 5s",
+    "fiwi check --json | jq 'select(.ok == false)'",
   ],
 };
 
@@ -240,33 +246,37 @@ async function checkNode(
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(
-    await runCli(SPEC, Deno.args, async ({ flags, out, json, selectNodes }) => {
-      const connectTimeout = durationFlag(flags, "timeout");
-      const fanout = intFlag(flags, "fanout", 1) ?? 64;
-      const { nodes } = await selectNodes();
-      let done = 0;
-      let failed = 0;
-      out.progress(0, 0, nodes.length, "checking");
-      const checks = await mapLimit(nodes, fanout, async (node) => {
-        const c = await checkNode(node, connectTimeout);
-        done++;
-        if (!c.ok) failed++;
-        out.progress(done, failed, nodes.length, "checking");
-        return c;
-      });
-      out.clearProgress();
-      if (json) {
-        out.out(JSON.stringify(checks, null, 2));
-      } else {
-        printTable(checks, out);
-      }
-      if (checks.some((c) => c.problem === "config")) return 2;
-      return checks.every((c) => c.ok) ? 0 : 1;
-    }),
-  );
+async function check(ctx: CliContext): Promise<number> {
+  const { flags, out, json, selectNodes } = ctx;
+  const connectTimeout = durationFlag(flags, "timeout");
+  const fanout = intFlag(flags, "fanout", 1) ?? 64;
+  const { nodes } = await selectNodes();
+  let done = 0;
+  let failed = 0;
+  out.progress(0, 0, nodes.length, "checking");
+  const checks = await mapLimit(nodes, fanout, async (node) => {
+    const c = await checkNode(node, connectTimeout);
+    done++;
+    if (!c.ok) failed++;
+    out.progress(done, failed, nodes.length, "checking");
+    return c;
+  });
+  out.clearProgress();
+  if (json) {
+    out.out(JSON.stringify(checks, null, 2));
+  } else {
+    printTable(checks, out);
+  }
+  if (checks.some((c) => c.problem === "config")) return 2;
+  return checks.every((c) => c.ok) ? 0 : 1;
 }
+
+/** `fiwi check`: resolves with the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCli(SPEC, args, check);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
 
 function printTable(
   checks: NodeCheck[],

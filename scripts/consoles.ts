@@ -1,10 +1,11 @@
 /**
- * `deno task consoles`: open the console stream (`dmesg -w`, or the node's
- * `consoleCommand`) of every selected node with `console: true`, through
+ * `fiwi consoles`: open the console stream of every selected node with
+ * `console: true` (new kernel messages, `dmesg -W`, unless the node's
+ * `consoleCommand` or `--cmd` says otherwise), through
  * `SshNode.openConsoles()` (stale console commands are killed first; ssh
  * nodes stream over their ControlMaster), and print each line as
- * `time [node] line`. `--duration` or Ctrl-C closes them all; so does every
- * console ending on its own.
+ * `time [node] line`, the time in ISO 8601 with its offset. `--duration`
+ * or Ctrl-C closes them all; so does every console ending on its own.
  *
  * @module
  */
@@ -13,20 +14,33 @@ import type { Line } from "../src/process/lines.ts";
 import { SshNode } from "../src/node/node.ts";
 import type { RunResult } from "../src/process/session.ts";
 import {
+  type CliContext,
   type CliSpec,
   durationFlag,
-  interruptSignal,
   runCli,
   UsageError,
 } from "./_cli.ts";
-import { colors, padNames } from "./_output.ts";
-import { outcome } from "./_runs.ts";
+import { colors, isoLocal, padNames } from "./_output.ts";
+import { nodeWith, outcome } from "./_runs.ts";
+import { closeSerialConsoles, openSerialConsoles } from "./_serial.ts";
+
+/** The library's console command: the whole ring buffer, then new messages. */
+const LIBRARY_DEFAULT = "dmesg -w";
+/** What `fiwi consoles` runs instead: new messages only (util-linux 2.37+). */
+export const NEW_MESSAGES = "dmesg -W";
 
 const SPEC: CliSpec = {
   name: "consoles",
   summary:
-    "Stream the kernel console (dmesg -w) of every console node, with timestamps.",
+    "Stream the kernel console (new dmesg messages) of every console node, with timestamps.",
   options: [
+    {
+      name: "cmd",
+      short: "c",
+      arg: "CMD",
+      help:
+        `console command on every node (default: its consoleCommand, else ${NEW_MESSAGES})`,
+    },
     {
       name: "duration",
       short: "d",
@@ -35,116 +49,141 @@ const SPEC: CliSpec = {
     },
   ],
   notes:
-    'Only nodes with "console: true" in the rig file take part; "consoleCommand"\n' +
-    'replaces "dmesg -w". With --json, one JSON object per line.',
+    'Only nodes with "console: true" in the rig file take part. The default shows new\n' +
+    `kernel messages only (${NEW_MESSAGES}); a node's "consoleCommand" or --cmd replaces it\n` +
+    '(--cmd "dmesg -w" replays the ring buffer first). With --json, one JSON object per line.',
   examples: [
-    "deno task consoles",
-    "deno task consoles --nodes @duts --duration 10m > consoles.txt",
+    "fiwi consoles",
+    "fiwi consoles --nodes @duts --duration 10m > consoles.txt",
+    "fiwi consoles --cmd 'journalctl -kf -n0'",
   ],
 };
 
-function clock(ms: number): string {
-  const d = new Date(ms);
-  const two = (n: number) => String(n).padStart(2, "0");
-  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${
-    String(d.getMilliseconds()).padStart(3, "0")
-  }`;
+/** The node, with `--cmd` or the new-messages default as its console command. */
+function withConsoleCommand(node: SshNode, cmd: string | undefined): SshNode {
+  const wanted = cmd ??
+    (node.consoleCommand === LIBRARY_DEFAULT ? NEW_MESSAGES : undefined);
+  return wanted === undefined || wanted === node.consoleCommand
+    ? node
+    : nodeWith(node, { consoleCommand: wanted });
 }
 
-if (import.meta.main) {
-  Deno.exit(
-    await runCli(SPEC, Deno.args, async (ctx) => {
-      const { flags, out, json } = ctx;
-      const duration = durationFlag(flags, "duration");
-      const { rig, nodes: selected, close } = await ctx.selectNodes();
-      const nodes = selected.filter((n) => n.console);
-      if (nodes.length === 0) {
-        throw new UsageError(
-          `None of the selected nodes of rig "${rig.name}" has "console: true": set it in ${rig.file}`,
-        );
-      }
-      const pad = padNames(nodes);
-      const onLine = (line: Line) => {
-        if (json) {
-          out.out(JSON.stringify({
-            time: new Date(line.time).toISOString(),
-            node: line.node,
-            stream: line.stream,
-            text: line.text,
-          }));
-          return;
-        }
-        const head = `${clock(line.time)} [${pad(line.node)}]`;
-        out.out(
-          `${out.paint(colors.dim, head)} ${line.text}`,
-          `${head} ${line.text}`,
-        );
-      };
-      using interrupt = interruptSignal();
-      let closing = false;
-      const ended = new Map<string, RunResult>();
-      try {
-        await SshNode.openConsoles({ nodes, silent: true, onLine });
-        if (!json) {
-          out.err(
-            `Consoles open: ${nodes.map((n) => n.name).join(", ")} (${
-              duration ? `closing in ${flags.duration}` : "Ctrl-C to close"
-            })`,
-          );
-        }
-        // A console that ends on its own is reported at once.
-        const watchers = nodes.map((n) =>
-          n.consoleDone?.then((r) => {
-            if (closing) return;
-            ended.set(n.name, r);
-            const why = `${outcome(r)}${r.error ? `: ${r.error.message}` : ""}`;
-            const stderr = r.stderr.trim().split("\n").at(-1);
-            out.err(
-              `[${n.name}] console ended: ${why}${
-                stderr && !r.error ? ` (${stderr})` : ""
-              }`,
-            );
-          }, () => {})
-        );
-        // Wake on the first of: --duration, Ctrl-C, every console ended.
-        const wake = new AbortController();
-        const onInterrupt = () => wake.abort();
-        interrupt.addEventListener("abort", onInterrupt, { once: true });
-        const timer = duration !== undefined
-          ? setTimeout(() => wake.abort(), duration)
-          : undefined;
-        Promise.all(watchers).then(() => wake.abort());
-        try {
-          if (!interrupt.aborted) {
-            await new Promise((resolve) =>
-              wake.signal.addEventListener("abort", resolve, { once: true })
-            );
-          }
-        } finally {
-          clearTimeout(timer);
-          interrupt.removeEventListener("abort", onInterrupt);
-        }
-      } finally {
-        closing = true;
-        // Every stream, then every master: nothing stays on either side.
-        await SshNode.closeConsoles();
-        await close();
-      }
-      const failed = nodes.filter((n) => {
-        const r = ended.get(n.name);
-        return r !== undefined && !r.success;
-      });
-      if (!json) {
-        out.err(
-          `Consoles closed: ${
-            nodes.length - failed.length
-          }/${nodes.length} ok` +
-            (failed.length
-              ? `; ended early: ${failed.map((n) => n.name).join(", ")}`
-              : ""),
-        );
-      }
-      return failed.length === 0 ? 0 : 1;
-    }),
+async function consoles(ctx: CliContext): Promise<number> {
+  const { flags, out, json, interrupt } = ctx;
+  const duration = durationFlag(flags, "duration");
+  const cmd = flags.cmd as string | undefined;
+  if (cmd !== undefined && cmd.trim() === "") {
+    throw new UsageError('Invalid --cmd "": give the console command to run');
+  }
+  const { rig, nodes: selected } = await ctx.selectNodes();
+  const nodes = selected.filter((n) => n.console).map((n) =>
+    withConsoleCommand(n, cmd)
   );
+  // Nodes with `serial:` also stream their serial port, read on its via node.
+  const serialNodes = selected.filter((n) => rig.serialPorts.has(n.name));
+  if (nodes.length === 0 && serialNodes.length === 0) {
+    throw new UsageError(
+      `None of the selected nodes of rig "${rig.name}" has "console: true": set it in ${rig.file}`,
+    );
+  }
+  const pad = padNames([...nodes, ...serialNodes]);
+  const onLine = (line: Line) => {
+    if (json) {
+      out.out(JSON.stringify({
+        time: isoLocal(line.time),
+        node: line.node,
+        stream: line.stream,
+        text: line.text,
+      }));
+      return;
+    }
+    const head = `${isoLocal(line.time)} [${pad(line.node)}]`;
+    out.out(
+      `${out.paint(colors.dim, head)} ${line.text}`,
+      `${head} ${line.text}`,
+    );
+  };
+  let closing = false;
+  let serial: ReturnType<typeof openSerialConsoles> = [];
+  const ended = new Map<string, RunResult>();
+  try {
+    await SshNode.openConsoles({ nodes, silent: true, onLine });
+    serial = openSerialConsoles(rig, serialNodes, onLine);
+    if (!json) {
+      out.err(
+        `Consoles open: ${
+          [
+            ...nodes.map((n) => n.name),
+            ...serial.map((s) => `${s.node} (serial)`),
+          ]
+            .join(", ")
+        } (${duration ? `closing in ${flags.duration}` : "Ctrl-C to close"})`,
+      );
+    }
+    // A console that ends on its own is reported at once.
+    const streams = [
+      ...nodes.map((n) => ({ name: n.name, done: n.consoleDone })),
+      ...serial.map((s) => ({ name: s.node, done: s.done })),
+    ];
+    const watchers = streams.map((n) =>
+      n.done?.then((r) => {
+        if (closing) return;
+        ended.set(n.name, r);
+        const why = `${outcome(r)}${r.error ? `: ${r.error.message}` : ""}`;
+        const stderr = r.stderr.trim().split("\n").at(-1);
+        out.err(
+          `[${n.name}] console ended: ${why}${
+            stderr && !r.error ? ` (${stderr})` : ""
+          }`,
+        );
+      }, () => {})
+    );
+    // Wake on the first of: --duration, Ctrl-C, every console ended.
+    const wake = new AbortController();
+    const onInterrupt = () => wake.abort();
+    interrupt.addEventListener("abort", onInterrupt, { once: true });
+    const timer = duration !== undefined
+      ? setTimeout(() => wake.abort(), duration)
+      : undefined;
+    Promise.all(watchers).then(() => wake.abort());
+    try {
+      if (!interrupt.aborted) {
+        await new Promise((resolve) =>
+          wake.signal.addEventListener("abort", resolve, { once: true })
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+      interrupt.removeEventListener("abort", onInterrupt);
+    }
+  } finally {
+    closing = true;
+    // Every stream: nothing stays on either side (masters stay warm).
+    await Promise.all(nodes.map((n) => n.closeConsole()));
+    await closeSerialConsoles(serial);
+  }
+  const failed = [...nodes, ...serialNodes].filter((n) => {
+    const r = ended.get(n.name);
+    return r !== undefined && !r.success;
+  });
+  if (!json) {
+    out.err(
+      `Consoles closed: ${nodes.length - failed.length}/${nodes.length} ok` +
+        (failed.length
+          ? `; ended early: ${failed.map((n) => n.name).join(", ")}`
+          : ""),
+    );
+  }
+  // Ctrl-C is how consoles end; SIGTERM and SIGHUP say so in the code.
+  if (interrupt.aborted && interrupt.signalName !== "SIGINT") {
+    return interrupt.exitCode ?? 143;
+  }
+  return failed.length === 0 ? 0 : 1;
 }
+
+/** `fiwi consoles`: resolves with the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCli(SPEC, args, consoles);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

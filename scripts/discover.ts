@@ -1,5 +1,5 @@
 /**
- * `deno task discover`: power, USB and serial inventory of every node,
+ * `fiwi discover`: power, USB and serial inventory of every node,
  * gathered by a POSIX sh probe fed to `sh -s` (nothing to install on the
  * node). Prints a table per node, or JSON (`--json`), and can write the
  * whole inventory as YAML (`--write FILE`).
@@ -10,7 +10,13 @@
 import { stringify } from "jsr:@std/yaml@^1";
 import { discover, type NodeInventory } from "../src/discover/discover.ts";
 import { ConfigurationError } from "../src/errors.ts";
-import { type CliSpec, durationFlag, interruptSignal, runCli } from "./_cli.ts";
+import {
+  type CliContext,
+  type CliSpec,
+  durationFlag,
+  runCli,
+  userPath,
+} from "./_cli.ts";
 import { formatTable, type Output } from "./_output.ts";
 
 const SPEC: CliSpec = {
@@ -38,9 +44,9 @@ const SPEC: CliSpec = {
   notes:
     "Power switches are recognised from the table in src/power_devices.ts (USB relays, switchable hubs, power strips).",
   examples: [
-    "deno task discover",
-    "deno task discover --nodes @duts --write inventory.yaml",
-    "deno task discover --json | jq '.[].powerControl'",
+    "fiwi discover",
+    "fiwi discover --nodes @duts --write inventory.yaml",
+    "fiwi discover --json | jq '.[].powerControl'",
   ],
 };
 
@@ -107,58 +113,63 @@ function printInventory(inv: NodeInventory, out: Output): void {
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(
-    await runCli(SPEC, Deno.args, async ({ flags, out, json, selectNodes }) => {
-      const cmdTimeout = durationFlag(flags, "timeout");
-      const root = flags.root as string | undefined;
-      const write = flags.write as string | undefined;
-      const { nodes, close } = await selectNodes();
-      using interrupt = interruptSignal();
-      let inventories: NodeInventory[];
-      let done = 0;
-      let failed = 0;
-      try {
-        out.progress(0, 0, nodes.length, "probing");
-        inventories = await discover(nodes, {
-          root,
-          cmdTimeout,
-          signal: interrupt,
-          onInventory: (inv) => {
-            done++;
-            if (!inv.ok) failed++;
-            out.progress(done, failed, nodes.length, "probing");
-          },
-        });
-      } finally {
-        out.clearProgress();
-        await close();
-      }
-      if (json) out.out(JSON.stringify(inventories, null, 2));
-      else {
-        inventories.forEach((inv, i) => {
-          if (i > 0) out.out("");
-          printInventory(inv, out);
-        });
-      }
-      if (write) {
-        // Plain data only: undefined fields are dropped, not written as null.
-        const data = JSON.parse(JSON.stringify(inventories));
-        try {
-          await Deno.writeTextFile(write, stringify(data));
-        } catch (e) {
-          throw new ConfigurationError(
-            `Cannot write the inventory to "${write}": ${(e as Error).message}`,
-            { cause: e },
-          );
-        }
-        out.err(
-          `Wrote the inventory of ${inventories.length} node${
-            inventories.length === 1 ? "" : "s"
-          } to ${write}`,
-        );
-      }
-      return inventories.every((i) => i.ok) ? 0 : 1;
-    }),
-  );
+async function discoverNodes(ctx: CliContext): Promise<number> {
+  const { flags, out, json, selectNodes, interrupt } = ctx;
+  const cmdTimeout = durationFlag(flags, "timeout");
+  const root = flags.root as string | undefined;
+  const write = flags.write === undefined
+    ? undefined
+    : userPath(String(flags.write));
+  const { nodes } = await selectNodes();
+  let inventories: NodeInventory[];
+  let done = 0;
+  let failed = 0;
+  try {
+    out.progress(0, 0, nodes.length, "probing");
+    inventories = await discover(nodes, {
+      root,
+      cmdTimeout,
+      signal: interrupt,
+      onInventory: (inv) => {
+        done++;
+        if (!inv.ok) failed++;
+        out.progress(done, failed, nodes.length, "probing");
+      },
+    });
+  } finally {
+    out.clearProgress();
+  }
+  if (json) out.out(JSON.stringify(inventories, null, 2));
+  else {
+    inventories.forEach((inv, i) => {
+      if (i > 0) out.out("");
+      printInventory(inv, out);
+    });
+  }
+  if (write) {
+    // Plain data only: undefined fields are dropped, not written as null.
+    const data = JSON.parse(JSON.stringify(inventories));
+    try {
+      await Deno.writeTextFile(write, stringify(data));
+    } catch (e) {
+      throw new ConfigurationError(
+        `Cannot write the inventory to "${write}": ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    out.err(
+      `Wrote the inventory of ${inventories.length} node${
+        inventories.length === 1 ? "" : "s"
+      } to ${write}`,
+    );
+  }
+  if (interrupt.aborted) return interrupt.exitCode ?? 130;
+  return inventories.every((i) => i.ok) ? 0 : 1;
 }
+
+/** `fiwi discover`: resolves with the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCli(SPEC, args, discoverNodes);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,10 +1,11 @@
 /**
- * `deno task poll CMD`: run a command on many nodes again and again. Tick k
+ * `fiwi poll CMD`: run a command on many nodes again and again. Tick k
  * is due at `t0 + k·interval` on the monotonic clock, so the period does not
  * drift with the commands' duration; every node is fired at the same
  * instant; a tick that is still running when the next is due makes that one
  * wait for the next grid point (counted as skipped). Ctrl-C stops the
- * running commands on every node, then prints the summary.
+ * running commands on every node (counted as interrupted), prints the
+ * summary and exits 130.
  *
  * @module
  */
@@ -13,14 +14,14 @@ import { delay } from "jsr:@std/async@^1/delay";
 import { runAll } from "../src/fanout/run_all.ts";
 import type { RunResult } from "../src/process/session.ts";
 import {
+  type CliContext,
   type CliSpec,
   durationFlag,
-  interruptSignal,
   intFlag,
   runCli,
   UsageError,
 } from "./_cli.ts";
-import { colors, formatTable, padNames } from "./_output.ts";
+import { colors, formatTable, isoLocal, padNames } from "./_output.ts";
 import { observed, outcome, resultJson } from "./_runs.ts";
 
 const SPEC: CliSpec = {
@@ -51,10 +52,11 @@ const SPEC: CliSpec = {
   notes:
     'Each tick prints a timestamped header, then "node: line" as output arrives.\n' +
     "With --json, one JSON object per line: each run, then a summary.\n" +
-    "Ctrl-C stops the commands on every node and prints the summary.",
+    "Ctrl-C stops the commands on every node (counted as interrupted), prints the\n" +
+    "summary and exits 130.",
   examples: [
-    "deno task poll --interval 5s uptime",
-    "deno task poll --nodes @duts --interval 1s --count 10 'cat /proc/loadavg'",
+    "fiwi poll --interval 5s uptime",
+    "fiwi poll --nodes @duts --interval 1s --count 10 'cat /proc/loadavg'",
   ],
 };
 
@@ -63,165 +65,183 @@ interface NodeTally {
   runs: number;
   ok: number;
   failures: Map<string, number>;
+  interrupted: number;
 }
 
-if (import.meta.main) {
-  Deno.exit(
-    await runCli(SPEC, Deno.args, async (ctx) => {
-      const { flags, out, json } = ctx;
-      const cmd = ctx.rest.join(" ");
-      if (cmd.trim() === "") {
-        throw new UsageError(
-          "No command given: deno task poll [options] CMD (see --help)",
+async function poll(ctx: CliContext): Promise<number> {
+  const { flags, out, json, interrupt } = ctx;
+  const cmd = ctx.rest.join(" ");
+  if (cmd.trim() === "") {
+    throw new UsageError(
+      "No command given: fiwi poll [options] CMD (see --help)",
+    );
+  }
+  const interval = durationFlag(flags, "interval") ?? 2000;
+  if (interval <= 0) {
+    throw new UsageError(
+      `Invalid --interval "${flags.interval}": give a duration above 0`,
+    );
+  }
+  const count = intFlag(flags, "count", 1);
+  const cmdTimeout = durationFlag(flags, "timeout");
+  const { nodes } = await ctx.selectNodes();
+  const pad = padNames(nodes);
+  const tally = new Map<string, NodeTally>(
+    nodes.map((
+      n,
+    ) => [n.name, { runs: 0, ok: 0, failures: new Map(), interrupted: 0 }]),
+  );
+  const t0 = performance.now();
+  let ticks = 0;
+  let skipped = 0;
+  let tick = 0;
+  let interrupted = 0;
+  try {
+    while (!interrupt.aborted && (count === undefined || ticks < count)) {
+      const due = t0 + tick * interval;
+      const wait = due - performance.now();
+      if (wait > 0) {
+        try {
+          await delay(wait, { signal: interrupt });
+        } catch {
+          break; // Ctrl-C while waiting
+        }
+      }
+      ticks++;
+      const at = isoLocal(Date.now());
+      if (!json) {
+        out.out(
+          out.paint(colors.bold, `--- tick ${ticks} ${at}`),
+          `--- tick ${ticks} ${at}`,
         );
       }
-      const interval = durationFlag(flags, "interval") ?? 2000;
-      if (interval <= 0) {
-        throw new UsageError(
-          `Invalid --interval "${flags.interval}": give a duration above 0`,
-        );
-      }
-      const count = intFlag(flags, "count", 1);
-      const cmdTimeout = durationFlag(flags, "timeout");
-      const { nodes, close } = await ctx.selectNodes();
-      const pad = padNames(nodes);
-      const tally = new Map<string, NodeTally>(
-        nodes.map((n) => [n.name, { runs: 0, ok: 0, failures: new Map() }]),
+      let done = 0;
+      let failed = 0;
+      const results: RunResult[] = await runAll(
+        nodes.map((n) =>
+          observed(n, (r) => {
+            done++;
+            if (!r.success && !r.aborted) failed++;
+            out.progress(done, failed, nodes.length, `tick ${ticks}`);
+          })
+        ),
+        cmd,
+        {
+          // Every node at the same instant: no queueing inside a tick.
+          concurrency: nodes.length,
+          cmdTimeout,
+          // The next tick is the retry: a tick must not stretch.
+          retry: false,
+          signal: interrupt,
+          onLine: json ? undefined : (line) => {
+            const prefix = pad(line.node);
+            const shown = `${
+              out.paint(colors.cyan, prefix, line.stream)
+            }: ${line.text}`;
+            if (line.stream === "stdout") {
+              out.out(shown, `${prefix}: ${line.text}`);
+            } else out.err(shown, `${prefix}: ${line.text}`);
+          },
+        },
       );
-      using interrupt = interruptSignal();
-      const t0 = performance.now();
-      let ticks = 0;
-      let skipped = 0;
-      let tick = 0;
-      try {
-        while (!interrupt.aborted && (count === undefined || ticks < count)) {
-          const due = t0 + tick * interval;
-          const wait = due - performance.now();
-          if (wait > 0) {
-            try {
-              await delay(wait, { signal: interrupt });
-            } catch {
-              break; // Ctrl-C while waiting
-            }
+      out.clearProgress();
+      for (const r of results) {
+        const t = tally.get(r.node)!;
+        if (r.aborted) {
+          // In flight at Ctrl-C: neither ok nor failed.
+          interrupted++;
+          t.interrupted++;
+          if (json) {
+            out.out(JSON.stringify({ tick: ticks, at, ...resultJson(r) }));
           }
-          ticks++;
-          const at = new Date();
+          continue;
+        }
+        t.runs++;
+        if (r.success) t.ok++;
+        else {
+          const why = outcome(r);
+          t.failures.set(why, (t.failures.get(why) ?? 0) + 1);
           if (!json) {
-            out.out(
-              out.paint(colors.bold, `--- tick ${ticks} ${at.toISOString()}`),
-              `--- tick ${ticks} ${at.toISOString()}`,
+            out.err(
+              `${pad(r.node)}: ${out.paint(colors.red, why, "stderr")}${
+                r.error ? ` (${r.error.message})` : ""
+              }`,
+              `${pad(r.node)}: ${why}`,
             );
           }
-          let done = 0;
-          let failed = 0;
-          const results: RunResult[] = await runAll(
-            nodes.map((n) =>
-              observed(n, (r) => {
-                done++;
-                if (!r.success && !r.aborted) failed++;
-                out.progress(done, failed, nodes.length, `tick ${ticks}`);
-              })
-            ),
-            cmd,
-            {
-              // Every node at the same instant: no queueing inside a tick.
-              concurrency: nodes.length,
-              cmdTimeout,
-              // The next tick is the retry: a tick must not stretch.
-              retry: false,
-              signal: interrupt,
-              onLine: json ? undefined : (line) => {
-                const prefix = pad(line.node);
-                const shown = `${
-                  out.paint(colors.cyan, prefix, line.stream)
-                }: ${line.text}`;
-                if (line.stream === "stdout") {
-                  out.out(shown, `${prefix}: ${line.text}`);
-                } else out.err(shown, `${prefix}: ${line.text}`);
-              },
-            },
-          );
-          out.clearProgress();
-          for (const r of results) {
-            if (r.aborted) continue; // stopped by Ctrl-C: neither ok nor failed
-            const t = tally.get(r.node)!;
-            t.runs++;
-            if (r.success) t.ok++;
-            else {
-              const why = outcome(r);
-              t.failures.set(why, (t.failures.get(why) ?? 0) + 1);
-              if (!json) {
-                out.err(
-                  `${pad(r.node)}: ${out.paint(colors.red, why, "stderr")}${
-                    r.error ? ` (${r.error.message})` : ""
-                  }`,
-                  `${pad(r.node)}: ${why}`,
-                );
-              }
-            }
-            if (json) {
-              out.out(JSON.stringify({ tick: ticks, at, ...resultJson(r) }));
-            }
-          }
-          if (interrupt.aborted) break;
-          // The next tick on the grid that is still ahead: a slow tick
-          // skips the ones it overran instead of firing them late.
-          const next = Math.max(
-            tick + 1,
-            Math.ceil((performance.now() - t0) / interval),
-          );
-          skipped += next - tick - 1;
-          tick = next;
         }
-      } finally {
-        out.clearProgress();
-        await close();
-      }
-      const elapsed = performance.now() - t0;
-      const all = [...tally.values()];
-      const runs = all.reduce((s, t) => s + t.runs, 0);
-      const ok = all.reduce((s, t) => s + t.ok, 0);
-      if (json) {
-        out.out(JSON.stringify({
-          summary: {
-            ticks,
-            skipped,
-            interrupted: interrupt.aborted,
-            runs,
-            ok,
-            failed: runs - ok,
-            elapsedMs: Math.round(elapsed),
-            nodes: Object.fromEntries(
-              [...tally].map(([name, t]) => [name, {
-                runs: t.runs,
-                ok: t.ok,
-                failures: Object.fromEntries(t.failures),
-              }]),
-            ),
-          },
-        }));
-      } else {
-        out.err(
-          `${interrupt.aborted ? "Interrupted after" : "Done:"} ${ticks} tick${
-            ticks === 1 ? "" : "s"
-          } in ${(elapsed / 1000).toFixed(1)} s, ${ok}/${runs} runs ok${
-            skipped ? `, ${skipped} ticks skipped (overrun)` : ""
-          }`,
-        );
-        const rows = [["  NODE", "RUNS", "OK", "FAILED"]];
-        for (const [name, t] of tally) {
-          const failures = [...t.failures].map(([why, n]) => `${n}× ${why}`)
-            .join(", ");
-          rows.push([
-            `  ${name}`,
-            String(t.runs),
-            String(t.ok),
-            failures || "0",
-          ]);
+        if (json) {
+          out.out(JSON.stringify({ tick: ticks, at, ...resultJson(r) }));
         }
-        for (const line of formatTable(rows)) out.err(line);
       }
-      return ok === runs ? 0 : 1;
-    }),
-  );
+      if (interrupt.aborted) break;
+      // The next tick on the grid that is still ahead: a slow tick
+      // skips the ones it overran instead of firing them late.
+      const next = Math.max(
+        tick + 1,
+        Math.ceil((performance.now() - t0) / interval),
+      );
+      skipped += next - tick - 1;
+      tick = next;
+    }
+  } finally {
+    out.clearProgress();
+  }
+  const elapsed = performance.now() - t0;
+  const all = [...tally.values()];
+  const runs = all.reduce((s, t) => s + t.runs, 0);
+  const ok = all.reduce((s, t) => s + t.ok, 0);
+  if (json) {
+    out.out(JSON.stringify({
+      summary: {
+        ticks,
+        skipped,
+        interrupted: interrupt.aborted,
+        interruptedRuns: interrupted,
+        runs,
+        ok,
+        failed: runs - ok,
+        elapsedMs: Math.round(elapsed),
+        nodes: Object.fromEntries(
+          [...tally].map(([name, t]) => [name, {
+            runs: t.runs,
+            ok: t.ok,
+            interrupted: t.interrupted,
+            failures: Object.fromEntries(t.failures),
+          }]),
+        ),
+      },
+    }));
+  } else {
+    out.err(
+      `${interrupt.aborted ? "Interrupted after" : "Done:"} ${ticks} tick${
+        ticks === 1 ? "" : "s"
+      } in ${(elapsed / 1000).toFixed(1)} s, ${ok}/${
+        runs + interrupted
+      } runs ok${interrupted ? `, ${interrupted} interrupted` : ""}${
+        skipped ? `, ${skipped} ticks skipped (overrun)` : ""
+      }`,
+    );
+    const rows = [["  NODE", "RUNS", "OK", "FAILED"]];
+    for (const [name, t] of tally) {
+      const failures = [...t.failures].map(([why, n]) => `${n}× ${why}`)
+        .join(", ");
+      rows.push([
+        `  ${name}`,
+        String(t.runs),
+        String(t.ok),
+        failures || "0",
+      ]);
+    }
+    for (const line of formatTable(rows)) out.err(line);
+  }
+  if (interrupt.aborted) return interrupt.exitCode ?? 130;
+  return ok === runs ? 0 : 1;
 }
+
+/** `fiwi poll`: resolves with the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCli(SPEC, args, poll);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

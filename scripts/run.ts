@@ -1,24 +1,29 @@
 /**
- * `deno task run CMD`: one command on many nodes at once. Output streams as
- * `node: line` while it arrives, or, with `-b`, is collated after the run
- * (nodes with identical output under one header, like `dshbak -c`). An
- * exit-code summary follows on stderr.
+ * `fiwi run CMD`: one command on many nodes at once. Output streams as
+ * `node: line` while it arrives (one write per chunk), or, with `-b`, is
+ * collated after the run (nodes with identical output under one header,
+ * like `dshbak -c`), or goes to one file per node and stream
+ * (`--output-dir`). `--json` streams one JSON object per node as it
+ * finishes, then a summary. Standard input (piped, or `--stdin FILE`) goes
+ * to every node. An exit-code summary follows on stderr.
  *
  * @module
  */
 
 import { collate, formatNodeList } from "../src/fanout/collate.ts";
 import { runAll } from "../src/fanout/run_all.ts";
+import type { Line } from "../src/process/lines.ts";
 import type { RunResult } from "../src/process/session.ts";
 import {
+  type CliContext,
   type CliSpec,
   durationFlag,
-  interruptSignal,
   intFlag,
   runCli,
   UsageError,
 } from "./_cli.ts";
 import { colors, humanMs, type Output, padNames } from "./_output.ts";
+import { NodeFiles, stdinPayload } from "./_run_io.ts";
 import { observed, outcome, resultJson } from "./_runs.ts";
 
 const SPEC: CliSpec = {
@@ -47,14 +52,30 @@ const SPEC: CliSpec = {
       name: "fail-fast",
       help: "stop every node as soon as one fails",
     },
+    {
+      name: "stdin",
+      arg: "FILE",
+      help: "send FILE (- for standard input) to every node's stdin",
+    },
+    {
+      name: "output-dir",
+      short: "o",
+      arg: "DIR",
+      help: "write DIR/<node>.stdout and DIR/<node>.stderr instead of printing",
+    },
   ],
   notes:
     "The command runs in each node's shell; quote it, or put it after --. Lines print as\n" +
-    '"node: line" (stderr lines on stderr); the summary of exit codes goes to stderr.',
+    '"node: line" (stderr lines on stderr); the summary of exit codes goes to stderr.\n' +
+    "Standard input, when it is a pipe or a file, goes to every node (as with --stdin -);\n" +
+    "add < /dev/null to send none. --json prints one object per node as it finishes,\n" +
+    "then a summary object.",
   examples: [
-    "deno task run uptime",
-    "deno task run --nodes @duts -b -- cat /etc/os-release",
-    "deno task run --rig lab.yaml --nodes 'dut[1-4]' --fanout 2 'iw dev wlan0 link'",
+    "fiwi run uptime",
+    "fiwi run --nodes @duts -b -- cat /etc/os-release",
+    "fiwi run --rig lab.yaml --nodes 'dut[1-4]' --fanout 2 'iw dev wlan0 link'",
+    "fiwi run -w @duts 'cat > /tmp/fw.bin' < fw.bin",
+    "fiwi run --output-dir out/ 'journalctl -b --no-pager'",
   ],
 };
 
@@ -105,66 +126,118 @@ function printCollated(results: RunResult[], out: Output): void {
   }
 }
 
-if (import.meta.main) {
-  Deno.exit(
-    await runCli(SPEC, Deno.args, async (ctx) => {
-      const { flags, out, json } = ctx;
-      const cmd = ctx.rest.join(" ");
-      if (cmd.trim() === "") {
-        throw new UsageError(
-          "No command given: deno task run [options] CMD (see --help)",
-        );
-      }
-      const fanout = intFlag(flags, "fanout", 1);
-      const cmdTimeout = durationFlag(flags, "timeout");
-      const collated = flags.collate === true;
-      const { nodes, close } = await ctx.selectNodes();
-      const pad = padNames(nodes);
-      using interrupt = interruptSignal();
-      let done = 0;
-      let failed = 0;
-      const started = performance.now();
-      let results: RunResult[];
-      try {
-        out.progress(0, 0, nodes.length);
-        results = await runAll(
-          nodes.map((n) =>
-            observed(n, (r) => {
-              done++;
-              if (!r.success) failed++;
-              out.progress(done, failed, nodes.length);
-            })
-          ),
-          cmd,
-          {
-            concurrency: fanout,
-            failFast: flags["fail-fast"] === true,
-            cmdTimeout,
-            signal: interrupt,
-            onLine: json || collated ? undefined : (line) => {
-              const prefix = pad(line.node);
-              const text = `${
-                out.paint(colors.cyan, prefix, line.stream)
-              }: ${line.text}`;
-              const plain = `${prefix}: ${line.text}`;
-              if (line.stream === "stdout") out.out(text, plain);
-              else out.err(text, plain);
-            },
-          },
-        );
-      } finally {
-        out.clearProgress();
-        await close();
-      }
-      const wall = performance.now() - started;
-      if (json) {
-        out.out(JSON.stringify(results.map(resultJson), null, 2));
-      } else {
-        if (collated) printCollated(results, out);
-        summarize(results, out, wall);
-      }
-      if (interrupt.aborted) out.err("Interrupted: every command was stopped");
-      return results.every((r) => r.success) ? 0 : 1;
+/** The JSON summary record that ends `--json` output. */
+function summaryJson(
+  results: RunResult[],
+  wallMs: number,
+  interrupted: boolean,
+): Record<string, unknown> {
+  const outcomes: Record<string, string[]> = {};
+  for (const r of results) (outcomes[outcome(r)] ??= []).push(r.node);
+  const ok = results.filter((r) => r.success).length;
+  return {
+    summary: {
+      nodes: results.length,
+      ok,
+      failed: results.length - ok,
+      interrupted,
+      outcomes,
+      durationMs: Math.round(wallMs),
+    },
+  };
+}
+
+/** `node: line` to the terminal, the prefix built once per node. */
+function prefixedLines(out: Output, names: string[]): (line: Line) => void {
+  const pad = padNames(names.map((name) => ({ name })));
+  const prefixes = new Map<string, { out: string; err: string; plain: string }>(
+    names.map((n) => {
+      const plain = `${pad(n)}: `;
+      return [n, {
+        out: `${out.paint(colors.cyan, pad(n), "stdout")}: `,
+        err: `${out.paint(colors.cyan, pad(n), "stderr")}: `,
+        plain,
+      }];
     }),
   );
+  return (line) => {
+    const p = prefixes.get(line.node)!;
+    if (line.stream === "stdout") {
+      out.out(p.out + line.text, p.plain + line.text);
+    } else out.err(p.err + line.text, p.plain + line.text);
+  };
 }
+
+async function run(ctx: CliContext): Promise<number> {
+  const { flags, out, json, interrupt } = ctx;
+  const cmd = ctx.rest.join(" ");
+  if (cmd.trim() === "") {
+    throw new UsageError(
+      "No command given: fiwi run [options] CMD (see --help)",
+    );
+  }
+  const fanout = intFlag(flags, "fanout", 1);
+  const cmdTimeout = durationFlag(flags, "timeout");
+  const collated = flags.collate === true;
+  const files = flags["output-dir"] !== undefined
+    ? new NodeFiles(String(flags["output-dir"]))
+    : null;
+  const stdin = await stdinPayload(flags.stdin as string | undefined);
+  const { nodes } = await ctx.selectNodes();
+  await files?.create(nodes.map((n) => n.name));
+  const onLine = files
+    ? (line: Line) => files.line(line)
+    : json || collated
+    ? undefined
+    : prefixedLines(out, nodes.map((n) => n.name));
+  let done = 0;
+  let failed = 0;
+  const started = performance.now();
+  let results: RunResult[];
+  try {
+    out.progress(0, 0, nodes.length);
+    results = await runAll(
+      nodes.map((n) =>
+        observed(n, (r) => {
+          done++;
+          if (!r.success) failed++;
+          if (json) out.out(JSON.stringify(resultJson(r)));
+          out.progress(done, failed, nodes.length);
+        })
+      ),
+      cmd,
+      {
+        concurrency: fanout,
+        failFast: flags["fail-fast"] === true,
+        cmdTimeout,
+        signal: interrupt,
+        stdin,
+        // Streamed lines need no copy; --json and -b print the kept output.
+        ...(json || collated ? {} : { maxOutput: 0 }),
+        onLine,
+      },
+    );
+  } finally {
+    out.clearProgress();
+    files?.close();
+  }
+  const wall = performance.now() - started;
+  if (json) {
+    out.out(JSON.stringify(summaryJson(results, wall, interrupt.aborted)));
+  } else {
+    if (collated) printCollated(results, out);
+    summarize(results, out, wall);
+  }
+  if (interrupt.aborted) {
+    out.err("Interrupted: every command was stopped");
+    return interrupt.exitCode ?? 130;
+  }
+  return results.every((r) => r.success) ? 0 : 1;
+}
+
+/** `fiwi run`: resolves with the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCli(SPEC, args, run);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -139,6 +139,25 @@ export class ControlPool {
     return true;
   }
 
+  /**
+   * Ask the master of `spec` to stop (`ssh -O stop`): it takes no new
+   * clients and removes its socket at once (the next run starts a master of
+   * its own) and exits when the sessions it carries have ended, so runs in
+   * flight through it finish undisturbed. True when a master was running.
+   */
+  async stop(spec: TransportSpec): Promise<boolean> {
+    const argv = controlArgv(spec, "stop");
+    if (!argv) return false;
+    const out = await runHelper(argv, 10_000);
+    if (out.code !== 0) {
+      log.debug("No ControlMaster to stop: {stderr}", {
+        stderr: out.stderr.trim(),
+      });
+      return false;
+    }
+    return true;
+  }
+
   async #socketOf(spec: TransportSpec): Promise<string | null> {
     const argv = configArgv(spec);
     if (!argv) return null;

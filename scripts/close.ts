@@ -1,0 +1,99 @@
+/**
+ * `fiwi close`: end the warm ControlMasters of the selected nodes. Masters
+ * stay up after every fiwi command for the node's `controlPersist` so the
+ * next one skips the handshakes; this ends them sooner. Each master is
+ * asked to stop (`ssh -O stop`): it takes no new clients and exits once the
+ * sessions it carries have ended, so a run in flight in another terminal
+ * finishes undisturbed, and a run that starts meanwhile opens a master of
+ * its own.
+ *
+ * @module
+ */
+
+import { controlPool } from "../src/node/pool.ts";
+import type { SshNode } from "../src/node/node.ts";
+import { type CliContext, type CliSpec, runCli } from "./_cli.ts";
+import { formatNodeList } from "../src/fanout/collate.ts";
+import { mapLimit } from "./_runs.ts";
+
+const SPEC: CliSpec = {
+  name: "close",
+  summary:
+    "End the warm ControlMasters of the selected nodes; sessions in flight finish first.",
+  options: [],
+  notes:
+    "Nodes without a ControlMaster (local, ush, controlMaster: false) are skipped.\n" +
+    "With --json, one object per node: node, socket, state (closed, none, skipped).",
+  examples: ["fiwi close", "fiwi close --nodes @duts"],
+};
+
+/** What became of one node's master. */
+interface Closed {
+  node: string;
+  socket: string | null;
+  state: "closed" | "none" | "skipped";
+  pid: number | null;
+}
+
+async function closeOne(node: SshNode): Promise<Closed> {
+  if (!node.controlMaster) {
+    return { node: node.name, socket: null, state: "skipped", pid: null };
+  }
+  node.validate();
+  const status = await controlPool.check(node);
+  if (status?.state !== "alive") {
+    return {
+      node: node.name,
+      socket: status?.socket ?? null,
+      state: "none",
+      pid: null,
+    };
+  }
+  const stopped = await controlPool.stop(node.spec);
+  return {
+    node: node.name,
+    socket: status.socket,
+    state: stopped ? "closed" : "none",
+    pid: status.pid,
+  };
+}
+
+async function close(ctx: CliContext): Promise<number> {
+  const { out, json } = ctx;
+  const { nodes } = await ctx.selectNodes();
+  // Nodes sharing one master: the first stops it, the others find none.
+  const results = await mapLimit(nodes, 16, closeOne);
+  const byState = (state: Closed["state"]) =>
+    results.filter((r) => r.state === state).map((r) => r.node);
+  if (json) {
+    for (const r of results) out.out(JSON.stringify(r));
+    out.out(JSON.stringify({
+      summary: {
+        closed: byState("closed").length,
+        none: byState("none").length,
+        skipped: byState("skipped").length,
+      },
+    }));
+    return 0;
+  }
+  const closed = byState("closed");
+  const none = byState("none");
+  out.err(
+    closed.length
+      ? `Closed ${closed.length} ControlMaster${
+        closed.length === 1 ? "" : "s"
+      }: ${formatNodeList(closed)} (sessions in flight finish first)`
+      : "No ControlMaster was running",
+  );
+  if (closed.length && none.length) {
+    out.err(`No master: ${formatNodeList(none)}`);
+  }
+  return 0;
+}
+
+/** `fiwi close`: resolves with the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCli(SPEC, args, close);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
