@@ -15,7 +15,7 @@ import {
   powerTool,
 } from "./_power_tools.ts";
 import type { PowerToolName } from "./power_devices.ts";
-import { BAUD_RATES, type SerialPort } from "./serial.ts";
+import { BAUD_RATES, type SerialConfig } from "./serial.ts";
 import { type Checker, closest } from "./_rig_checker.ts";
 import type { PathStep } from "./_yaml_positions.ts";
 
@@ -133,7 +133,7 @@ export function checkSerial(
   path: PathStep[],
   value: unknown,
   ctx: HardwareContext,
-): SerialPort {
+): SerialConfig {
   const map = c.mapping(value, path, "serial");
   c.knownKeys(map, path, SERIAL_KEYS, `the serial of node "${ctx.node}"`);
   requireKeys(c, path, map, ["via", "port", "baud"], "The serial");

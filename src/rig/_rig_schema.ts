@@ -19,7 +19,7 @@ import {
 import { shown } from "./duration.ts";
 import type { LocatedYaml, PathStep } from "./_yaml_positions.ts";
 import type { PowerSwitch } from "./_power_tools.ts";
-import type { SerialPort } from "./serial.ts";
+import type { SerialConfig } from "./serial.ts";
 import { checkPower, checkSerial } from "./_rig_hardware.ts";
 import {
   Checker,
@@ -40,7 +40,7 @@ export interface NodeEntry {
   /** The switch that powers the node (`power:`), if any. */
   power?: PowerSwitch;
   /** The serial port its console is wired to (`serial:`), if any. */
-  serial?: SerialPort;
+  serial?: SerialConfig;
 }
 
 /** One rig of the file, checked. */

@@ -40,6 +40,8 @@ import {
   toolProgram,
 } from "./_power_tools.ts";
 
+export type { PowerState, PowerSwitch } from "./_power_tools.ts";
+
 /** What {@linkcode powerNodes} is asked to do. */
 export type PowerAction = "on" | "off" | "cycle" | "status";
 

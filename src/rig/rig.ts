@@ -44,7 +44,7 @@ import {
   type PowerOptions,
   type PowerResult,
 } from "./power.ts";
-import type { SerialPort } from "./serial.ts";
+import type { SerialConfig } from "./serial.ts";
 import { parseYamlWithPositions, YamlSyntaxError } from "./_yaml_positions.ts";
 
 /** The file {@linkcode loadRig} reads when given no path. */
@@ -93,7 +93,7 @@ export class Rig implements AsyncDisposable {
   /** Node name to the switch that powers it (`power:` in the file). */
   readonly powerSwitches: ReadonlyMap<string, PowerSwitch>;
   /** Node name to the serial port its console is wired to (`serial:`). */
-  readonly serialPorts: ReadonlyMap<string, SerialPort>;
+  readonly serialPorts: ReadonlyMap<string, SerialConfig>;
 
   /**
    * A rig of ready nodes; {@linkcode loadRig} and {@linkcode parseRig}
@@ -112,7 +112,7 @@ export class Rig implements AsyncDisposable {
       groups?: ReadonlyMap<string, readonly string[]>;
       rigNames?: readonly string[];
       powerSwitches?: ReadonlyMap<string, PowerSwitch>;
-      serialPorts?: ReadonlyMap<string, SerialPort>;
+      serialPorts?: ReadonlyMap<string, SerialConfig>;
     } = {},
   ) {
     this.name = name;
@@ -247,7 +247,7 @@ export function parseRig(text: string, options: ParseRigOptions = {}): Rig {
     }
   }
   const powerSwitches = new Map<string, PowerSwitch>();
-  const serialPorts = new Map<string, SerialPort>();
+  const serialPorts = new Map<string, SerialConfig>();
   for (const n of entry.nodes) {
     if (n.power) powerSwitches.set(n.options.name, n.power);
     if (n.serial) serialPorts.set(n.options.name, n.serial);

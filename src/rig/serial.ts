@@ -22,7 +22,7 @@ import { SshSession } from "../process/session.ts";
 import { shellQuote } from "../transport/quote.ts";
 
 /** A node's `serial:` entry. */
-export interface SerialPort {
+export interface SerialConfig {
   /** The rig node the serial adapter is plugged into. */
   via: string;
   /** The port's device path on the `via` node, e.g. `/dev/ttyUSB0`. */
@@ -74,7 +74,7 @@ export const SERIAL_NOTICE = "[fiwi serial]";
  * again (whole seconds: POSIX `sleep`).
  */
 export function serialReaderCommand(
-  serial: SerialPort,
+  serial: SerialConfig,
   recheckSeconds = 1,
 ): string {
   const p = shellQuote(serial.port);
@@ -114,7 +114,7 @@ export class SerialConsole {
   /** The node the port is read on. */
   readonly via: SshNode;
   /** The port. */
-  readonly serial: SerialPort;
+  readonly serial: SerialConfig;
   #run: { session: SshSession; done: Promise<RunResult> } | null = null;
 
   /**
@@ -124,7 +124,7 @@ export class SerialConsole {
    * @param via the node the port is plugged into
    * @param serial the port and its baud rate
    */
-  constructor(node: string, via: SshNode, serial: SerialPort) {
+  constructor(node: string, via: SshNode, serial: SerialConfig) {
     this.node = node;
     this.via = via;
     this.serial = serial;
