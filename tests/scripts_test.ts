@@ -222,7 +222,7 @@ rigs:
         host: ${rig.hosts[0]}
         groups: [direct]
         console: true
-        consoleCommand: echo console-up; exec sleep 301
+        consoleCommand: echo console-up; exec sleep 7301
       n2: { host: ${rig.hosts[1]}, groups: [direct] }
       # Behind a relay, without a ControlMaster: its outer hop goes to n1's
       # address, and two clients that open one ControlPath at the same
@@ -244,21 +244,25 @@ rigs:
       me:
         transport: local
         console: true
-        consoleCommand: echo up; exec sleep 302
+        consoleCommand: echo up; exec sleep 7302
 `;
 }
 
 Deno.test("scripts: help, usage errors and bad rig files exit 2 with one line, without running anything", async (t) => {
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${workDir}/cm`;
+  // The default log directory exists: its creation notice is tested in cli_fiwi_test.ts.
+  await Deno.mkdir(`${workDir}/logs`);
   try {
     await t.step("--help prints the usage and exits 0", async () => {
-      for (const name of ["run", "poll", "consoles", "discover", "check"]) {
+      for (
+        const name of ["run", "poll", "consoles", "discover", "check", "close"]
+      ) {
         const r = await script(name, ["--help"]);
         assertEquals(r.code, 0, r.stderr);
         assertMatch(
           r.stdout,
-          new RegExp(`Usage: deno task ${name} \\[options\\]`),
+          new RegExp(`Usage: fiwi ${name} \\[options\\]`),
         );
         assertMatch(r.stdout, /--nodes PATTERN/);
         assertMatch(r.stdout, /Exit status: 0 every node succeeded/);
@@ -274,7 +278,7 @@ Deno.test("scripts: help, usage errors and bad rig files exit 2 with one line, w
       oneLine(
         await script("run", []),
         "run",
-        "No command given: deno task run [options] CMD (see --help)",
+        "No command given: fiwi run [options] CMD (see --help)",
       );
       oneLine(
         await script("poll", ["--interval", "5", "true"]),
@@ -357,6 +361,7 @@ Deno.test("scripts: help, usage errors and bad rig files exit 2 with one line, w
           "--nodes PATTERN",
           "--json",
           "--log FILE",
+          "--no-log",
           "--help",
         ]
       ) {
@@ -371,6 +376,8 @@ Deno.test("scripts: help, usage errors and bad rig files exit 2 with one line, w
 Deno.test("scripts: the built-in local rig works with no rig file and no SSH", async (t) => {
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${workDir}/cm`;
+  // The default log directory exists: its creation notice is tested in cli_fiwi_test.ts.
+  await Deno.mkdir(`${workDir}/logs`);
   try {
     await t.step("run streams node: line and logs every line", async () => {
       const r = await script("run", [
@@ -386,9 +393,21 @@ Deno.test("scripts: the built-in local rig works with no rig file and no SSH", a
         "no escapes off a terminal",
       );
       const log = await Deno.readTextFile(`${workDir}/x.log`);
-      assertMatch(log, /fiwi·cli·run: local: hi$/m);
-      assertMatch(log, /fiwi·cli·run: local: oops$/m);
-      assertMatch(log, /fiwi·cli·run: ok: local/m);
+      const head = String
+        .raw`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d`;
+      assertMatch(
+        log,
+        new RegExp(`${head} INF [0-9a-f]{8} fiwi\\.cli\\.run: local: hi$`, "m"),
+      );
+      assertMatch(
+        log,
+        new RegExp(
+          `${head} WRN [0-9a-f]{8} fiwi\\.cli\\.run: local: oops$`,
+          "m",
+        ),
+      );
+      assertMatch(log, /fiwi\.cli\.run: ok: local/m);
+      assertEquals((await Deno.stat(`${workDir}/x.log`)).mode! & 0o777, 0o600);
     });
 
     await t.step(
@@ -466,7 +485,7 @@ Deno.test("scripts: the built-in local rig works with no rig file and no SSH", a
         const rigFile = `${workDir}/here.yaml`;
         await Deno.writeTextFile(
           rigFile,
-          "rigs:\n  here:\n    nodes:\n      me: {transport: local, console: true, consoleCommand: 'exec sleep 304'}\n",
+          "rigs:\n  here:\n    nodes:\n      me: {transport: local, console: true, consoleCommand: 'exec sleep 7304'}\n",
         );
         const r = await script("consoles", [
           "--rig",
@@ -479,7 +498,7 @@ Deno.test("scripts: the built-in local rig works with no rig file and no SSH", a
           r.stderr,
           "Consoles open: me (closing in 300ms)\nConsoles closed: 1/1 ok\n",
         );
-        assertEquals(await countLocal("sleep 304"), 0);
+        assertEquals(await countLocal("sleep 7304"), 0);
       },
     );
   } finally {
@@ -493,6 +512,7 @@ Deno.test("scripts: against the loopback rig", {
   await using rig = await startLoopbackRig();
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${rig.dir}/cm`;
+  await Deno.mkdir(`${workDir}/logs`);
   const rigFile = `${workDir}/rigs.yaml`;
   await Deno.writeTextFile(rigFile, loopRigYaml(rig));
   await Deno.writeTextFile(
@@ -501,11 +521,9 @@ Deno.test("scripts: against the loopback rig", {
   );
   const all = ["n1", "n2", "n3"];
   const label = "n[1-3]";
-  const noMasters = async () =>
-    assertEquals(await countLocal(`${rig.dir}/cm/`), 0, "ControlMaster left");
   try {
     await t.step(
-      "run streams prefixed lines from every node and closes its masters",
+      "run streams prefixed lines from every node; its masters stay warm until close",
       async () => {
         const r = await script("run", ["--rig", rigFile, "echo hello"]);
         assertEquals(r.code, 0, r.stderr);
@@ -517,7 +535,15 @@ Deno.test("scripts: against the loopback rig", {
           r.stderr,
           new RegExp(`^ok: ${label.replace(/[[\]]/g, "\\$&")} \\(exit 0, `),
         );
-        await noMasters();
+        // n1 and n2 keep a master each; n3 uses none.
+        assertEquals(await countLocal(`${rig.dir}/cm/`), 2, "warm masters");
+        const closed = await script("close", ["--rig", rigFile]);
+        assertEquals(closed.code, 0, closed.stderr);
+        assertMatch(closed.stderr, /^Closed 2 ControlMasters: n\[1-2\]/);
+        await until(
+          "masters gone",
+          async () => await countLocal(`${rig.dir}/cm/`) === 0,
+        );
       },
     );
 
@@ -547,7 +573,11 @@ Deno.test("scripts: against the loopback rig", {
           "case $SSH_CONNECTION in *127.0.0.2*) echo bad >&2; exit 3;; esac; echo fine";
         const r = await script("run", ["--rig", rigFile, "--json", cmd]);
         assertEquals(r.code, 1, r.stderr);
-        const results = JSON.parse(r.stdout) as Record<string, unknown>[];
+        const records = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+        const { summary } = records.pop();
+        assertEquals([summary.nodes, summary.ok, summary.failed], [3, 1, 2]);
+        const results = (records as Record<string, unknown>[])
+          .sort((a, b) => String(a.node).localeCompare(String(b.node)));
         assertEquals(
           results.map((
             x,
@@ -652,7 +682,6 @@ Deno.test("scripts: against the loopback rig", {
           5,
           2,
         ]);
-        await noMasters();
       },
     );
 
@@ -703,7 +732,7 @@ Deno.test("scripts: against the loopback rig", {
         assertEquals(text.code, 0, text.stderr);
         assertMatch(
           text.stdout,
-          /^--- tick 1 \d{4}-\d\d-\d\dT[\d:.]+Z\nn1: tick\n--- tick 2 \S+\nn1: tick\n$/,
+          /^--- tick 1 \d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d\nn1: tick\n--- tick 2 \S+\nn1: tick\n$/,
         );
         assertMatch(
           text.stderr,
@@ -749,28 +778,27 @@ Deno.test("scripts: against the loopback rig", {
       }
       const r = await p.done;
       await typed;
-      assertEquals(r.code, 0, r.stdout + r.stderr);
+      assertEquals(r.code, 130, r.stdout + r.stderr);
       // On a terminal stderr arrives through the terminal, on stdout, after
       // the progress line was cleared (ESC [K).
       assertMatch(
         terminal ? r.stdout : r.stderr,
         terminal
-          ? /\[KInterrupted after 1 tick in [\d.]+ s, 0\/0 runs ok\r\n/
-          : /^Interrupted after 1 tick in [\d.]+ s, 0\/0 runs ok\n/,
+          ? /\[KInterrupted after 1 tick in [\d.]+ s, 0\/2 runs ok, 2 interrupted\r\n/
+          : /^Interrupted after 1 tick in [\d.]+ s, 0\/2 runs ok, 2 interrupted\n/,
       );
       assertEquals(await countRemote(rig, sleep), 0, "remote process left");
       assertEquals(await countLocal(sleep), 0, "local ssh client left");
-      await noMasters();
     };
 
     await t.step(
       "poll: Ctrl-C stops the commands on every node and prints the summary",
-      () => pollCtrlC("sleep 303", false),
+      () => pollCtrlC("sleep 7303", false),
     );
 
     await t.step(
       "poll on a terminal: ^C reaches only fiwi, which stops every node in order",
-      () => pollCtrlC("sleep 304", true),
+      () => pollCtrlC("sleep 7304", true),
     );
 
     await t.step(
@@ -778,10 +806,12 @@ Deno.test("scripts: against the loopback rig", {
       async () => {
         const p = spawn("consoles", ["--rig", rigFile]);
         try {
-          await p.waitFor(/^\d\d:\d\d:\d\d\.\d{3} \[n1\] console-up$/m);
+          await p.waitFor(
+            /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d \[n1\] console-up$/m,
+          );
           await until(
             "the remote console",
-            async () => await countRemote(rig, "sleep 301") === 1,
+            async () => await countRemote(rig, "sleep 7301") === 1,
           );
         } finally {
           interrupt(p.child);
@@ -793,12 +823,15 @@ Deno.test("scripts: against the loopback rig", {
           "Consoles open: n1 (Ctrl-C to close)\nConsoles closed: 1/1 ok\n",
         );
         assertEquals(
-          await countRemote(rig, "sleep 301"),
+          await countRemote(rig, "sleep 7301"),
           0,
           "remote console left",
         );
-        assertEquals(await countLocal("sleep 301"), 0, "local ssh client left");
-        await noMasters();
+        assertEquals(
+          await countLocal("sleep 7301"),
+          0,
+          "local ssh client left",
+        );
       },
     );
 
@@ -813,6 +846,12 @@ Deno.test("scripts: against the loopback rig", {
       },
     );
   } finally {
+    // Masters stay warm after every command: close them, as a user would.
+    await script("close", ["--rig", rigFile]);
+    await until("masters gone", async () => {
+      await script("close", ["--rig", rigFile]);
+      return await countLocal(`${rig.dir}/cm/`) === 0;
+    }).catch(() => {});
     await Deno.remove(workDir, { recursive: true });
   }
 });
@@ -820,6 +859,8 @@ Deno.test("scripts: against the loopback rig", {
 Deno.test("scripts: colours and the progress line only on a terminal, colours never with NO_COLOR", async () => {
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${workDir}/cm`;
+  // The default log directory exists: its creation notice is tested in cli_fiwi_test.ts.
+  await Deno.mkdir(`${workDir}/logs`);
   try {
     const shell = [Deno.execPath(), ...taskArgv("run"), "echo hi"]
       .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
