@@ -41,6 +41,14 @@ export type {
 } from "./src/transport/argv.ts";
 export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout/run_all.ts";
 export type { FanoutNode, RunAllOptions } from "./src/fanout/run_all.ts";
+export { pullAll, pushAll } from "./src/fanout/transfer_all.ts";
+export type { TransferAllOptions } from "./src/fanout/transfer_all.ts";
+export type {
+  TransferOptions,
+  TransferResult,
+  TransferTarget,
+} from "./src/node/transfer.ts";
+export type { StdinStream } from "./src/process/run_options.ts";
 export { collate, formatNodeList } from "./src/fanout/collate.ts";
 export type {
   CollateOptions,

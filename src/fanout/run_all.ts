@@ -21,7 +21,7 @@
  * @module
  */
 
-import { ConfigurationError } from "../errors.ts";
+import { fanOut, validateFanOut } from "./_fan_out.ts";
 import type { SshNode } from "../node/node.ts";
 import {
   type RunOptions,
@@ -78,56 +78,17 @@ export async function runAll(
 ): Promise<RunResult[]> {
   const { concurrency = DEFAULT_CONCURRENCY, failFast = false, ...run } =
     options;
-  if (!Array.isArray(nodes)) {
-    throw new ConfigurationError(
-      `Invalid nodes ${JSON.stringify(nodes)}: give an array of nodes`,
-    );
-  }
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new ConfigurationError(
-      `Invalid concurrency ${
-        JSON.stringify(concurrency)
-      }: give a whole number >= 1`,
-    );
-  }
-  if (typeof failFast !== "boolean") {
-    throw new ConfigurationError(
-      `Invalid failFast ${JSON.stringify(failFast)}: give true or false`,
-    );
-  }
+  validateFanOut(nodes, concurrency, failFast);
   validateCommand(cmd);
   validateRunOptions(run);
   // Every node's configuration first: a bad one must fail the call before
   // any other node has been touched.
   await Promise.all(nodes.map((node) => node.prepare()));
 
-  const group = new AbortController();
-  const signal = run.signal
-    ? AbortSignal.any([run.signal, group.signal])
-    : group.signal;
-  const results: RunResult[] = new Array(nodes.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < nodes.length) {
-      const i = next++;
-      let result: RunResult;
-      try {
-        // An aborted signal spawns nothing: waiting nodes still get a result.
-        result = await nodes[i].rexec(cmd, { ...run, signal });
-      } catch (e) {
-        group.abort();
-        throw e;
-      }
-      results[i] = result;
-      if (failFast && !result.success && !result.aborted) group.abort();
-    }
-  };
-  const workers = Array.from(
-    { length: Math.min(concurrency, nodes.length) },
-    worker,
+  return await fanOut(
+    nodes,
+    { concurrency, failFast, signal: run.signal },
+    (node, signal) => node.rexec(cmd, { ...run, signal }),
+    (result) => !result.success && !result.aborted,
   );
-  const settled = await Promise.allSettled(workers);
-  const failure = settled.find((s) => s.status === "rejected");
-  if (failure) throw failure.reason;
-  return results;
 }

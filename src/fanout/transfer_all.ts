@@ -1,0 +1,141 @@
+/**
+ * Files to and from many nodes at once: {@linkcode pushAll} and
+ * {@linkcode pullAll}, with the concurrency bound and `failFast` of
+ * `runAll` (src/fanout/_fan_out.ts). A push to many nodes packs its sources
+ * once and sends the same archive to each.
+ *
+ * @example
+ * ```ts
+ * import { pullAll, pushAll, SshNode } from "../../mod.ts";
+ * const nodes = ["a", "b"].map((name) =>
+ *   new SshNode({ name, host: "localhost", transport: "local" })
+ * );
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/fw.bin`, "firmware");
+ * const pushed = await pushAll(nodes, `${dir}/fw.bin`, `${dir}/remote`);
+ * const pulled = await pullAll(nodes, `${dir}/remote/fw.bin`, `${dir}/logs`);
+ * console.log(pushed.map((r) => r.success), pulled.map((r) => r.files));
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+
+import {
+  checkPull,
+  packForPush,
+  pull,
+  pushArchive,
+  type TransferOptions,
+  type TransferResult,
+  type TransferTarget,
+  validateTransferOptions,
+} from "../node/transfer.ts";
+import { DEFAULT_CONCURRENCY } from "./run_all.ts";
+import { fanOut, validateFanOut } from "./_fan_out.ts";
+
+/** Options of {@linkcode pushAll} and {@linkcode pullAll}. */
+export interface TransferAllOptions extends TransferOptions {
+  /** Most transfers in flight at once (default 64, as `runAll`). */
+  concurrency?: number;
+  /**
+   * On the first transfer that fails, abort the others: running ones are
+   * stopped (nothing left under a final name), waiting ones never start.
+   */
+  failFast?: boolean;
+}
+
+function split(options: TransferAllOptions) {
+  const { concurrency = DEFAULT_CONCURRENCY, failFast = false, ...rest } =
+    options;
+  return { concurrency, failFast, rest };
+}
+
+/**
+ * Per-node transfer options whose `onProgress` reports the bytes moved by
+ * all nodes together.
+ */
+function summedProgress(
+  nodes: number,
+  options: TransferOptions,
+): (index: number, signal: AbortSignal) => TransferOptions {
+  const report = options.onProgress;
+  const each = new Array<number>(nodes).fill(0);
+  let total = 0;
+  return (index, signal) => ({
+    ...options,
+    signal,
+    onProgress: report &&
+      ((bytes) => {
+        total += bytes - each[index];
+        each[index] = bytes;
+        report(total);
+      }),
+  });
+}
+
+const failed = (r: TransferResult) => !r.success && !r.aborted;
+
+/**
+ * Copy local `sources` into `destDir` on every node, at most `concurrency`
+ * at a time; one {@linkcode TransferResult} per node, in node order.
+ * Rejects only for bad input (a missing source: `ConfigurationError`
+ * naming it), before anything runs. `onProgress` gets the bytes sent to
+ * all nodes together.
+ *
+ * @param nodes where to copy to, in the order results are wanted
+ * @param sources local files or directories
+ * @param destDir the remote directory (created if missing)
+ * @param options fan-out limits, then the transfer options
+ */
+export async function pushAll(
+  nodes: readonly TransferTarget[],
+  sources: string | readonly string[],
+  destDir: string,
+  options: TransferAllOptions = {},
+): Promise<TransferResult[]> {
+  const { concurrency, failFast, rest } = split(options);
+  validateFanOut(nodes, concurrency, failFast);
+  validateTransferOptions(rest);
+  await Promise.all(nodes.map((node) => node.prepare()));
+  await using archive = await packForPush(sources, destDir, rest);
+  const optionsFor = summedProgress(nodes.length, rest);
+  return await fanOut(
+    nodes.map((node, index) => ({ node, index })),
+    { concurrency, failFast, signal: rest.signal },
+    ({ node, index }, signal) =>
+      pushArchive(node, archive, destDir, optionsFor(index, signal)),
+    failed,
+  );
+}
+
+/**
+ * Copy remote `sources` from every node into `destDir/<node name>/`, at
+ * most `concurrency` at a time; one {@linkcode TransferResult} per node, in
+ * node order. Rejects only for bad input, before anything runs.
+ * `onProgress` gets the bytes received from all nodes together.
+ *
+ * @param nodes where to copy from, in the order results are wanted
+ * @param sources remote files or directories
+ * @param destDir the local directory; each node gets a directory in it
+ * @param options fan-out limits, then the transfer options
+ */
+export async function pullAll(
+  nodes: readonly TransferTarget[],
+  sources: string | readonly string[],
+  destDir: string,
+  options: TransferAllOptions = {},
+): Promise<TransferResult[]> {
+  const { concurrency, failFast, rest } = split(options);
+  validateFanOut(nodes, concurrency, failFast);
+  checkPull(nodes, sources, destDir, rest);
+  await Promise.all(nodes.map((node) => node.prepare()));
+  const optionsFor = summedProgress(nodes.length, rest);
+  return await fanOut(
+    nodes.map((node, index) => ({ node, index })),
+    { concurrency, failFast, signal: rest.signal },
+    ({ node, index }, signal) =>
+      pull(node, sources, destDir, optionsFor(index, signal)),
+    failed,
+  );
+}
