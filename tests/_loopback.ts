@@ -9,7 +9,11 @@
  * session it spawned and removes the temp dir, also when a test fails.
  *
  * With `FIWI_LIVE=1` and `FIWI_REMOTE_IP` set, the same tests run against a
- * real node instead (`FIWI_REMOTE_USER`, `FIWI_SSH_CONFIG` optional).
+ * real node instead (`FIWI_REMOTE_USER`, default root; `FIWI_REMOTE_PORT`,
+ * default what the ssh config says; `FIWI_SSH_CONFIG`; `FIWI_REMOTE_IP2`
+ * for a second node). Nothing is installed there; a case that needs what
+ * only this harness has declares it ({@linkcode skipHere}) and is skipped
+ * with the reason. `tests/live_sshd.sh` starts a stand-in live node.
  *
  * @module
  */
@@ -40,15 +44,69 @@ export function skipReason(): string | null {
   }
 }
 
+/**
+ * What only the loopback harness has, which a case may need:
+ * - `second-address`: a second node address (live: `FIWI_REMOTE_IP2`);
+ * - `relay`: a node set up as a relay to another;
+ * - `sshd-control`: stopping and starting the node's sshd;
+ * - `node-is-local`: the node's files and processes are on this machine.
+ */
+export type HarnessNeed =
+  | "second-address"
+  | "relay"
+  | "sshd-control"
+  | "node-is-local";
+
+const NEEDS: Record<HarnessNeed, string> = {
+  "second-address": "a second node address (set FIWI_REMOTE_IP2)",
+  relay: "a relay set up by the loopback harness",
+  "sshd-control": "stopping and starting sshd, which only the harness does",
+  "node-is-local": "the node's files and processes on this machine",
+};
+
+/**
+ * Why a case needing `needs` cannot run here, or null when it can: no sshd
+ * for the loopback rig, or a live rig that lacks one of them.
+ */
+export function missing(...needs: HarnessNeed[]): string | null {
+  const base = skipReason();
+  if (base !== null || !LIVE) return base;
+  const lacking = needs.filter((n) =>
+    n !== "second-address" || !envGet("FIWI_REMOTE_IP2")
+  );
+  if (lacking.length === 0) return null;
+  return `on a live rig it needs ${lacking.map((n) => NEEDS[n]).join(", ")}`;
+}
+
+/**
+ * For `ignore:` of a test or step: true when the case cannot run here, and
+ * then it says why on stderr (Deno prints only "ignored").
+ */
+export function skipHere(name: string, ...needs: HarnessNeed[]): boolean {
+  const why = missing(...needs);
+  if (why !== null) console.warn(`skipped: "${name}": ${why}`);
+  return why !== null;
+}
+
 /** A running loopback (or live) rig. */
 export interface LoopbackRig extends AsyncDisposable {
-  /** Temp dir with keys, configs and sockets. */
+  /** A live rig (`FIWI_LIVE=1`): the node is not this machine. */
+  live: boolean;
+  /**
+   * Local temp dir with keys, configs and control sockets (`cm/`). On a
+   * live rig it holds only sockets and what tests write; it is not on the
+   * node.
+   */
   dir: string;
-  /** Port sshd listens on. */
-  port: number;
+  /**
+   * Port sshd listens on; on a live rig `FIWI_REMOTE_PORT`, or undefined
+   * when the ssh config decides.
+   */
+  port: number | undefined;
   /**
    * Node addresses: `hosts[0]` and `hosts[1]`, then any `extraHosts`
-   * (127.0.0.3 onwards).
+   * (127.0.0.3 onwards). A live rig has `FIWI_REMOTE_IP` and, when set,
+   * `FIWI_REMOTE_IP2`.
    */
   hosts: string[];
   /** Remote user. */
@@ -59,7 +117,10 @@ export interface LoopbackRig extends AsyncDisposable {
   identityFile: string;
   /** Whether a nested relay through `hosts[0]` to `hosts[1]` is set up. */
   relayReady: boolean;
-  /** A ready node on `hosts[index]`; options override the rig's. */
+  /**
+   * A ready node named `node<index>` on `hosts[index]` (a live rig with
+   * fewer addresses reuses them in turn); options override the rig's.
+   */
   node(options?: Partial<SshNodeOptions> & { index?: number }): SshNode;
   /** Run a shell command on the node as the node user, outside fiwi. */
   sh(cmd: string): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -69,22 +130,35 @@ export interface LoopbackRig extends AsyncDisposable {
   start(): Promise<void>;
 }
 
+/** Longest a helper command (ssh-keygen, `rig.sh`, ps …) may take. */
+const HELPER_TIMEOUT = 30_000;
+
 async function run(
   cmd: string,
   args: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: d.decode(out.stdout),
-    stderr: d.decode(out.stderr),
-  };
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), HELPER_TIMEOUT);
+  try {
+    const out = await new Deno.Command(cmd, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: timeout.signal,
+    }).output();
+    const d = new TextDecoder();
+    if (timeout.signal.aborted) {
+      throw new Error(`${cmd} ${args.join(" ")} ran over ${HELPER_TIMEOUT} ms`);
+    }
+    return {
+      code: out.code,
+      stdout: d.decode(out.stdout),
+      stderr: d.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function must(cmd: string, args: string[]): Promise<string> {
@@ -158,41 +232,85 @@ async function ensureNodeUser(): Promise<void> {
   await must("chown", ["-R", `${NODE_USER}:`, NODE_HOME]);
 }
 
-function liveRig(): LoopbackRig {
-  const host = envGet("FIWI_REMOTE_IP")!;
-  const user = envGet("FIWI_REMOTE_USER") ?? "root";
-  const sshConfig = envGet("FIWI_SSH_CONFIG") ?? "";
+/** The live node's settings, from `FIWI_REMOTE_*` and `FIWI_SSH_CONFIG`. */
+function liveSettings() {
+  const port = envGet("FIWI_REMOTE_PORT");
+  return {
+    hosts: [envGet("FIWI_REMOTE_IP")!, envGet("FIWI_REMOTE_IP2")]
+      .filter((h): h is string => h !== undefined),
+    user: envGet("FIWI_REMOTE_USER") ?? "root",
+    // Unset: whatever the ssh config says (never a forced 22).
+    port: port === undefined ? undefined : Number(port),
+    sshConfig: envGet("FIWI_SSH_CONFIG") ?? "",
+  };
+}
+
+/** argv of a plain `ssh` to `host`, outside fiwi (no master). */
+function plainSsh(
+  s: { user: string; port?: number; sshConfig: string },
+  host: string,
+  cmd: string,
+): string[] {
+  return [
+    ...(s.sshConfig ? ["-F", s.sshConfig] : []),
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=10",
+    ...(s.port === undefined ? [] : ["-p", String(s.port)]),
+    "--",
+    `${s.user}@${host}`,
+    cmd,
+  ];
+}
+
+/** End the masters whose sockets are in `dir`/cm. */
+async function closeMasters(dir: string): Promise<void> {
+  await run("sh", [
+    "-c",
+    `for s in "${dir}"/cm/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit x 2>/dev/null; done; true`,
+  ]);
+}
+
+async function liveRig(): Promise<LoopbackRig> {
+  const s = liveSettings();
+  // Local only: control sockets and any config a test writes.
+  const dir = await Deno.makeTempDir({ prefix: "fiwi_live_" });
   const rig: LoopbackRig = {
-    dir: "",
-    port: 22,
-    hosts: [host, host],
-    user,
-    sshConfig,
+    live: true,
+    dir,
+    port: s.port,
+    hosts: s.hosts,
+    user: s.user,
+    sshConfig: s.sshConfig,
     identityFile: "",
     relayReady: false,
     node(options = {}) {
-      const { index: _index, ...rest } = options;
+      const { index = 0, ...rest } = options;
+      // One address, several nodes: a case that needs them apart says so
+      // ("second-address").
+      const host = s.hosts[index % s.hosts.length];
       return new SshNode({
-        name: "live",
+        name: `node${index}`,
         host,
-        user,
-        ...(sshConfig ? { sshConfig } : {}),
+        user: s.user,
+        ...(s.port === undefined ? {} : { port: s.port }),
+        ...(s.sshConfig ? { sshConfig: s.sshConfig } : {}),
+        controlDir: `${dir}/cm`,
         ...rest,
       });
     },
-    async sh(cmd) {
-      return await run("ssh", [
-        ...(sshConfig ? ["-F", sshConfig] : []),
-        "-o",
-        "BatchMode=yes",
-        "--",
-        `${user}@${host}`,
-        cmd,
-      ]);
+    sh: (cmd) => run("ssh", plainSsh(s, s.hosts[0], cmd)),
+    stop() {
+      return Promise.reject(
+        new Error("A live rig's sshd cannot be stopped by the tests"),
+      );
     },
-    async stop() {},
-    async start() {},
-    async [Symbol.asyncDispose]() {},
+    start: () => Promise.resolve(),
+    async [Symbol.asyncDispose]() {
+      await closeMasters(dir);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
   };
   return rig;
 }
@@ -212,7 +330,7 @@ export interface LoopbackRigOptions {
 export async function startLoopbackRig(
   options: LoopbackRigOptions = {},
 ): Promise<LoopbackRig> {
-  if (LIVE) return liveRig();
+  if (LIVE) return await liveRig();
   const extraHosts = options.extraHosts ?? 0;
   if (!Number.isInteger(extraHosts) || extraHosts < 0 || extraHosts > 250) {
     throw new RangeError(
@@ -392,6 +510,7 @@ export async function startLoopbackRig(
 
     await startSshd();
     const rig: LoopbackRig = {
+      live: false,
       dir,
       port,
       hosts,
@@ -412,25 +531,19 @@ export async function startLoopbackRig(
         });
       },
       sh: (cmd) =>
-        run("ssh", [
-          "-F",
-          `${dir}/ssh_config`,
-          "-o",
-          "BatchMode=yes",
-          "-p",
-          String(port),
-          "--",
-          `${user}@${hosts[0]}`,
-          cmd,
-        ]),
+        run(
+          "ssh",
+          plainSsh(
+            { user, port, sshConfig: `${dir}/ssh_config` },
+            hosts[0],
+            cmd,
+          ),
+        ),
       stop: stopSshd,
       start: startSshd,
       async [Symbol.asyncDispose]() {
         // Masters first, so no client waits on a dying server.
-        await run("sh", [
-          "-c",
-          `for s in "${dir}"/cm/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit x 2>/dev/null; done; true`,
-        ]);
+        await closeMasters(dir);
         await stopSshd();
         await Deno.remove(dir, { recursive: true }).catch(() => {});
         for (const f of [`fiwi_id_${port}`, `fiwi_known_${port}`]) {

@@ -15,7 +15,7 @@ import { settle } from "./_manual_clock.ts";
 import {
   countLocal,
   countRemote,
-  skipReason,
+  skipHere,
   startLoopbackRig,
 } from "./_loopback.ts";
 import { fakeResult } from "./_fake_result.ts";
@@ -170,19 +170,22 @@ Deno.test("runAll() with one badly configured node runs none of them", async () 
   }
 });
 
-// On 127.0.0.2 the command fails once both 127.0.0.1 nodes are in their
-// long sleep; "29""17" keeps the script text from matching "sleep 2917"
-// (an odd number, so other rigs on the machine do not count).
-const FAIL_ON_SECOND = `set -- $SSH_CONNECTION; ` +
-  `if [ "$3" = 127.0.0.2 ]; then ` +
+// On the second address the command fails once both nodes on the first are
+// in their long sleep; "29""17" keeps the script text from matching
+// "sleep 2917" (an odd number, so other rigs on the machine do not count).
+const failOnSecond = (second: string) =>
+  `set -- $SSH_CONNECTION; ` +
+  `if [ "$3" = ${second} ]; then ` +
   `until [ "$(pgrep -c -f '[s]leep 2917')" -ge 2 ]; do sleep 0.05; done; ` +
   `echo failing; exit 3; fi; sleep 29""17`;
 
 Deno.test({
   name: "runAll() on the loopback rig",
-  ignore: skipReason() !== null,
+  // Nodes tell themselves apart by the address they were reached on.
+  ignore: skipHere("runAll() on the loopback rig", "second-address"),
   async fn(t) {
     await using rig = await startLoopbackRig();
+    const second = rig.hosts[1];
     const node0 = rig.node({ index: 0, silent: true });
     const node1 = rig.node({ index: 1, silent: true });
     const node2 = rig.node({ index: 0, name: "node2", silent: true });
@@ -195,7 +198,7 @@ Deno.test({
           // node0 cannot end before node1 has: it waits for node1's file.
           const results = await runAll(
             [node0, node1],
-            `set -- $SSH_CONNECTION; if [ "$3" = 127.0.0.2 ]; then ` +
+            `set -- $SSH_CONNECTION; if [ "$3" = ${second} ]; then ` +
               `echo second; touch ${dir}/second; exit 0; fi; ` +
               `until [ -e ${dir}/second ]; do sleep 0.05; done; echo first`,
             { cmdTimeout: 30_000 },
@@ -213,7 +216,7 @@ Deno.test({
     await t.step("by default a failure does not stop the others", async () => {
       const results = await runAll(
         [node0, node1],
-        `set -- $SSH_CONNECTION; if [ "$3" = 127.0.0.2 ]; then exit 3; fi; ` +
+        `set -- $SSH_CONNECTION; if [ "$3" = ${second} ]; then exit 3; fi; ` +
           `sleep 0.3; echo done`,
       );
       assertEquals(
@@ -228,10 +231,14 @@ Deno.test({
     await t.step(
       "failFast aborts the siblings and kills their remote processes",
       async () => {
-        const results = await runAll([node0, node1, node2], FAIL_ON_SECOND, {
-          failFast: true,
-          cmdTimeout: 60_000,
-        });
+        const results = await runAll(
+          [node0, node1, node2],
+          failOnSecond(second),
+          {
+            failFast: true,
+            cmdTimeout: 30_000,
+          },
+        );
         assertEquals(
           results.map((r) => [r.node, r.aborted, r.started]),
           [
