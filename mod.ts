@@ -113,6 +113,17 @@ export {
 } from "./src/rig/rig.ts";
 export type { ParseRigOptions } from "./src/rig/rig.ts";
 export {
+  DEFAULT_RIG_TEST_TIMEOUT,
+  findTestRig,
+  loadTestRig,
+  rigTest,
+} from "./src/rig/testing.ts";
+export type {
+  RigTestContext,
+  RigTestOptions,
+  TestRigSource,
+} from "./src/rig/testing.ts";
+export {
   discover,
   parseProbeOutput,
   probeCommand,
