@@ -136,8 +136,37 @@ export type {
   SerialPort,
   UsbDevice,
 } from "./src/discover/discover.ts";
-export { findPowerDevice, POWER_DEVICES } from "./src/rig/power_devices.ts";
+export {
+  findPowerDevice,
+  POWER_DEVICES,
+  POWER_TOOLS,
+} from "./src/rig/power_devices.ts";
 export type {
   PowerDeviceKind,
   PowerDeviceSpec,
+  PowerToolName,
+  PowerToolSpec,
 } from "./src/rig/power_devices.ts";
+export { DEFAULT_OFF_TIME, DEFAULT_POWER_TIMEOUT } from "./src/rig/power.ts";
+export type {
+  PowerAction,
+  PowerOptions,
+  PowerResult,
+  PowerState,
+  PowerSwitch,
+} from "./src/rig/power.ts";
+export {
+  BAUD_RATES,
+  SERIAL_NOTICE,
+  SerialConsole,
+  serialReaderCommand,
+} from "./src/rig/serial.ts";
+export type { SerialConfig, SerialConsoleOptions } from "./src/rig/serial.ts";
+export {
+  DEFAULT_REACHABLE_INTERVAL,
+  DEFAULT_REACHABLE_TIMEOUT,
+} from "./src/node/reachable.ts";
+export type {
+  ReachableNode,
+  WaitReachableOptions,
+} from "./src/node/reachable.ts";
