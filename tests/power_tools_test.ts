@@ -2,8 +2,19 @@
 // parser (tables from the tools' documentation and real output), the
 // switch checks, and the rig file's power: and serial: keys with their
 // errors at file:line:column.
-import { assertEquals, assertMatch, assertThrows } from "jsr:@std/assert@^1";
-import { parseRig, RigFileError } from "../mod.ts";
+import {
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "jsr:@std/assert@^1";
+import {
+  ConfigurationError,
+  parseRig,
+  Rig,
+  RigFileError,
+  SshNode,
+} from "../mod.ts";
 import {
   parsePowerState,
   powerArgv,
@@ -220,4 +231,41 @@ Deno.test("parseRig() reads power: and serial: and refuses bad ones at their lin
       assertEquals(e.message, message);
     });
   }
+});
+
+Deno.test("rig.power() refuses an unknown tool, a port out of range or a via outside the rig before running anything", async () => {
+  const nodes = ["pi1", "a"].map((name) =>
+    new SshNode({ name, host: "localhost", transport: "local" })
+  );
+  const rigWith = (sw: PowerSwitch) =>
+    new Rig("lab", nodes, {
+      file: "lab.yaml",
+      powerSwitches: new Map([["a", sw]]),
+    });
+  const cases: [PowerSwitch, string][] = [
+    [
+      { via: "pi1", tool: "pdu" as PowerSwitch["tool"], port: 1 },
+      'Power switch of node "a": Unknown power tool "pdu": use "uhubctl", "ykushcmd", "usbrelay", "sispmctl"',
+    ],
+    [
+      { via: "pi1", tool: "usbrelay", id: "PSUIS", port: 9 },
+      'Power switch of node "a": Power port 9 is out of range for usbrelay: give a relay from 1 to 8',
+    ],
+    [
+      { via: "pi7", tool: "sispmctl", port: 1 },
+      'Power switch of node "a" is on "pi7", which is not a node of the rig: name one in lab.yaml',
+    ],
+  ];
+  for (const [sw, message] of cases) {
+    await assertRejects(
+      () => rigWith(sw).power("a", "on"),
+      ConfigurationError,
+      message,
+    );
+  }
+  await assertRejects(
+    () => rigWith(cases[0][0]).power("a", "reboot" as "on"),
+    ConfigurationError,
+    'Invalid power action "reboot": use "on", "off", "cycle" or "status"',
+  );
 });
