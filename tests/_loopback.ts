@@ -558,6 +558,31 @@ export async function startLoopbackRig(
   }
 }
 
+/**
+ * `promise`, or a rejection naming `what` after `ms`: every wait in a test
+ * is bounded, so a missing event fails fast instead of hanging.
+ */
+export async function within<T>(
+  ms: number,
+  promise: Promise<T>,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`No ${what} within ${ms} ms`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // "[s]leep 300" matches "sleep 300" but not the probe's own command line.
 function selfProof(text: string): string {
   return `[${text[0]}]${text.slice(1)}`;
