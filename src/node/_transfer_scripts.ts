@@ -25,11 +25,16 @@ export interface ExpectedHash {
  * Moves `$t/$1` to `$d/$1`. A file or link is renamed into place (atomic:
  * a reader sees the old file or the whole new one). A directory is merged:
  * created when missing (another push creating it at the same moment is
- * fine), its entries put one by one, then its mode and mtime copied. `c` is
- * global in sh, but each loop's word list is fixed before it starts.
+ * fine), its entries put one by one, then its mode and mtime copied (the
+ * mtime from a stamp taken first: moving entries out changes it). Variables
+ * are global in sh: the stamp's path rides in `$2`, which is the call's own,
+ * and each loop's word list is fixed before it starts.
  */
-const PUT_FUNCTION = `put() {
+const PUT_FUNCTION = `k=0
+put() {
   if [ -d "$t/$1" ] && [ ! -L "$t/$1" ]; then
+    k=$((k+1)); set -- "$1" "$t/.fiwi-mtime-$k"
+    touch -r "$t/$1" -- "$2" 2>/dev/null
     if [ ! -d "$d/$1" ]; then
       mkdir -- "$d/$1" 2>/dev/null || [ -d "$d/$1" ] || { mkdir -- "$d/$1"; return 1; }
     fi
@@ -38,7 +43,7 @@ const PUT_FUNCTION = `put() {
       put "$1/\${c##*/}" || return 1
     done
     chmod "$(stat -c %a -- "$t/$1")" -- "$d/$1" 2>/dev/null
-    touch -r "$t/$1" -- "$d/$1" 2>/dev/null
+    touch -r "$2" -- "$d/$1" 2>/dev/null
   elif [ -d "$d/$1" ] && [ ! -L "$d/$1" ]; then
     echo "fiwi: $d/$1: a directory is in the way of a file" >&2; return 1
   else
