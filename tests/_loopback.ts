@@ -36,6 +36,9 @@ export const LIVE = envGet("FIWI_LIVE") === "1" && !!envGet("FIWI_REMOTE_IP");
 /** Why integration tests cannot run here, or null when they can. */
 export function skipReason(): string | null {
   if (LIVE) return null;
+  if (envGet("FIWI_LIVE") === "1") {
+    return "FIWI_LIVE=1 without FIWI_REMOTE_IP: give the live node's address";
+  }
   try {
     Deno.statSync(SSHD);
     return null;

@@ -221,7 +221,7 @@ async function runBounded(
     let grace: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       body.catch(() => {}),
-      new Promise((r) => grace = setTimeout(r, 5_000)),
+      new Promise((r) => grace = setTimeout(r, 3_000)),
     ]);
     clearTimeout(grace);
     await rig.close();
