@@ -86,26 +86,36 @@ function describe(r: PowerResult): string {
   return `${r.state}${after}`;
 }
 
-function report(ctx: CliContext, nodes: SshNode[], results: PowerResult[]) {
+/** Prints each node's result as it is final, with a progress line on a terminal. */
+function printer(ctx: CliContext, nodes: SshNode[]) {
   const { out, json } = ctx;
   const pad = padNames(nodes);
-  for (const r of results) {
+  let done = 0;
+  let failed = 0;
+  out.progress(0, 0, nodes.length);
+  return (r: PowerResult) => {
+    done++;
+    if (!r.success) failed++;
     if (json) {
       out.out(JSON.stringify({ ...r, error: r.error?.message ?? null }));
-      continue;
+    } else {
+      const text = describe(r);
+      out.out(
+        `${pad(r.node)}  ${r.success ? text : out.paint(colors.red, text)}`,
+        `${pad(r.node)}  ${text}`,
+      );
     }
-    const text = describe(r);
-    const line = `${pad(r.node)}  ${text}`;
-    out.out(
-      `${pad(r.node)}  ${r.success ? text : out.paint(colors.red, text)}`,
-      line,
-    );
-  }
+    out.progress(done, failed, nodes.length);
+  };
+}
+
+function summary(ctx: CliContext, results: PowerResult[]): number {
+  ctx.out.clearProgress();
   const ok = results.filter((r) => r.success).length;
-  if (json) {
-    out.out(JSON.stringify({ summary: { nodes: results.length, ok } }));
+  if (ctx.json) {
+    ctx.out.out(JSON.stringify({ summary: { nodes: results.length, ok } }));
   } else {
-    out.err(`${ok}/${results.length} nodes ok`);
+    ctx.out.err(`${ok}/${results.length} nodes ok`);
   }
   return ok === results.length ? 0 : 1;
 }
@@ -126,8 +136,9 @@ export async function main(args: string[]): Promise<number> {
       offTime,
       timeout,
       signal: ctx.interrupt,
+      onResult: printer(ctx, nodes),
     });
-    const code = report(ctx, nodes, results);
+    const code = summary(ctx, results);
     return ctx.interrupt.aborted ? (ctx.interrupt.exitCode ?? 130) : code;
   });
 }

@@ -109,7 +109,15 @@ Deno.test({
       ["c", { tool: "uhubctl", id: "2-1", port: 1, command: cmd }],
     ]);
     try {
-      const results = await power.power("a,b,c", "cycle", { offTime: 400 });
+      const reported: string[] = [];
+      const results = await power.power("a,b,c", "cycle", {
+        offTime: 400,
+        onResult: (r) => reported.push(r.node),
+      });
+      // Each result is reported once, as it is final: c's switch is not
+      // behind a's and b's, so c is done before b.
+      assertEquals(reported.length, 3);
+      assert(reported.indexOf("c") < reported.indexOf("b"));
       assertEquals(results.map((r) => [r.node, r.success]), [
         ["a", true],
         ["b", true],

@@ -51,10 +51,12 @@ export interface PowerOptions {
   offTime?: number;
   /** After on or cycle, wait until the node answers again (default false). */
   wait?: boolean;
-  /** How long `wait` waits for each node (default 300 000: 5 min). */
+  /** How long `wait` waits for each node (default 300 000: 5 min; 0: no limit). */
   timeout?: number;
   /** Aborting it stops between steps; nodes not yet switched stay as they are. */
   signal?: AbortSignal;
+  /** Called with each node's result as soon as it is final (completion order). */
+  onResult?: (result: PowerResult) => void;
 }
 
 /** The outcome for one node. */
@@ -89,6 +91,7 @@ export const DEFAULT_OFF_TIME = 2000;
 export const DEFAULT_POWER_TIMEOUT = 300_000;
 /** Longest a tool may run. */
 const TOOL_TIMEOUT = 60_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const ACTIONS: readonly PowerAction[] = ["on", "off", "cycle", "status"];
 
 const log = getLogger(["fiwi", "power"]);
@@ -129,7 +132,7 @@ export async function powerNodes(
       for (const t of group) {
         const switched = await switchOne(t, action, options);
         // The next node behind this switch need not wait for this one to boot.
-        results.set(t.node, awaitAnswer(t, switched, options));
+        results.set(t.node, finish(t, switched, options));
       }
     }),
   );
@@ -148,12 +151,13 @@ function checkOptions(action: PowerAction, options: PowerOptions): void {
     const v = options[key];
     if (
       v !== undefined &&
-      (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 2 ** 31 - 1)
+      (typeof v !== "number" || !Number.isFinite(v) || v < 0 ||
+        v > MAX_TIMER_MS)
     ) {
       throw new ConfigurationError(
-        `Invalid power ${key} ${showValue(v)}: give milliseconds from 0 to ${
-          2 ** 31 - 1
-        }`,
+        `Invalid power ${key} ${
+          showValue(v)
+        }: give milliseconds from 0 to ${MAX_TIMER_MS}`,
       );
     }
   }
@@ -257,10 +261,7 @@ async function switchOne(
   if (action === "off" || action === "cycle") {
     const off = await switchTo(t, "off", options.signal);
     if (off instanceof FiwiError) return fail(off);
-    // The node's master died with it: end it rather than let a run hang on it.
-    if (t.node.controlMaster) {
-      await controlPool.exit(t.node.spec).catch(() => {});
-    }
+    await endMaster(t);
     if (action === "off") {
       return {
         result: { ...result, state: "off", success: true },
@@ -290,6 +291,22 @@ async function switchOne(
     result: { ...result, state: "on", success: true },
     poweredOnAt: performance.now(),
   };
+}
+
+/**
+ * The node's ControlMaster died with the node, but may not know it yet: end
+ * it, so no run hangs on it. Not when its via node shares it (same user,
+ * host and port): the tool's own runs go through that master.
+ */
+async function endMaster(t: Target): Promise<void> {
+  if (!t.node.controlMaster) return;
+  try {
+    const [own, via] = await Promise.all([
+      controlPool.socketPath(t.node),
+      controlPool.socketPath(t.via),
+    ]);
+    if (own !== null && own !== via) await controlPool.exit(t.node.spec);
+  } catch { /* no master to end */ }
 }
 
 /** Switch and read the state back; an error unless the tool reports `want`. */
@@ -342,6 +359,21 @@ async function runTool(
   );
 }
 
+/** The node's final result, reported to `onResult` once. */
+async function finish(
+  t: Target,
+  switched: Switched,
+  options: PowerOptions,
+): Promise<PowerResult> {
+  const result = await awaitAnswer(t, switched, options).catch((e) => ({
+    ...switched.result,
+    success: false,
+    error: e instanceof FiwiError ? e : new FiwiError(String(e), { cause: e }),
+  }));
+  options.onResult?.(result);
+  return result;
+}
+
 /** With `wait`, poll a node that was switched on until it answers. */
 async function awaitAnswer(
   t: Target,
@@ -350,7 +382,8 @@ async function awaitAnswer(
 ): Promise<PowerResult> {
   const { result, poweredOnAt } = switched;
   if (!options.wait || poweredOnAt === null || !result.success) return result;
-  const timeout = options.timeout ?? DEFAULT_POWER_TIMEOUT;
+  const timeout = options.timeout ||
+    (options.timeout === 0 ? MAX_TIMER_MS : DEFAULT_POWER_TIMEOUT);
   const ok = await t.node.waitReachable({ timeout, signal: options.signal });
   if (ok) {
     return {
