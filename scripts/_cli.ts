@@ -130,6 +130,11 @@ export function helpText(spec: CliSpec): string {
 }
 
 const YES = new Set(["true", "yes", "on", "1"]);
+/**
+ * Prefix of the keys handed to parseArgs: it reads `--no-x` as "x is false"
+ * for any declared x, which would make `--no-log` mean `--log=true`.
+ */
+const KEY = "\u00b7";
 const NO = new Set(["false", "no", "off", "0"]);
 
 /**
@@ -166,9 +171,9 @@ export function normalizeArgs(all: OptionSpec[], args: string[]): string[] {
           `Option "--${spec.name}" needs a value: --${spec.name} ${spec.arg}`,
         );
       }
-      out.push(`--${spec.name}=${value}`);
+      out.push(`--${KEY}${spec.name}=${value}`);
     } else if (inline === undefined || YES.has(inline.toLowerCase())) {
-      out.push(`--${spec.name}=true`);
+      out.push(`--${KEY}${spec.name}=true`);
     } else if (!NO.has(inline.toLowerCase())) {
       throw new UsageError(
         `Invalid --${spec.name} "${inline}": give --${spec.name} alone, or =yes / =no`,
@@ -181,8 +186,8 @@ export function normalizeArgs(all: OptionSpec[], args: string[]): string[] {
 /** Parse `args` against the spec; throws {@linkcode UsageError}. */
 export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
   const all = [...spec.options, ...COMMON];
-  const strings = all.filter((o) => o.arg).map((o) => o.name);
-  const booleans = all.filter((o) => !o.arg).map((o) => o.name);
+  const strings = all.filter((o) => o.arg).map((o) => KEY + o.name);
+  const booleans = all.filter((o) => !o.arg).map((o) => KEY + o.name);
   const known = new Set([...strings, ...booleans]);
   let bad: string | null = null;
   const parsed = parseArgs(normalizeArgs(all, args), {
@@ -209,7 +214,7 @@ export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
   }
   const flags: ParsedArgs["flags"] = {};
   for (const o of all) {
-    const value = parsed[o.name];
+    const value = parsed[KEY + o.name];
     if (value === undefined || value === false) continue;
     if (Array.isArray(value)) {
       throw new UsageError(`Option "--${o.name}" is given more than once`);

@@ -15,6 +15,7 @@ import {
   HostKeyError,
 } from "../src/errors.ts";
 import type { SshNode } from "../src/node/node.ts";
+import { parseRelay } from "../src/transport/validate.ts";
 import type { RunResult } from "../src/process/session.ts";
 import {
   type CliContext,
@@ -72,6 +73,8 @@ interface NodeCheck {
   ms: number;
   /** Which step failed: "config", "unreachable", "timeout", "host-key", "auth", "command". */
   problem: string | null;
+  /** Where it failed: "relay" (the hop to the relay) or "node"; null when ok. */
+  hop: "relay" | "node" | null;
   detail: string | null;
   hint: string | null;
 }
@@ -83,10 +86,47 @@ function target(node: SshNode): string {
   return `${node.user}@${node.host}${port}${via}`;
 }
 
+/**
+ * True when ssh's message is about the relay, not the node: it names the
+ * relay's address (and port, when the relay shares the node's address).
+ */
+export function relayFailed(node: SshNode, text: string): boolean {
+  if (!node.relay) return false;
+  const relay = parseRelay(node.relay);
+  const names = (host: string, port?: number) =>
+    new RegExp(
+      `(host |@|\\[)${host.replaceAll(".", "\\.")}(\\]?:${port ?? ""}| port ${
+        port ?? ""
+      }|[: ]|$)`,
+    ).test(text);
+  if (relay.host !== node.host) return names(relay.host) && !names(node.host);
+  return relay.port !== node.port && names(relay.host, relay.port ?? 22);
+}
+
+/** The hint for a host key that changed: remove the old one. */
+function changedKeyHint(node: SshNode, where: string, port?: number): string {
+  const entry = port !== undefined && port !== 22
+    ? `"[${where}]:${port}"`
+    : where;
+  return `The host key of ${where} changed (reinstalled?): if that is expected, remove the old key with ssh-keygen -R ${entry}, then run check again`;
+}
+
+function hostKeyHint(node: SshNode, text: string, viaRelay: boolean): string {
+  const relay = node.relay ? parseRelay(node.relay) : null;
+  const host = viaRelay && relay ? relay.host : node.host;
+  const port = viaRelay && relay ? relay.port : node.port;
+  if (/IDENTIFICATION HAS CHANGED|Offending .*key/i.test(text)) {
+    return changedKeyHint(node, host, port);
+  }
+  return `Verify the key of ${host}, then add it (ssh-keyscan${
+    port ? ` -p ${port}` : ""
+  } ${host} >> ~/.ssh/known_hosts) or set hostKeyCheck: accept-new`;
+}
+
 function unreachableHint(node: SshNode, detail: string): string {
   const port = node.port ?? 22;
   const relay = node.relay
-    ? ` (through relay "${node.relay}": check the relay itself first)`
+    ? ` (through relay "${node.relay}", which answered)`
     : "";
   if (/Connection refused/i.test(detail)) {
     return `Nothing accepts connections on ${node.host}:${port}: start sshd there or fix "port"${relay}`;
@@ -117,6 +157,11 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
   const local = node.transport === "local";
   const remote = local ? null : true;
   const detail = r.error?.message ?? null;
+  const everything = `${detail ?? ""}\n${r.stderr}`;
+  const hop = relayFailed(node, everything) ? "relay" : "node";
+  const atRelay = hop === "relay"
+    ? `The relay "${node.relay}" failed, not the node: `
+    : "";
   if (r.success && r.stdout === PROBE_OUT) {
     return {
       ...base,
@@ -126,6 +171,7 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
       auth: remote,
       command: true,
       problem: null,
+      hop: null,
       detail: null,
       hint: null,
     };
@@ -143,6 +189,7 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
       auth: remote,
       command: false,
       problem: "command",
+      hop: "node",
       detail: `"${PROBE}" ${why}${stderr ? `: ${stderr}` : ""}`,
       hint:
         "The login works but the shell does not run commands cleanly: check the remote shell and its rc files (.bashrc, .profile)",
@@ -157,6 +204,7 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
       auth: null,
       command: null,
       problem: "timeout",
+      hop,
       detail,
       hint: `No login within ${
         humanMs(node.connectTimeout)
@@ -172,10 +220,9 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
       auth: null,
       command: null,
       problem: "host-key",
+      hop,
       detail,
-      hint: `Verify the node's key, then add it (ssh-keyscan${
-        node.port ? ` -p ${node.port}` : ""
-      } ${node.host} >> ~/.ssh/known_hosts) or set hostKeyCheck: accept-new`,
+      hint: atRelay + hostKeyHint(node, everything, hop === "relay"),
     };
   }
   if (r.error instanceof AuthenticationError) {
@@ -187,9 +234,11 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
       auth: false,
       command: null,
       problem: "auth",
+      hop,
       detail,
-      hint:
-        `The node refused every key for "${node.user}": check "user", "identityFile", and the node's ~${node.user}/.ssh/authorized_keys (ssh-copy-id)`,
+      hint: hop === "relay"
+        ? `${atRelay}it refused every key: check the relay's user and its authorized_keys (ssh-copy-id ${node.relay})`
+        : `The node refused every key for "${node.user}": check "user", "identityFile", and the node's ~${node.user}/.ssh/authorized_keys (ssh-copy-id)`,
     };
   }
   const text = detail ?? (r.stderr.trim() || `exit ${r.code}`);
@@ -201,9 +250,12 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
     auth: null,
     command: null,
     problem: "unreachable",
+    hop,
     detail: text,
     hint: r.error instanceof ConnectionError || !r.error
-      ? unreachableHint(node, text)
+      ? hop === "relay"
+        ? `${atRelay}check that ${node.relay} is up and sshd listens there`
+        : unreachableHint(node, text)
       : null,
   };
 }
@@ -240,6 +292,7 @@ async function checkNode(
       command: null,
       ms: 0,
       problem: "config",
+      hop: null,
       detail: e.message,
       hint: "Fix the node's entry in the rig file or install what is missing",
     };
@@ -258,12 +311,16 @@ async function check(ctx: CliContext): Promise<number> {
     const c = await checkNode(node, connectTimeout);
     done++;
     if (!c.ok) failed++;
+    if (json) out.out(JSON.stringify(c));
     out.progress(done, failed, nodes.length, "checking");
     return c;
   });
   out.clearProgress();
   if (json) {
-    out.out(JSON.stringify(checks, null, 2));
+    const ok = checks.filter((c) => c.ok).length;
+    out.out(JSON.stringify({
+      summary: { nodes: checks.length, ok, failed: checks.length - ok },
+    }));
   } else {
     printTable(checks, out);
   }

@@ -253,6 +253,10 @@ rigs:
       refused: { host: ${rig.hosts[0]}, port: 1 }
       badauth: { host: ${rig.hosts[0]}, user: nosuchuser }
       badkey: { host: ${rig.hosts[0]}, sshConfig: ${rig.dir}/strict_config }
+      changed: { host: ${rig.hosts[0]}, sshConfig: ${rig.dir}/changed_config }
+      badrelay: { host: ${rig.hosts[1]}, relay: "${rig.user}@${
+    rig.hosts[0]
+  }:1" }
   here:
     nodes:
       me:
@@ -540,6 +544,17 @@ Deno.test("scripts: against the loopback rig", {
     `${rig.dir}/strict_config`,
     `Host *\n  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  IdentityFile ${rig.identityFile}\n  IdentitiesOnly yes\n`,
   );
+  // A known_hosts entry with another key than the server's: a changed key.
+  const otherKey = (await Deno.readTextFile(`${rig.identityFile}.pub`))
+    .split(" ").slice(0, 2).join(" ");
+  await Deno.writeTextFile(
+    `${rig.dir}/changed_known_hosts`,
+    `[${rig.hosts[0]}]:${rig.port} ${otherKey}\n`,
+  );
+  await Deno.writeTextFile(
+    `${rig.dir}/changed_config`,
+    `Host *\n  UserKnownHostsFile ${rig.dir}/changed_known_hosts\n  StrictHostKeyChecking yes\n  IdentityFile ${rig.identityFile}\n  IdentitiesOnly yes\n`,
+  );
   const all = ["n1", "n2", "n3"];
   const label = "n[1-3]";
   try {
@@ -626,7 +641,7 @@ Deno.test("scripts: against the loopback rig", {
     );
 
     await t.step(
-      "check tells unreachable, auth and host-key failures apart, with hints",
+      "check tells unreachable, auth, unknown and changed host keys and a failing relay apart, with hints that fix them",
       async () => {
         const r = await script("check", [
           "--rig",
@@ -636,7 +651,19 @@ Deno.test("scripts: against the loopback rig", {
           "--json",
         ]);
         assertEquals(r.code, 1, r.stderr);
-        const checks = JSON.parse(r.stdout) as Record<string, unknown>[];
+        const records = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+        assertEquals(records.pop().summary, { nodes: 6, ok: 1, failed: 5 });
+        const order = [
+          "good",
+          "refused",
+          "badauth",
+          "badkey",
+          "changed",
+          "badrelay",
+        ];
+        const checks = (records as Record<string, unknown>[]).sort((a, b) =>
+          order.indexOf(String(a.node)) - order.indexOf(String(b.node))
+        );
         assertEquals(
           checks.map((
             c,
@@ -648,13 +675,37 @@ Deno.test("scripts: against the loopback rig", {
             c.hostKey,
             c.auth,
             c.command,
+            c.hop,
           ]),
           [
-            ["good", true, null, true, true, true, true],
-            ["refused", false, "unreachable", false, null, null, null],
-            ["badauth", false, "auth", true, true, false, null],
-            ["badkey", false, "host-key", true, false, null, null],
+            ["good", true, null, true, true, true, true, null],
+            ["refused", false, "unreachable", false, null, null, null, "node"],
+            ["badauth", false, "auth", true, true, false, null, "node"],
+            ["badkey", false, "host-key", true, false, null, null, "node"],
+            ["changed", false, "host-key", true, false, null, null, "node"],
+            [
+              "badrelay",
+              false,
+              "unreachable",
+              false,
+              null,
+              null,
+              null,
+              "relay",
+            ],
           ],
+        );
+        assertMatch(
+          String(checks[4].hint),
+          new RegExp(
+            `changed .*ssh-keygen -R "\\[${rig.hosts[0]}\\]:${rig.port}"`,
+          ),
+        );
+        assertMatch(
+          String(checks[5].hint),
+          new RegExp(
+            `^The relay "${rig.user}@${rig.hosts[0]}:1" failed, not the node`,
+          ),
         );
         assertMatch(
           String(checks[1].hint),
@@ -679,7 +730,7 @@ Deno.test("scripts: against the loopback rig", {
         );
         assertMatch(table.stdout, /^badauth +\S+ +ok +ok +FAIL +- /m);
         assertMatch(table.stdout, /^badkey +\S+ +ok +FAIL +- +- /m);
-        assertMatch(table.stdout, /\n1\/4 nodes ok\n$/);
+        assertMatch(table.stdout, /\n1\/6 nodes ok\n$/);
       },
     );
 
