@@ -104,7 +104,7 @@ export function relayFailed(node: SshNode, text: string): boolean {
 }
 
 /** The hint for a host key that changed: remove the old one. */
-function changedKeyHint(node: SshNode, where: string, port?: number): string {
+function changedKeyHint(where: string, port?: number): string {
   const entry = port !== undefined && port !== 22
     ? `"[${where}]:${port}"`
     : where;
@@ -116,7 +116,7 @@ function hostKeyHint(node: SshNode, text: string, viaRelay: boolean): string {
   const host = viaRelay && relay ? relay.host : node.host;
   const port = viaRelay && relay ? relay.port : node.port;
   if (/IDENTIFICATION HAS CHANGED|Offending .*key/i.test(text)) {
-    return changedKeyHint(node, host, port);
+    return changedKeyHint(host, port);
   }
   return `Verify the key of ${host}, then add it (ssh-keyscan${
     port ? ` -p ${port}` : ""
