@@ -952,6 +952,8 @@ Deno.test("scripts: colours and the progress line only on a terminal, colours ne
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
+        // Bounded: a script stuck on its terminal fails the case, not the run.
+        signal: AbortSignal.timeout(30_000),
       }).output();
       return { code: out.code, text: new TextDecoder().decode(out.stdout) };
     };
