@@ -31,6 +31,7 @@ import {
   type TransferTarget,
   validateTransferOptions,
 } from "../node/transfer.ts";
+import { ConfigurationError, showValue } from "../errors.ts";
 import { DEFAULT_CONCURRENCY } from "./run_all.ts";
 import { fanOut, validateFanOut } from "./_fan_out.ts";
 
@@ -43,12 +44,27 @@ export interface TransferAllOptions extends TransferOptions {
    * stopped (nothing left under a final name), waiting ones never start.
    */
   failFast?: boolean;
+  /** Called with each node's result as soon as that node is done. */
+  onResult?: (result: TransferResult) => void;
 }
 
 function split(options: TransferAllOptions) {
-  const { concurrency = DEFAULT_CONCURRENCY, failFast = false, ...rest } =
-    options;
-  return { concurrency, failFast, rest };
+  const {
+    concurrency = DEFAULT_CONCURRENCY,
+    failFast = false,
+    onResult,
+    ...rest
+  } = options;
+  if (onResult !== undefined && typeof onResult !== "function") {
+    throw new ConfigurationError(
+      `Invalid onResult ${showValue(onResult)}: give a function`,
+    );
+  }
+  const report = (r: TransferResult) => {
+    onResult?.(r);
+    return r;
+  };
+  return { concurrency, failFast, rest, report };
 }
 
 /**
@@ -94,7 +110,7 @@ export async function pushAll(
   destDir: string,
   options: TransferAllOptions = {},
 ): Promise<TransferResult[]> {
-  const { concurrency, failFast, rest } = split(options);
+  const { concurrency, failFast, rest, report } = split(options);
   validateFanOut(nodes, concurrency, failFast);
   validateTransferOptions(rest);
   await Promise.all(nodes.map((node) => node.prepare()));
@@ -104,7 +120,9 @@ export async function pushAll(
     nodes.map((node, index) => ({ node, index })),
     { concurrency, failFast, signal: rest.signal },
     ({ node, index }, signal) =>
-      pushArchive(node, archive, destDir, optionsFor(index, signal)),
+      pushArchive(node, archive, destDir, optionsFor(index, signal)).then(
+        report,
+      ),
     failed,
   );
 }
@@ -126,7 +144,7 @@ export async function pullAll(
   destDir: string,
   options: TransferAllOptions = {},
 ): Promise<TransferResult[]> {
-  const { concurrency, failFast, rest } = split(options);
+  const { concurrency, failFast, rest, report } = split(options);
   validateFanOut(nodes, concurrency, failFast);
   checkPull(nodes, sources, destDir, rest);
   await Promise.all(nodes.map((node) => node.prepare()));
@@ -135,7 +153,7 @@ export async function pullAll(
     nodes.map((node, index) => ({ node, index })),
     { concurrency, failFast, signal: rest.signal },
     ({ node, index }, signal) =>
-      pull(node, sources, destDir, optionsFor(index, signal)),
+      pull(node, sources, destDir, optionsFor(index, signal)).then(report),
     failed,
   );
 }

@@ -87,10 +87,11 @@ export async function localSources(
     try {
       await Deno.lstat(path);
     } catch (e) {
+      const why = e instanceof Deno.errors.NotFound
+        ? "was not found"
+        : `cannot be read (${(e as Error).name})`;
       throw new ConfigurationError(
-        `Local source "${source}" cannot be read: ${
-          (e as Error).message
-        }; check the path`,
+        `Local source "${source}" ${why}: check the path`,
         { cause: e },
       );
     }

@@ -357,9 +357,11 @@ export async function push(
   return await pushArchive(node, archive, destDir, options);
 }
 
-/** Remote sources of a pull, grouped by their directory. */
-interface RemoteGroup {
+/** Remote sources of a pull under one directory. */
+export interface RemoteGroup {
+  /** The remote directory. */
   parent: string;
+  /** Base names in it. */
   names: string[];
 }
 
@@ -395,6 +397,24 @@ function nodeDirOf(destDir: string, node: string): string {
 }
 
 /**
+ * Check the arguments of a pull from `nodes`; throws
+ * {@linkcode ConfigurationError} naming the bad one. Returns the sources
+ * grouped by remote directory.
+ */
+export function checkPull(
+  nodes: readonly { name: string }[],
+  sources: string | readonly string[],
+  destDir: string,
+  options: TransferOptions,
+): RemoteGroup[] {
+  validateDestDir(destDir);
+  validateTransferOptions(options);
+  const groups = remoteGroups(sourceList(sources));
+  for (const node of nodes) nodeDirOf(destDir, node.name);
+  return groups;
+}
+
+/**
  * Copy remote files or directories from `node` into the local directory
  * `destDir/<node name>/`, each under its base name. See the module doc;
  * `SshNode.pull` calls this.
@@ -406,9 +426,7 @@ export async function pull(
   options: TransferOptions = {},
 ): Promise<TransferResult> {
   const t0 = performance.now();
-  validateDestDir(destDir);
-  validateTransferOptions(options);
-  const groups = remoteGroups(sourceList(sources));
+  const groups = checkPull([node], sources, destDir, options);
   await node.prepare();
   const nodeDir = nodeDirOf(destDir, node.name);
   await Deno.mkdir(nodeDir, { recursive: true });
