@@ -233,64 +233,60 @@ async function switchOne(
   action: PowerAction,
   options: PowerOptions,
 ): Promise<Switched> {
-  const result: PowerResult = {
-    node: t.node.name,
-    action,
-    state: "unknown",
-    success: false,
-    error: null,
-    reachableAfterMs: null,
-  };
-  const fail = (error: FiwiError) => ({
-    result: { ...result, error },
-    poweredOnAt: null,
+  const { signal } = options;
+  const done = (
+    state: PowerState,
+    error: FiwiError | null,
+    poweredOnAt: number | null = null,
+  ): Switched => ({
+    result: {
+      node: t.node.name,
+      action,
+      state,
+      success: error === null && state !== "unknown",
+      error,
+      reachableAfterMs: null,
+    },
+    poweredOnAt,
   });
-  if (options.signal?.aborted) {
-    return fail(
+  if (signal?.aborted) {
+    return done(
+      "unknown",
       new FiwiError(`Not switched: aborted before node "${t.node.name}"`),
     );
   }
   if (action === "status") {
-    const got = await runTool(t, "status", options.signal);
-    if (got instanceof FiwiError) return fail(got);
-    return {
-      result: { ...result, state: got, success: got !== "unknown" },
-      poweredOnAt: null,
-    };
+    const got = await runTool(t, "status", signal);
+    return got instanceof FiwiError ? done("unknown", got) : done(got, null);
   }
-  if (action === "off" || action === "cycle") {
-    const off = await switchTo(t, "off", options.signal);
-    if (off instanceof FiwiError) return fail(off);
+  if (action !== "on") {
+    const off = await switchTo(t, "off", signal);
+    if (off instanceof FiwiError) return done("unknown", off);
     await endMaster(t);
-    if (action === "off") {
-      return {
-        result: { ...result, state: "off", success: true },
-        poweredOnAt: null,
-      };
-    }
-    try {
-      await delay(options.offTime ?? DEFAULT_OFF_TIME, {
-        signal: options.signal,
-      });
-    } catch {
-      return {
-        result: {
-          ...result,
-          state: "off",
-          error: new FiwiError(
-            `Cycle of node "${t.node.name}" aborted while its power was off`,
-          ),
-        },
-        poweredOnAt: null,
-      };
+    if (action === "off") return done("off", null);
+    if (!(await pause(options.offTime ?? DEFAULT_OFF_TIME, signal))) {
+      return done(
+        "off",
+        new FiwiError(
+          `Cycle of node "${t.node.name}" aborted while its power was off`,
+        ),
+      );
     }
   }
-  const on = await switchTo(t, "on", options.signal);
-  if (on instanceof FiwiError) return fail(on);
-  return {
-    result: { ...result, state: "on", success: true },
-    poweredOnAt: performance.now(),
-  };
+  const on = await switchTo(t, "on", signal);
+  return on instanceof FiwiError
+    ? done("unknown", on)
+    : done("on", null, performance.now());
+}
+
+/** Wait `ms`; false when `signal` aborted the wait. */
+async function pause(ms: number, signal?: AbortSignal): Promise<boolean> {
+  try {
+    await delay(ms, { signal });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
