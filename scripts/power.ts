@@ -55,8 +55,8 @@ const SPEC: CliSpec = {
     "(uhubctl, ykushcmd, usbrelay or sispmctl) runs on the via node. Nodes behind one\n" +
     "switch are switched one at a time. With --json, one JSON object per node, then a summary.",
   examples: [
-    "deno task power status -w @duts",
-    "deno task power cycle -w dut1 --wait --off-time 5s",
+    "fiwi power status -w @duts",
+    "fiwi power cycle -w dut1 --wait --off-time 5s",
   ],
 };
 
