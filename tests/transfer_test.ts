@@ -436,9 +436,11 @@ Deno.test({
         await eventually(async () =>
           (await countRemote(rig, "tar -x -p")) === 0
         ),
+        "remote tar left running",
       );
       assert(
         await eventually(async () => (await tempDirsIn(remote)).length === 0),
+        "temp directory left",
       );
     });
 
@@ -638,6 +640,118 @@ Deno.test({
   } finally {
     await Promise.all(nodes.map((n) => n.close()));
     await Deno.remove(local, { recursive: true }).catch(() => {});
+    await Deno.remove(scratch(rig, ""), { recursive: true }).catch(() => {});
+  }
+});
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** `fiwi push|pull ARGS` as a subprocess with exactly its task's permissions. */
+async function fiwi(
+  cwd: string,
+  controlDir: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const tasks = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks;
+  const m = /^deno run (.+) (scripts\/fiwi\.ts)$/.exec(tasks.fiwi);
+  if (!m) throw new Error(`task "fiwi" is not "deno run <flags> <script>"`);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      `${ROOT}deno.json`,
+      ...m[1].split(" "),
+      ROOT + m[2],
+      ...args,
+    ],
+    cwd,
+    env: { FIWI_CONTROL_DIR: controlDir },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test({
+  name:
+    "fiwi push and fiwi pull: NDJSON per node, summary, exit codes 0, 1 and 2",
+  ignore: skipHere("fiwi push and pull", "node-is-local", "second-address"),
+}, async () => {
+  await using rig = await startLoopbackRig();
+  const work = await Deno.makeTempDir({ prefix: "fiwi_xfer_cli_" });
+  const remote = scratch(rig, "cli");
+  const controlDir = `${work}/cm`;
+  try {
+    await Deno.writeTextFile(
+      `${work}/rigs.yaml`,
+      `default: loop\ndefaults:\n  user: ${rig.user}\n  port: ${rig.port}\n` +
+        `  sshConfig: ${rig.sshConfig}\nrigs:\n  loop:\n    nodes:\n` +
+        `      n1: ${rig.hosts[0]}\n      n2: ${rig.hosts[1]}\n`,
+    );
+    await Deno.writeTextFile(`${work}/fw.bin`, "firmware\n");
+    // Relative paths are the user's: fw.bin and out/ are in `work`.
+    const pushed = await fiwi(work, controlDir, [
+      "push",
+      "--json",
+      "--verify",
+      "--no-log",
+      "fw.bin",
+      remote,
+    ]);
+    assertEquals(pushed.code, 0, pushed.stderr);
+    const records = pushed.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(
+      records.slice(0, 2).map((r) => [r.success, r.files]).sort(),
+      [[true, 1], [true, 1]],
+    );
+    assertEquals(records[2].summary.ok, 2);
+    assertEquals(await Deno.readTextFile(`${remote}/fw.bin`), "firmware\n");
+
+    const pulled = await fiwi(work, controlDir, [
+      "pull",
+      "--no-log",
+      `${remote}/fw.bin`,
+      "out",
+    ]);
+    assertEquals(pulled.code, 0, pulled.stderr);
+    assertMatch(pulled.stderr, /2\/2 nodes ok/);
+    for (const n of ["n1", "n2"]) {
+      assertEquals(
+        await Deno.readTextFile(`${work}/out/${n}/fw.bin`),
+        "firmware\n",
+      );
+    }
+
+    const missing = await fiwi(work, controlDir, [
+      "pull",
+      "--no-log",
+      `${remote}/absent`,
+      "out",
+    ]);
+    assertEquals(missing.code, 1);
+    assertMatch(missing.stderr, /node "n1"/);
+
+    const bad = await fiwi(work, controlDir, [
+      "push",
+      "--no-log",
+      "nope.bin",
+      remote,
+    ]);
+    assertEquals(bad.code, 2);
+    assertEquals(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+    assertMatch(bad.stderr, /nope\.bin" was not found/);
+
+    const usage = await fiwi(work, controlDir, [
+      "push",
+      "--no-log",
+      "only-one",
+    ]);
+    assertEquals(usage.code, 2);
+  } finally {
+    await fiwi(work, controlDir, ["close", "--no-log"]);
+    await Deno.remove(work, { recursive: true }).catch(() => {});
     await Deno.remove(scratch(rig, ""), { recursive: true }).catch(() => {});
   }
 });

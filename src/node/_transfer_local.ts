@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve } from "jsr:@std/path@^1";
 import { ConfigurationError, FiwiError } from "../errors.ts";
 import { type Client, runHelper, spawnClient } from "../process/spawn.ts";
+import { TEMP_PREFIX } from "./_transfer_scripts.ts";
 
 /** Bytes read from the archive per chunk. */
 const CHUNK_BYTES = 256 * 1024;
@@ -275,7 +276,7 @@ export async function place(from: string, to: string): Promise<void> {
 /** A unique hidden name for one transfer's temp directory. */
 export function tempName(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return `.fiwi-tmp-${
+  return `${TEMP_PREFIX}${
     Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
   }`;
 }

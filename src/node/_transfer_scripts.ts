@@ -13,6 +13,11 @@ import { shellQuote } from "../transport/quote.ts";
 /** Longest script fiwi sends: one argument of `sh -c` may hold 128 KiB. */
 export const MAX_SCRIPT_BYTES = 100_000;
 
+/** Hidden temp directories of transfers start with this. */
+export const TEMP_PREFIX = ".fiwi-tmp-";
+/** A temp directory this old (minutes) belongs to no live transfer. */
+export const STALE_MINUTES = 24 * 60;
+
 /** A file whose content is checked on the node before it is put in place. */
 export interface ExpectedHash {
   /** Path relative to the destination, e.g. `dir/file`. */
@@ -85,12 +90,21 @@ export function pushScript(
   return [
     `d=${shellQuote(destDir)}; t="$d"/${shellQuote(tempName)}`,
     `mkdir -p -- "$d" && mkdir -- "$t" || exit 1`,
+    // A push killed before its trap ran leaves its temp directory behind;
+    // the next push into the directory removes those older than a day.
+    `find "$d" -maxdepth 1 -type d -name '${TEMP_PREFIX}*' -mmin +${STALE_MINUTES} ` +
+    `-exec rm -rf {} + 2>/dev/null`,
     `trap 'rm -rf -- "$t"' EXIT; trap 'exit 143' HUP INT TERM`,
     `tar -x -p -f - -C "$t" || exit 1`,
     ...expect.map(hashCheck),
     PUT_FUNCTION,
     `for n in ${names.map(shellQuote).join(" ")}; do put "$n" || exit 1; done`,
   ].join("\n");
+}
+
+/** Remove one transfer's temp directory in `destDir` (after an abort). */
+export function cleanupCommand(destDir: string, tempName: string): string {
+  return `rm -rf -- ${shellQuote(`${destDir}/${tempName}`)}`;
 }
 
 /**

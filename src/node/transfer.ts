@@ -63,6 +63,7 @@ import {
 } from "./_transfer_local.ts";
 import {
   batches,
+  cleanupCommand,
   type ExpectedHash,
   hashCommand,
   MAX_SCRIPT_BYTES,
@@ -299,6 +300,32 @@ function remoteFailure(
   return new FiwiError(`${what} "${path}" on node "${node}" failed: ${said}`);
 }
 
+/** How long the cleanup after a stopped push may take. */
+const CLEANUP_TIMEOUT_MS = 5_000;
+
+/**
+ * Remove what a stopped push left in `destDir`: its own trap may have been
+ * cut short by the lifeline's KILL. Best effort, bounded, never retried.
+ */
+async function removeTemp(
+  node: TransferTarget,
+  destDir: string,
+  temp: string,
+): Promise<void> {
+  await using session = new SshSession(node);
+  const r = await session.postCmd(cleanupCommand(destDir, temp), {
+    cmdTimeout: CLEANUP_TIMEOUT_MS,
+  });
+  if (!r.success) {
+    log.warn("Removing {temp} in {dest} on {node} failed: {error}", {
+      node: node.name,
+      dest: destDir,
+      temp,
+      error: r.error?.message ?? r.stderr.trim(),
+    });
+  }
+}
+
 /**
  * Send a packed archive to `node` and put its entries in `destDir`.
  * Resolves for every run-time outcome.
@@ -311,7 +338,8 @@ export async function pushArchive(
 ): Promise<TransferResult> {
   const t0 = performance.now();
   await node.prepare();
-  const script = pushScript(destDir, tempName(), archive.names, archive.expect);
+  const temp = tempName();
+  const script = pushScript(destDir, temp, archive.names, archive.expect);
   let sent = 0;
   const run = await runWithRetry(node, script, () => ({
     ...runOptions(options),
@@ -323,6 +351,9 @@ export async function pushArchive(
       }),
     },
   }), options.signal);
+  if (run.started && (run.aborted || run.timedOut)) {
+    await removeTemp(node, destDir, temp);
+  }
   const result = resultOf(node.name, run, {
     files: archive.entries,
     bytes: run.success ? archive.size : sent,
