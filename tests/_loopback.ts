@@ -91,6 +91,19 @@ export function skipHere(name: string, ...needs: HarnessNeed[]): boolean {
   return why !== null;
 }
 
+/**
+ * {@linkcode missing} for a group of cases (a whole file): the reason, said
+ * once on stderr, or null when they can run here.
+ */
+export function skipReasonFor(
+  what: string,
+  ...needs: HarnessNeed[]
+): string | null {
+  const why = missing(...needs);
+  if (why !== null && LIVE) console.warn(`skipped: ${what}: ${why}`);
+  return why;
+}
+
 /** A running loopback (or live) rig. */
 export interface LoopbackRig extends AsyncDisposable {
   /** A live rig (`FIWI_LIVE=1`): the node is not this machine. */

@@ -17,10 +17,11 @@ import {
   Rig,
   SshNode,
 } from "../mod.ts";
-import { countLocal, skipReason, startLoopbackRig } from "./_loopback.ts";
+import { countLocal, skipReasonFor, startLoopbackRig } from "./_loopback.ts";
 import { startPowerLab, TOOLS } from "./_power_lab.ts";
 
-const skip = skipReason();
+// The tool stand-ins and the DUT's sshd live in the rig's local temp dir.
+const skip = skipReasonFor("power tests", "node-is-local");
 const ROOT = new URL("../", import.meta.url).pathname;
 
 /** A rig of a via node and nodes powered through it, on the loopback rig. */

@@ -17,7 +17,7 @@ import {
 import {
   countRemote,
   type LoopbackRig,
-  skipReason,
+  skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
 
@@ -36,7 +36,9 @@ function pythonReason(): string | null {
     return "no python3";
   }
 }
-const skip = skipReason() ?? pythonReason();
+// The stand-in serial ports live in the rig's local temp dir.
+const skip = skipReasonFor("serial console tests", "node-is-local") ??
+  pythonReason();
 
 /** A list that grows as events arrive, and can be awaited for an item. */
 class Feed<T> {

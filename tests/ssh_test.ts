@@ -218,6 +218,7 @@ Deno.test(
       })();
       try {
         await using mute = rig.node({
+          host: "127.0.0.1", // where the silent server listens, live too
           port: (silent.addr as Deno.NetAddr).port,
           controlMaster: false,
         });

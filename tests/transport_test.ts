@@ -235,7 +235,14 @@ Deno.test("controlArgv() asks the same master to exit", () => {
 Deno.test("SshNode.argv() wraps the command and honours node defaults", () => {
   const node = new SshNode({ name: "a", host: "10.0.0.9", controlDir: "/d" });
   const argv = node.argv("uname -r");
-  assertEquals(argv.slice(0, 3), ["ssh", "-o", "BatchMode=yes"]);
+  // FIWI_SSH_CONFIG (set for a live run) is every node's default -F file.
+  const config = node.sshConfig ? ["-F", node.sshConfig] : [];
+  assertEquals(argv.slice(0, 3 + config.length), [
+    "ssh",
+    ...config,
+    "-o",
+    "BatchMode=yes",
+  ]);
   assertEquals(argv.at(-2), "root@10.0.0.9");
   assertEquals(argv.at(-1), wrapCommand("uname -r"));
   assertEquals(argv.includes("ControlPath=/d/%C"), true);
