@@ -137,6 +137,29 @@ class FakeAdapter implements AsyncDisposable {
   }
 }
 
+/** `fiwi consoles` as a subprocess with its task's permissions, on `rig`. */
+function consolesCommand(rig: LoopbackRig, args: string[]): Deno.Command {
+  const task = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks
+    .consoles as string;
+  const flags = task.replace(/^deno run /, "")
+    .replace(/ scripts\/consoles\.ts$/, "").split(" ");
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      `${ROOT}deno.json`,
+      ...flags,
+      `${ROOT}scripts/consoles.ts`,
+      ...args,
+    ],
+    cwd: rig.dir,
+    env: { FIWI_CONTROL_DIR: `${rig.dir}/cm`, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 async function serialDir(rig: LoopbackRig): Promise<string> {
   const dir = `${rig.dir}/serial`;
   await Deno.mkdir(dir, { mode: 0o755 });
@@ -253,7 +276,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "fiwi consoles streams a serial: node's port with its name, and a killed fiwi leaves no reader on the via node",
+    "fiwi consoles streams a serial: node's port under its name to stdout and the central log, and a killed fiwi leaves no reader on the via node",
   ignore: skip !== null,
   async fn() {
     await using rig = await startLoopbackRig();
@@ -274,43 +297,33 @@ Deno.test({
         "",
       ].join("\n"),
     );
-    const task = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks
-      .consoles as string;
-    const flags = task.replace(/^deno run /, "").replace(
-      / scripts\/consoles\.ts$/,
-      "",
-    ).split(" ");
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--config",
-        `${ROOT}deno.json`,
-        ...flags,
-        `${ROOT}scripts/consoles.ts`,
-        "--rig",
-        file,
-        "-w",
-        "dut",
-        "--no-log",
-      ],
-      cwd: rig.dir,
-      env: { FIWI_CONTROL_DIR: `${rig.dir}/cm`, NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const consoles = (...args: string[]) =>
+      consolesCommand(rig, ["--rig", file, "-w", "dut", ...args]);
+    // A run that ends by itself: the line reaches stdout and the central log.
+    const log = `${rig.dir}/consoles.log`;
+    const timed = await consoles("--duration", "3s", "--log", log).output();
+    const stdout = new TextDecoder().decode(timed.stdout);
+    assertEquals(timed.code, 0, new TextDecoder().decode(timed.stderr));
+    assertMatch(
+      stdout,
+      /^\S+ \[dut\] \[ {4}0\.000000\] Linux version 6\.1\.0$/m,
+    );
+    assertStringIncludes(
+      await Deno.readTextFile(log),
+      "[    0.000000] Linux version 6.1.0",
+    );
+    // A run killed outright: its reader must not outlive it.
+    const child = consoles("--no-log").spawn();
+    await adapter.send("write [    1.000000] Run /sbin/init", "written");
     const seen = new Feed<string>();
     const reading = feedLines(child.stdout, seen);
     const errText = new Response(child.stderr).text();
     try {
       const line = await seen.find(
         "the serial line in consoles' output",
-        (l) => l.includes("Linux version"),
+        (l) => l.includes("Run /sbin/init"),
       );
-      assertMatch(
-        line,
-        /^\S+ \[dut\] \[ {4}0\.000000\] Linux version 6\.1\.0$/,
-      );
+      assertMatch(line, /^\S+ \[dut\] \[ {4}1\.000000\] Run \/sbin\/init$/);
       assertEquals(await countRemote(rig, `cat ${link}`), 1);
     } finally {
       child.kill("SIGKILL");
