@@ -145,20 +145,12 @@ export class CentralLog {
   /** Id on every record of this invocation. */
   readonly id: string;
   #sink: Sink | null;
-  #guard: ReturnType<typeof setInterval> | undefined;
 
   /** @param path the file @param id invocation id @param sink its sink */
   constructor(path: string | null, id: string, sink: Sink | null) {
     this.path = path;
     this.id = id;
     this.#sink = sink;
-    if (path !== null) {
-      // The rotating sink creates each new file with the process umask:
-      // narrow it back to 0600 soon after a rotation.
-      const guard = setInterval(() => keepPrivate(path), 1000);
-      Deno.unrefTimer(guard);
-      this.#guard = guard;
-    }
   }
 
   /** One output line as one record (`level`: info for stdout, warning for stderr). */
@@ -175,11 +167,53 @@ export class CentralLog {
 
   /** Flush and close the sink (LogTape's `dispose`). */
   async close(): Promise<void> {
-    clearInterval(this.#guard);
     if (this.#sink) await dispose();
-    if (this.path) keepPrivate(this.path);
     this.#sink = null;
   }
+}
+
+/**
+ * The rotating sink opens each new file with the process umask (0644 under
+ * the usual 022; changing the umask needs unrestricted --allow-sys). While
+ * the file is near its rotation size, the file is looked at after every
+ * record, and a new one is made 0600 in the same call that created it,
+ * before any other code runs; far from it, records pass straight through.
+ * The size is looked at every 256 K characters of records.
+ */
+export function privateRotation(
+  sink: Sink & Disposable,
+  path: string,
+  maxSize: number,
+  bufferSize: number,
+): Sink & Disposable {
+  const margin = 2 * bufferSize + (1 << 20);
+  let near = true;
+  let chars = 0;
+  let ino: number | null = null;
+  const look = () => {
+    chars = 0;
+    try {
+      const st = Deno.statSync(path);
+      if (st.ino !== ino) keepPrivate(path);
+      ino = st.ino;
+      near = st.size + margin >= maxSize;
+    } catch {
+      near = true;
+    }
+  };
+  look();
+  const wrapped = (record: LogRecord) => {
+    sink(record);
+    const raw = record.rawMessage;
+    chars += (typeof raw === "string" ? raw.length : 200) + 80;
+    if (near || chars > 256 * 1024) look();
+  };
+  return Object.assign(wrapped, {
+    [Symbol.dispose]: () => {
+      sink[Symbol.dispose]();
+      look();
+    },
+  });
 }
 
 function keepPrivate(path: string): void {
@@ -252,16 +286,23 @@ export async function setupLogging(
   if (s.path === null || !(await prepareFile({ ...s, path: s.path }, notice))) {
     return new CentralLog(null, s.id, null);
   }
-  let sink: Sink;
+  let sink: Sink & Disposable;
+  // One write and one fsync per MiB (less for a small FIWI_LOG_SIZE, so
+  // files stay near their size) or per second, not per record.
+  const bufferSize = Math.min(1024 * 1024, Math.max(1024, s.maxSize >> 3));
   try {
-    sink = getRotatingFileSink(s.path, {
-      maxSize: s.maxSize,
-      maxFiles: s.maxFiles,
-      // One write and one fsync per MiB or per second, not per record.
-      bufferSize: 1024 * 1024,
-      flushInterval: 1000,
-      formatter: logFormatter(s.id),
-    });
+    sink = privateRotation(
+      getRotatingFileSink(s.path, {
+        maxSize: s.maxSize,
+        maxFiles: s.maxFiles,
+        bufferSize,
+        flushInterval: 1000,
+        formatter: logFormatter(s.id),
+      }),
+      s.path,
+      s.maxSize,
+      bufferSize,
+    );
   } catch (e) {
     throw failure("Cannot open the log file", s.path, e);
   }

@@ -1,8 +1,8 @@
 /**
  * What `fiwi run` sends and keeps besides the terminal: the stdin payload
  * every node gets (`--stdin FILE`, `--stdin -`, or standard input when it is
- * a pipe or a file), and `--output-dir DIR` with one file per node and
- * stream.
+ * not a terminal, as clush does; `--no-stdin` skips it), and `--output-dir
+ * DIR` with one file per node and stream.
  *
  * @module
  */
@@ -42,26 +42,24 @@ async function readCapped(file: Deno.FsFile | typeof Deno.stdin, what: string) {
   return all;
 }
 
-/** True when standard input is a pipe or a file (not a terminal, not /dev/null). */
-function stdinIsData(): boolean {
-  try {
-    const st = Deno.statSync("/dev/stdin");
-    return st.isFifo === true || st.isFile;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * The bytes every node gets on its stdin: `--stdin FILE`, `--stdin -` or a
- * piped standard input; undefined when there is none (the command reads
- * EOF at once).
+ * The bytes every node gets on its stdin: `--stdin FILE`, `--stdin -`, or
+ * standard input when it is not a terminal and `skipStdin` is false;
+ * undefined when there are none (the command reads EOF at once). Whether
+ * standard input is /dev/null or a pipe cannot be asked without full read
+ * access to /dev (Deno requires --allow-all for it), so it is read: EOF
+ * comes at once from /dev/null, and a pipe that is never closed waits.
  */
 export async function stdinPayload(
   flag: string | undefined,
+  skipStdin = false,
 ): Promise<Uint8Array | undefined> {
-  if (flag === "-" || (flag === undefined && stdinIsData())) {
-    return await readCapped(Deno.stdin, "Standard input");
+  if (
+    flag === "-" ||
+    (flag === undefined && !skipStdin && !Deno.stdin.isTerminal())
+  ) {
+    const bytes = await readCapped(Deno.stdin, "Standard input");
+    return bytes.length > 0 || flag === "-" ? bytes : undefined;
   }
   if (flag === undefined) return undefined;
   const path = userPath(flag);

@@ -58,6 +58,10 @@ const SPEC: CliSpec = {
       help: "send FILE (- for standard input) to every node's stdin",
     },
     {
+      name: "no-stdin",
+      help: "send nothing on stdin even when standard input is a pipe",
+    },
+    {
       name: "output-dir",
       short: "o",
       arg: "DIR",
@@ -67,8 +71,8 @@ const SPEC: CliSpec = {
   notes:
     "The command runs in each node's shell; quote it, or put it after --. Lines print as\n" +
     '"node: line" (stderr lines on stderr); the summary of exit codes goes to stderr.\n' +
-    "Standard input, when it is a pipe or a file, goes to every node (as with --stdin -);\n" +
-    "add < /dev/null to send none. --json prints one object per node as it finishes,\n" +
+    "Standard input, unless it is a terminal, goes to every node (as with --stdin -);\n" +
+    "--no-stdin (or < /dev/null) sends none. --json prints one object per node as it finishes,\n" +
     "then a summary object.",
   examples: [
     "fiwi run uptime",
@@ -182,7 +186,15 @@ async function run(ctx: CliContext): Promise<number> {
   const files = flags["output-dir"] !== undefined
     ? new NodeFiles(String(flags["output-dir"]))
     : null;
-  const stdin = await stdinPayload(flags.stdin as string | undefined);
+  if (flags.stdin !== undefined && flags["no-stdin"]) {
+    throw new UsageError(
+      'Give either "--stdin FILE" or "--no-stdin", not both',
+    );
+  }
+  const stdin = await stdinPayload(
+    flags.stdin as string | undefined,
+    flags["no-stdin"] === true,
+  );
   const { nodes } = await ctx.selectNodes();
   await files?.create(nodes.map((n) => n.name));
   const onLine = files
