@@ -52,19 +52,22 @@ export function skipReason(): string | null {
  * - `second-address`: a second node address (live: `FIWI_REMOTE_IP2`);
  * - `relay`: a node set up as a relay to another;
  * - `sshd-control`: stopping and starting the node's sshd;
- * - `node-is-local`: the node's files and processes are on this machine.
+ * - `node-is-local`: the node's files and processes are on this machine;
+ * - `harness-keys`: the harness's own host and client keys.
  */
 export type HarnessNeed =
   | "second-address"
   | "relay"
   | "sshd-control"
-  | "node-is-local";
+  | "node-is-local"
+  | "harness-keys";
 
 const NEEDS: Record<HarnessNeed, string> = {
   "second-address": "a second node address (set FIWI_REMOTE_IP2)",
   relay: "a relay set up by the loopback harness",
   "sshd-control": "stopping and starting sshd, which only the harness does",
   "node-is-local": "the node's files and processes on this machine",
+  "harness-keys": "the loopback harness's own host and client keys",
 };
 
 /**

@@ -18,7 +18,7 @@ import {
 import {
   countLocal,
   countRemote,
-  LIVE,
+  skipHere,
   skipReason,
   startLoopbackRig,
 } from "./_loopback.ts";
@@ -84,7 +84,6 @@ Deno.test({ name: "rexec() over ssh", ignore }, async (t) => {
   await t.step(
     "a second rexec goes over the same ControlMaster; close() ends it",
     async () => {
-      if (LIVE) return;
       const node = rig.node();
       const first = await node.rexec("echo $SSH_CONNECTION");
       const second = await node.rexec("echo $SSH_CONNECTION");
@@ -106,7 +105,6 @@ Deno.test({ name: "rexec() over ssh", ignore }, async (t) => {
   await t.step(
     "clients racing for a new master keep their stderr clean",
     async () => {
-      if (LIVE) return;
       await using node = rig.node({ controlDir: `${rig.dir}/cm_race` });
       const results = await Promise.all(
         Array.from({ length: 8 }, () => node.rexec("echo ok")),
@@ -128,7 +126,10 @@ Deno.test({ name: "rexec() over ssh", ignore }, async (t) => {
   );
 });
 
-Deno.test({ name: "relays", ignore: ignore || LIVE }, async (t) => {
+Deno.test({
+  name: "relays",
+  ignore: skipHere("relays", "relay"),
+}, async (t) => {
   await using rig = await startLoopbackRig();
   if (!rig.relayReady) {
     console.warn(
@@ -241,7 +242,10 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "ssh failures are told apart", ignore: ignore || LIVE },
+  {
+    name: "ssh failures are told apart",
+    ignore: skipHere("ssh failures are told apart", "harness-keys"),
+  },
   async (t) => {
     await using rig = await startLoopbackRig();
 
@@ -324,7 +328,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "consoles", ignore: ignore || LIVE }, async (t) => {
+Deno.test({ name: "consoles", ignore }, async (t) => {
   await using rig = await startLoopbackRig();
   const file = `/tmp/fiwi_console_${rig.port}.log`;
   const consoleCommand = `tail -f ${file}`;
