@@ -76,9 +76,9 @@ Deno.test("locate() finds keys and values in block, flow, quoted and sequence YA
     "  url: http://host:80/x#y", // 17
     "  after: end", // 18
   ].join("\n");
-  const { table } = locate(text);
+  const { find } = locate(text);
   const at = (path: (string | number)[]) => {
-    const e = table.get(JSON.stringify(path));
+    const e = find(path);
     return e ? [e.key.line, e.key.column, e.value.line, e.value.column] : null;
   };
   assertEquals(at(["top"]), [2, 1, 2, 1]);

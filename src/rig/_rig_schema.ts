@@ -51,6 +51,8 @@ export interface RigEntry {
   description: string;
   /** Nodes in file order. */
   nodes: NodeEntry[];
+  /** The rig-wide settings (file and rig defaults, rig relay), for ad-hoc hosts. */
+  defaults: Settings;
 }
 
 /** The whole file, checked. */
@@ -190,8 +192,10 @@ function checkRig(
     c.failKey(path, `Rig "${name}" has no nodes: add a "nodes:" mapping`);
   }
   const nodesMap = c.mapping(map.nodes, [...path, "nodes"], "nodes");
+  // Listed once: a list per node made big rigs quadratic.
+  const rigNodes = Object.keys(nodesMap);
   const nodes = Object.entries(nodesMap).map(([nodeName, nodeValue]) =>
-    checkNode(c, name, nodeName, nodeValue, settings, Object.keys(nodesMap))
+    checkNode(c, name, nodeName, nodeValue, settings, rigNodes)
   );
   if (nodes.length === 0) {
     c.failValue(
@@ -199,7 +203,7 @@ function checkRig(
       `Rig "${name}" has no nodes: add at least one`,
     );
   }
-  return { name, description, nodes };
+  return { name, description, nodes, defaults: settings };
 }
 
 function checkNode(
@@ -221,7 +225,7 @@ function checkNode(
   const s: Settings = new Map(inherited);
   c.settings(map, path, s);
 
-  const groups: string[] = [];
+  const groups = new Set<string>();
   if (map.groups !== undefined && map.groups !== null) {
     const list = typeof map.groups === "string" ? [map.groups] : map.groups;
     if (!Array.isArray(list)) {
@@ -231,28 +235,29 @@ function checkNode(
       );
     }
     list.forEach((g, i) => {
-      const p = typeof map.groups === "string"
-        ? [...path, "groups"]
-        : [...path, "groups", i];
+      const p = () =>
+        typeof map.groups === "string"
+          ? [...path, "groups"]
+          : [...path, "groups", i];
       if (typeof g !== "string") {
-        c.failValue(p, `Invalid group name ${shown(g)}: give text`);
+        c.failValue(p(), `Invalid group name ${shown(g)}: give text`);
       }
       if (!NAME_RE.test(g)) {
         c.failValue(
-          p,
+          p(),
           `Invalid group name ${
             JSON.stringify(g)
           }: use letters, digits, ".", "_" and "-" (not first)`,
         );
       }
-      if (!groups.includes(g)) groups.push(g);
+      groups.add(g);
     });
   }
 
   const get = <T>(key: string): T | undefined =>
     s.get(key)?.value as T | undefined;
   const transport = get<"ssh" | "ush" | "local">("transport") ?? "ssh";
-  let host = typeof map.host === "number" ? String(map.host) : map.host;
+  let host = map.host;
   if (host === undefined || host === null) {
     if (transport !== "local") {
       c.failKey(path, `Node "${name}" has no host: add "host: <address>"`);
@@ -262,7 +267,9 @@ function checkNode(
   if (typeof host !== "string") {
     c.failValue(
       hostPath,
-      `Invalid host ${shown(host)}: give a host name or IP address`,
+      `Invalid host ${
+        shown(host)
+      }: give a host name or IP address as text (quote it in YAML)`,
     );
   }
   const relay = get<string | null>("relay") ?? undefined;
@@ -297,7 +304,7 @@ function checkNode(
   if (relay) options.relay = relay;
   // Whatever the checks above do not cover, the node itself refuses.
   c.guardKey(path, () => new SshNode(options).validate());
-  const entry: NodeEntry = { options, groups, path };
+  const entry: NodeEntry = { options, groups: [...groups], path };
   const ctx = { node: name, rigNodes, rig };
   if (map.power !== undefined && map.power !== null) {
     entry.power = checkPower(c, [...path, "power"], map.power, ctx);

@@ -20,6 +20,7 @@
  */
 
 import { parse } from "jsr:@std/yaml@^1";
+import { prescanYaml } from "./_yaml_prescan.ts";
 
 /** A 1-based place in the source text. */
 export interface Pos {
@@ -77,19 +78,36 @@ function keyOf(path: readonly PathStep[]): string {
 
 /**
  * Parse one YAML document. Throws {@linkcode YamlSyntaxError} (with the
- * place std reports) for malformed text. Duplicate keys the locator sees are
- * not an error here: they are listed in {@linkcode LocatedYaml.duplicates}
- * (the last value wins in the data) for the caller to report.
+ * place std reports) for malformed text, too deep nesting or tab
+ * indentation. Duplicate keys the locator sees are not an error here: they
+ * are listed in {@linkcode LocatedYaml.duplicates} (the last value wins in
+ * the data) for the caller to report. Positions are located on the first
+ * lookup only: a file that checks out never pays for them.
  */
 export function parseYamlWithPositions(text: string): LocatedYaml {
-  const located = locate(text);
+  const problem = prescanYaml(text);
+  if (problem) {
+    const { message, line, column } = problem;
+    throw new YamlSyntaxError(message, { line, column });
+  }
+  let located: Located | undefined;
+  const locator = (): Located => located ??= locateOrNothing(text);
   let data: unknown;
+  let duplicates: DuplicateKey[] = [];
   try {
     data = parse(text);
   } catch (e) {
     const message = (e as Error).message;
-    if (/duplicated key/.test(message) && located.duplicates.length > 0) {
+    if (e instanceof RangeError) {
+      // The prescan misread something and let a deep nesting through.
+      throw new YamlSyntaxError(
+        "Collections nest too deeply to parse: a rig file needs only a few levels",
+        ORIGIN,
+      );
+    }
+    if (/duplicated key/.test(message) && locator().duplicates.length > 0) {
       // The caller reports duplicates with both places and their meaning.
+      duplicates = locator().duplicates;
       data = parse(text, { allowDuplicateKeys: true });
     } else {
       const m = /^(.*?)(?: at line (\d+), column (\d+))?:?\n/s.exec(
@@ -104,7 +122,7 @@ export function parseYamlWithPositions(text: string): LocatedYaml {
   }
   const nearest = (path: readonly PathStep[]): Pos => {
     for (let n = path.length; n > 0; n--) {
-      const hit = located.table.get(keyOf(path.slice(0, n)));
+      const hit = locator().find(path.slice(0, n));
       if (hit) return hit.key;
     }
     return ORIGIN;
@@ -112,14 +130,35 @@ export function parseYamlWithPositions(text: string): LocatedYaml {
   return {
     data: data ?? null,
     keyAt: nearest,
-    valueAt: (path) => located.table.get(keyOf(path))?.value ?? nearest(path),
-    duplicates: located.duplicates,
+    valueAt: (path) => locator().find(path)?.value ?? nearest(path),
+    duplicates,
   };
 }
 
-interface Entry {
+/** {@linkcode locate}, or no positions at all if it overflows the stack. */
+function locateOrNothing(text: string): Located {
+  try {
+    return locate(text);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    return { find: () => undefined, duplicates: [] };
+  }
+}
+
+/** Where a key (or sequence item) and its value start. */
+export interface Entry {
+  /** The key, or the dash of a sequence item. */
   key: Pos;
+  /** The value; the key when the value is empty. */
   value: Pos;
+}
+
+/** What {@linkcode locate} found. */
+export interface Located {
+  /** Where the key and value at `path` start, if the locator saw them. */
+  find(path: readonly PathStep[]): Entry | undefined;
+  /** Keys given twice in a mapping, in document order. */
+  duplicates: DuplicateKey[];
 }
 
 interface Context {
@@ -137,10 +176,9 @@ interface Context {
  * Where keys and values start, by path. Never throws; parts it does not
  * understand are left out.
  */
-export function locate(
-  text: string,
-): { table: Map<string, Entry>; duplicates: DuplicateKey[] } {
-  const table = new Map<string, Entry>();
+export function locate(text: string): Located {
+  // Offsets only: positions are worked out for the few paths looked up.
+  const table = new Map<string, [number, number]>();
   const duplicates: DuplicateKey[] = [];
   const lineStarts = [0];
   for (let i = 0; i < text.length; i++) {
@@ -166,14 +204,13 @@ export function locate(
     valueOff: number,
     keys?: Map<string, Pos>,
   ) => {
-    const key = pos(keyOff);
     const name = path.at(-1);
     if (keys && typeof name === "string") {
       const first = keys.get(name);
-      if (first) duplicates.push({ path, first, again: key });
-      else keys.set(name, key);
+      if (first) duplicates.push({ path, first, again: pos(keyOff) });
+      else keys.set(name, pos(keyOff));
     }
-    table.set(keyOf(path), { key, value: pos(valueOff) });
+    table.set(keyOf(path), [keyOff, valueOff]);
   };
 
   const isSpace = (ch: string | undefined) =>
@@ -399,5 +436,9 @@ export function locate(
     // Go on at the line after wherever that content ended.
     i = lineEnd(Math.max(resume, first)) + 1;
   }
-  return { table, duplicates };
+  const find = (path: readonly PathStep[]): Entry | undefined => {
+    const hit = table.get(keyOf(path));
+    return hit && { key: pos(hit[0]), value: pos(hit[1]) };
+  };
+  return { find, duplicates };
 }

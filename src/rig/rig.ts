@@ -46,6 +46,7 @@ import {
 } from "./power.ts";
 import type { SerialConfig } from "./serial.ts";
 import { parseYamlWithPositions, YamlSyntaxError } from "./_yaml_positions.ts";
+import { checkRigTextSize, readRigText } from "./_rig_text.ts";
 
 /** The file {@linkcode loadRig} reads when given no path. */
 export const DEFAULT_RIG_FILE = "rigs.yaml";
@@ -184,6 +185,7 @@ function envHome(): string | undefined {
 }
 
 function parseFile(text: string, file: string, home?: string): RigFileData {
+  checkRigTextSize(file, text);
   try {
     return checkRigFile(file, parseYamlWithPositions(text), home);
   } catch (e) {
@@ -273,8 +275,9 @@ export async function loadRig(path?: string, name?: string): Promise<Rig> {
   const file = path ?? DEFAULT_RIG_FILE;
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readRigText(file);
   } catch (e) {
+    if (e instanceof RigFileError) throw e;
     if (path === undefined && e instanceof Deno.errors.NotFound) {
       return parseRig(BUILTIN_RIG_YAML, { file: "<built-in>", name });
     }
