@@ -53,14 +53,16 @@ export function skipReason(): string | null {
  * - `relay`: a node set up as a relay to another;
  * - `sshd-control`: stopping and starting the node's sshd;
  * - `node-is-local`: the node's files and processes are on this machine;
- * - `harness-keys`: the harness's own host and client keys.
+ * - `harness-keys`: the harness's own host and client keys;
+ * - `loopback-timing`: a fresh login within about a second.
  */
 export type HarnessNeed =
   | "second-address"
   | "relay"
   | "sshd-control"
   | "node-is-local"
-  | "harness-keys";
+  | "harness-keys"
+  | "loopback-timing";
 
 const NEEDS: Record<HarnessNeed, string> = {
   "second-address": "a second node address (set FIWI_REMOTE_IP2)",
@@ -68,6 +70,7 @@ const NEEDS: Record<HarnessNeed, string> = {
   "sshd-control": "stopping and starting sshd, which only the harness does",
   "node-is-local": "the node's files and processes on this machine",
   "harness-keys": "the loopback harness's own host and client keys",
+  "loopback-timing": "a fresh login within 1 s, as on loopback",
 };
 
 /**

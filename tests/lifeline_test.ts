@@ -6,13 +6,17 @@ import { controlPool, runAll, type SshNodeOptions } from "../mod.ts";
 import {
   countLocal,
   countRemote,
-  LIVE,
   type LoopbackRig,
-  skipReason,
+  skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
 
-const ignore = skipReason() !== null || LIVE;
+// Nodes on two addresses; it kills the sshd that serves a session.
+const ignore = skipReasonFor(
+  "lifeline tests",
+  "second-address",
+  "node-is-local",
+) !== null;
 const CHILD = new URL("./fixtures/lifeline_child.ts", import.meta.url);
 
 /** Poll `probe` every 100 ms until it returns 0, for at most `ms`; the last count. */

@@ -17,7 +17,7 @@ import {
 } from "../mod.ts";
 import { isRetryable, retryRun } from "../src/node/retry.ts";
 import { resolveRetry, retryDelay } from "../src/process/backoff.ts";
-import { LIVE, skipReason, startLoopbackRig } from "./_loopback.ts";
+import { skipReasonFor, startLoopbackRig } from "./_loopback.ts";
 import { fakeResult } from "./_fake_result.ts";
 
 function result(over: Partial<RunResult> = {}): RunResult {
@@ -194,7 +194,8 @@ Deno.test("retryRun() retries a failure its onFailure hook repaired", async () =
   assertEquals([r.success, r.attempts, seen], [true, 2, [1]]);
 });
 
-const ignore = skipReason() !== null || LIVE;
+// It stops and restarts sshd under running retries.
+const ignore = skipReasonFor("retry tests", "sshd-control") !== null;
 
 Deno.test(
   { name: "rexec() retries against a real sshd", ignore },
