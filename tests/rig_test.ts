@@ -16,7 +16,7 @@ import {
   RigFileError,
 } from "../mod.ts";
 import { formatDuration, parseDuration } from "../src/rig/duration.ts";
-import { expandRanges, splitPattern } from "../src/rig/nodeset.ts";
+import { expandRanges, parseNodeSet } from "../src/rig/nodeset.ts";
 import { locate, parseYamlWithPositions } from "../src/rig/_yaml_positions.ts";
 
 Deno.test("parseDuration() reads units, refuses bare numbers and says why", () => {
@@ -203,23 +203,25 @@ Deno.test("Rig.select() takes names, @groups, globs, ranges, all and exclusions"
   const fails: [string, RegExp][] = [
     [
       "dut3",
-      /^Node pattern "dut3" matches no node in rig "lab": nodes are "dut1", "dut2", "dut10", "pdu"$/,
+      /^Node pattern "dut3" matches no node in rig "lab": did you mean "dut1"\?$/,
     ],
     ["dut1,nope*", /^Node pattern "nope\*" matches no node/],
     [
       "@aps",
-      /^Group "aps" is not defined in rig "lab": known groups are "@duts", "@ap"$/,
+      /^Group "aps" is not defined in rig "lab": did you mean "@ap"\?$/,
     ],
     ["dut1,,dut2", /has an empty item/],
     ["", /^Invalid node pattern ""/],
     ["all,!dut*,!pdu", /^Node pattern "all,!dut\*,!pdu" leaves no node/],
     ["dut[3-1]", /the end is below the start/],
+    ["zzzzzz", /: nodes are "dut1", "dut2", "dut10", "pdu"$/],
+    ["@zzzzzz", /: known groups are "@duts", "@ap"$/],
   ];
   for (const [pattern, want] of fails) {
     const e = assertThrows(() => rig.select(pattern), ConfigurationError);
     assert(want.test(e.message), `${pattern}: ${e.message}`);
   }
-  assertEquals(splitPattern("a[1,2],b"), ["a[1,2]", "b"]);
+  assertEquals(parseNodeSet("a[1,2],b").map((t) => t.item), ["a[1,2]", "b"]);
   assertEquals(expandRanges("r[1-2]n[08-10]"), [
     "r1n08",
     "r1n09",

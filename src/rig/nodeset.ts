@@ -1,14 +1,29 @@
 /**
- * Node-set patterns, in the spirit of clush and pdsh: a comma list whose
- * items are node names, `@group`, globs (`dut*`, `rack?-[ab]`), numeric
- * ranges (`dut[1-4,7]`, `dut[01-12]`), `all`, and `!item` to leave nodes
- * out. Pure functions: the rig supplies names and groups.
+ * Node sets in the clush style, evaluated against a rig's names and groups.
+ * Items: node names, `@group`, globs (`dut*`, `rack?-[ab]`), numeric ranges
+ * with zero padding and steps (`n[01-64/8]`, `dut[1-3,7]`), `all`, and
+ * hosts outside the rig written `[user@]host[:port]` (`root@10.0.0.5:2222`,
+ * `[::1]:2222`, `lab.example.com`). Operators: `,` union, `!` difference,
+ * `&` intersection, `^` symmetric difference, read strictly from left to
+ * right as ClusterShell does (`a,b&c` is `(a,b)&c`); a pattern that starts
+ * with `!` starts from every node. Pure functions: the rig supplies names
+ * and groups and turns ad-hoc hosts into nodes.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { expandRanges, foldNames } from "./nodeset.ts";
+ * assertEquals(expandRanges("n[01-05/2]"), ["n01", "n03", "n05"]);
+ * assertEquals(foldNames(["n01", "n02", "n03", "pdu"]), "n[01-03],pdu");
+ * ```
  *
  * @module
  */
 
 import { globToRegExp } from "jsr:@std/path@^1";
 import { ConfigurationError } from "../errors.ts";
+import { formatNodeList } from "../fanout/collate.ts";
+import { closest } from "./_rig_checker.ts";
 
 /** What a pattern is matched against. */
 export interface NodeSetUniverse {
@@ -20,132 +35,309 @@ export interface NodeSetUniverse {
   groups: ReadonlyMap<string, readonly string[]>;
 }
 
-/** Split a pattern at commas outside brackets. */
-export function splitPattern(pattern: string): string[] {
-  const items: string[] = [];
-  let depth = 0;
-  let current = "";
-  for (const ch of pattern) {
-    if (ch === "[") depth++;
-    if (ch === "]") depth = Math.max(0, depth - 1);
-    if (ch === "," && depth === 0) {
-      items.push(current.trim());
-      current = "";
-    } else current += ch;
-  }
-  items.push(current.trim());
-  return items;
+/** A host outside the rig, from `[user@]host[:port]`. */
+export interface AdHocHost {
+  /** The text as written: the node's name. */
+  text: string;
+  /** Host name or address (IPv6 without brackets). */
+  host: string;
+  /** Login name, when given. */
+  user?: string;
+  /** Port, when given. */
+  port?: number;
 }
 
-const RANGE_RE = /\[(\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)\]/;
+/** The set operators, in the order a pattern gives them. */
+export type NodeSetOperator = "," | "!" | "&" | "^";
+
+/** One operand of a pattern and the operator before it. */
+export interface NodeSetTerm {
+  /** How the item combines with what precedes it. */
+  op: NodeSetOperator;
+  /** The item text, trimmed. */
+  item: string;
+}
+
+/** Most names one item may expand to (ranges multiply). */
+export const MAX_EXPANSION = 100_000;
+
+const OPERATORS = new Set([",", "!", "&", "^"]);
 
 /**
- * Expand numeric ranges: `dut[1-3,7]` → dut1 dut2 dut3 dut7; a lower bound
- * with leading zeros pads every number to its width (`[01-10]`).
+ * Split a pattern into terms at operators outside brackets. A leading `!`
+ * means "every node but"; `,!` is the same as `!` (`all,!dut3`).
  */
-export function expandRanges(item: string): string[] {
-  const m = RANGE_RE.exec(item);
-  if (!m) return [item];
-  const head = item.slice(0, m.index);
-  const tails = expandRanges(item.slice(m.index + m[0].length));
+export function parseNodeSet(pattern: string): NodeSetTerm[] {
+  const terms: NodeSetTerm[] = [];
+  let op: NodeSetOperator = ",";
+  let depth = 0;
+  let start = 0;
+  const push = (end: number) => {
+    const item = pattern.slice(start, end).trim();
+    if (item === "") {
+      throw new ConfigurationError(
+        `Invalid node pattern "${pattern}": it has an empty item`,
+      );
+    }
+    terms.push({ op, item });
+  };
+  let i = 0;
+  if (pattern.trimStart().startsWith("!")) {
+    terms.push({ op: ",", item: "all" });
+    op = "!";
+    i = start = pattern.indexOf("!") + 1;
+  }
+  for (; i < pattern.length; i++) {
+    const ch = pattern[i];
+    if (ch === "[") depth++;
+    else if (ch === "]") depth = Math.max(0, depth - 1);
+    else if (depth === 0 && OPERATORS.has(ch)) {
+      push(i);
+      op = ch as NodeSetOperator;
+      if (ch === "," && pattern[i + 1] === "!") {
+        op = "!";
+        i++;
+      }
+      start = i + 1;
+    }
+  }
+  push(pattern.length);
+  return terms;
+}
+
+/** `[...]` contents that are a numeric range list: `1-3,7`, `01-64/8`. */
+const RANGE_LIST = /^\d+(?:-\d+(?:\/\d+)?)?(?:,\d+(?:-\d+(?:\/\d+)?)?)*$/;
+
+/** An item cut at its range brackets: text, range, text, … */
+function splitRanges(item: string): (string | string[])[] {
+  const parts: (string | string[])[] = [];
+  let text = "";
+  let i = 0;
+  while (i < item.length) {
+    const close = item[i] === "[" ? item.indexOf("]", i) : -1;
+    const inside = close > 0 ? item.slice(i + 1, close) : "";
+    if (close > 0 && RANGE_LIST.test(inside)) {
+      parts.push(text, rangeNumbers(inside, item));
+      text = "";
+      i = close + 1;
+    } else {
+      text += item[i++];
+    }
+  }
+  parts.push(text);
+  return parts;
+}
+
+/** The numbers of a range list, padded as written. */
+function rangeNumbers(list: string, item: string): string[] {
   const out: string[] = [];
-  for (const part of m[1].split(",")) {
-    const [a, b = a] = part.split("-");
+  for (const part of list.split(",")) {
+    const [span, stepText = "1"] = part.split("/");
+    const [a, b = a] = span.split("-");
     const lo = Number(a);
     const hi = Number(b);
+    const step = Number(stepText);
     if (hi < lo) {
       throw new ConfigurationError(
         `Invalid range "${part}" in node pattern "${item}": the end is below the start`,
       );
     }
-    if (hi - lo > 10_000) {
+    if (step < 1) {
       throw new ConfigurationError(
-        `Range "${part}" in node pattern "${item}" is too large: at most 10000 numbers`,
+        `Invalid range "${part}" in node pattern "${item}": the step must be 1 or more`,
+      );
+    }
+    if ((hi - lo) / step >= MAX_EXPANSION) {
+      throw new ConfigurationError(
+        `Range "${part}" in node pattern "${item}" is too large: at most ${MAX_EXPANSION} numbers`,
       );
     }
     const width = a.length > 1 && a.startsWith("0") ? a.length : 0;
-    for (let n = lo; n <= hi; n++) {
-      const num = String(n).padStart(width, "0");
-      for (const tail of tails) out.push(head + num + tail);
+    for (let n = lo; n <= hi; n += step) {
+      out.push(String(n).padStart(width, "0"));
     }
   }
   return out;
 }
 
-function matchItem(item: string, u: NodeSetUniverse): string[] {
-  if (item === "all" || item === "*") return [...u.names];
-  if (item.startsWith("@")) {
-    const group = item.slice(1);
-    const members = u.groups.get(group);
-    if (!members) {
-      const known = [...u.groups.keys()];
-      throw new ConfigurationError(
-        `Group "${group}" is not defined in rig "${u.rig}": ` +
-          (known.length
-            ? `known groups are ${known.map((g) => `"@${g}"`).join(", ")}`
-            : `no node has groups`),
-      );
-    }
-    return [...members];
+/**
+ * Expand numeric ranges: `dut[1-3,7]` → dut1 dut2 dut3 dut7; `n[01-64/8]`
+ * → n01 n09 … n57 (a start with leading zeros pads every number to its
+ * width). Brackets that hold no range (`[ab]`, `[::1]`) stay as written.
+ * Throws {@linkcode ConfigurationError} for a reversed range, a zero step,
+ * or more than {@linkcode MAX_EXPANSION} names.
+ */
+export function expandRanges(item: string): string[] {
+  const parts = splitRanges(item);
+  let total = 1;
+  for (const p of parts) if (Array.isArray(p)) total *= p.length;
+  if (total > MAX_EXPANSION) {
+    throw new ConfigurationError(
+      `Node pattern "${item}" expands to ${total} names: at most ${MAX_EXPANSION}`,
+    );
   }
-  if (RANGE_RE.test(item)) {
-    const wanted = new Set(expandRanges(item));
-    return u.names.filter((n) => wanted.has(n));
+  let names = [""];
+  for (const p of parts) {
+    if (typeof p === "string") names = names.map((n) => n + p);
+    else names = names.flatMap((n) => p.map((num) => n + num));
   }
-  if (/[*?\[]/.test(item)) {
-    const re = globToRegExp(item, { extended: false, globstar: false });
-    return u.names.filter((n) => re.test(n));
-  }
-  return u.names.includes(item) ? [item] : [];
+  return names;
 }
 
 /**
- * Names a pattern selects, in rig order. Throws
- * {@linkcode ConfigurationError} for an empty item, an unknown group, or an
- * item (or the whole pattern) that matches no node.
+ * Read `[user@]host[:port]` (IPv6 as `[::1]:22`, or bare `::1` without a
+ * port). Null for text that does not name a host outside the rig: a plain
+ * word (a rig name or a typo of one), `@group`, a glob.
+ */
+export function parseAdHocHost(text: string): AdHocHost | null {
+  if (/[*?,!&^\s]/.test(text) || text.startsWith("@")) return null;
+  const at = text.lastIndexOf("@");
+  const user = at > 0 ? text.slice(0, at) : undefined;
+  const rest = text.slice(at + 1);
+  let host = rest;
+  let portText: string | undefined;
+  if (rest.startsWith("[")) {
+    const close = rest.indexOf("]");
+    if (close < 0 || !rest.slice(1, close).includes(":")) return null;
+    host = rest.slice(1, close);
+    const after = rest.slice(close + 1);
+    if (after !== "" && !after.startsWith(":")) return null;
+    if (after !== "") portText = after.slice(1);
+  } else if ((rest.match(/:/g) ?? []).length === 1) {
+    [host, portText] = rest.split(":");
+  } else if (!rest.includes(":") && !rest.includes(".") && !user) {
+    return null; // a plain word: a rig name or a typo of one
+  }
+  if (host === "" || /[[\]]/.test(host)) return null;
+  const found: AdHocHost = { text, host };
+  if (user !== undefined) found.user = user;
+  if (portText !== undefined) {
+    const port = Number(portText);
+    if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+      throw new ConfigurationError(
+        `Invalid port "${portText}" in host "${text}": use a whole number from 1 to 65535`,
+      );
+    }
+    found.port = port;
+  }
+  return found;
+}
+
+/** Names one item stands for: rig names, or ad-hoc host texts. */
+function matchItem(
+  item: string,
+  u: NodeSetUniverse,
+  known: ReadonlySet<string>,
+): string[] {
+  if (item === "all" || item === "*") return [...u.names];
+  if (item.startsWith("@")) {
+    return expandRanges(item.slice(1)).flatMap((g) => groupMembers(g, u));
+  }
+  const out: string[] = [];
+  for (const name of expandRanges(item)) {
+    if (known.has(name)) out.push(name);
+    else if (/[*?[]/.test(name) && !parseAdHocHost(name)) {
+      const re = globToRegExp(name, { extended: false, globstar: false });
+      for (const n of u.names) if (re.test(n)) out.push(n);
+    } else if (parseAdHocHost(name)) out.push(name);
+  }
+  return out;
+}
+
+function groupMembers(group: string, u: NodeSetUniverse): readonly string[] {
+  const members = u.groups.get(group);
+  if (members) return members;
+  const known = [...u.groups.keys()];
+  const hint = closest(group, known);
+  throw new ConfigurationError(
+    `Group "${group}" is not defined in rig "${u.rig}": ` +
+      (hint
+        ? `did you mean "@${hint}"?`
+        : known.length
+        ? `known groups are ${listed(known.map((g) => `@${g}`))}`
+        : `no node has groups`),
+  );
+}
+
+/** Apply one term to the working set, in place. */
+function apply(set: Set<string>, op: NodeSetOperator, hits: string[]): void {
+  switch (op) {
+    case ",":
+      for (const h of hits) set.add(h);
+      return;
+    case "!":
+      for (const h of hits) set.delete(h);
+      return;
+    case "&": {
+      const keep = new Set(hits);
+      for (const n of set) if (!keep.has(n)) set.delete(n);
+      return;
+    }
+    case "^":
+      for (const h of new Set(hits)) {
+        if (set.has(h)) set.delete(h);
+        else set.add(h);
+      }
+  }
+}
+
+/**
+ * Names a pattern selects: rig nodes in rig order, then hosts outside the
+ * rig in the order first given (named by their text). Throws
+ * {@linkcode ConfigurationError} for an empty item, an unknown group, an
+ * item that matches no node (with the closest name), or a pattern that
+ * leaves no node.
  */
 export function selectNames(pattern: string, u: NodeSetUniverse): string[] {
   if (typeof pattern !== "string" || pattern.trim() === "") {
     throw new ConfigurationError(
       `Invalid node pattern ${
         JSON.stringify(pattern)
-      }: give names, @groups, globs or "all"`,
+      }: give names, @groups, globs, ranges, hosts or "all"`,
     );
   }
-  const include = new Set<string>();
-  const exclude = new Set<string>();
-  let onlyExclusions = true;
-  for (const raw of splitPattern(pattern)) {
-    if (raw === "") {
-      throw new ConfigurationError(
-        `Invalid node pattern "${pattern}": it has an empty item`,
-      );
-    }
-    const negated = raw.startsWith("!");
-    const item = negated ? raw.slice(1) : raw;
-    const hits = matchItem(item, u);
+  const known = new Set(u.names);
+  const set = new Set<string>();
+  for (const { op, item } of parseNodeSet(pattern)) {
+    const hits = matchItem(item, u, known);
     if (hits.length === 0) {
       throw new ConfigurationError(
         `Node pattern "${item}" matches no node in rig "${u.rig}"` +
-          hint(u),
+          hint(item, u),
       );
     }
-    if (!negated) onlyExclusions = false;
-    for (const name of hits) (negated ? exclude : include).add(name);
+    apply(set, op, hits);
   }
-  // "!dut3" alone means every node but dut3.
-  if (onlyExclusions) { for (const n of u.names) include.add(n); }
-  const picked = u.names.filter((n) => include.has(n) && !exclude.has(n));
-  if (picked.length === 0) {
+  if (set.size === 0) {
     throw new ConfigurationError(
       `Node pattern "${pattern}" leaves no node in rig "${u.rig}"`,
     );
   }
+  const picked = u.names.filter((n) => set.has(n));
+  for (const n of set) if (!known.has(n)) picked.push(n);
   return picked;
 }
 
-function hint(u: NodeSetUniverse): string {
-  const shown = u.names.slice(0, 8).map((n) => `"${n}"`).join(", ");
-  const more = u.names.length > 8 ? ` and ${u.names.length - 8} more` : "";
-  return `: nodes are ${shown}${more}`;
+/**
+ * Fold names into a clush-style node set for display (`n01,n02,n03` →
+ * `n[01-03]`); `expandRanges` of each item gives the names back. Names
+ * holding `:` or brackets (ad-hoc hosts with a port, IPv6) are kept whole,
+ * after the folded ones.
+ */
+export function foldNames(names: readonly string[]): string {
+  const whole = names.filter((n) => /[:[\]]/.test(n));
+  const plain = names.filter((n) => !/[:[\]]/.test(n));
+  return [formatNodeList(plain), ...new Set(whole)].filter((s) => s !== "")
+    .join(",");
+}
+
+function listed(items: readonly string[]): string {
+  const shown = items.slice(0, 8).map((n) => `"${n}"`).join(", ");
+  return items.length > 8 ? `${shown} and ${items.length - 8} more` : shown;
+}
+
+function hint(item: string, u: NodeSetUniverse): string {
+  const near = /[*?[]/.test(item) ? null : closest(item, u.names);
+  if (near) return `: did you mean "${near}"?`;
+  return `: nodes are ${listed(u.names)}`;
 }

@@ -34,9 +34,10 @@
  */
 
 import { ConfigurationError, RigFileError } from "../errors.ts";
-import { SshNode } from "../node/node.ts";
+import { SshNode, type SshNodeOptions } from "../node/node.ts";
 import { checkRigFile, type RigFileData } from "./_rig_schema.ts";
-import { selectNames } from "./nodeset.ts";
+import { parseAdHocHost, selectNames } from "./nodeset.ts";
+import type { Settings } from "./_rig_checker.ts";
 import type { PowerSwitch } from "./_power_tools.ts";
 import {
   type PowerAction,
@@ -95,6 +96,9 @@ export class Rig implements AsyncDisposable {
   readonly powerSwitches: ReadonlyMap<string, PowerSwitch>;
   /** Node name to the serial port its console is wired to (`serial:`). */
   readonly serialPorts: ReadonlyMap<string, SerialConfig>;
+  /** Settings of hosts selected outside the rig (the rig's defaults). */
+  readonly adHocDefaults: Readonly<Partial<SshNodeOptions>>;
+  #adHoc = new Map<string, SshNode>();
 
   /**
    * A rig of ready nodes; {@linkcode loadRig} and {@linkcode parseRig}
@@ -114,6 +118,7 @@ export class Rig implements AsyncDisposable {
       rigNames?: readonly string[];
       powerSwitches?: ReadonlyMap<string, PowerSwitch>;
       serialPorts?: ReadonlyMap<string, SerialConfig>;
+      adHocDefaults?: Partial<SshNodeOptions>;
     } = {},
   ) {
     this.name = name;
@@ -124,6 +129,7 @@ export class Rig implements AsyncDisposable {
     this.rigNames = options.rigNames ?? [name];
     this.powerSwitches = options.powerSwitches ?? new Map();
     this.serialPorts = options.serialPorts ?? new Map();
+    this.adHocDefaults = options.adHocDefaults ?? {};
   }
 
   /** The node called `name`, or undefined. */
@@ -132,18 +138,39 @@ export class Rig implements AsyncDisposable {
   }
 
   /**
-   * Nodes matching `pattern`, in rig order: a comma list of names,
-   * `@group`, globs (`dut*`), numeric ranges (`dut[1-3]`), `all`, and
-   * `!item` to leave nodes out. Throws {@linkcode ConfigurationError} when an
-   * item matches no node.
+   * Nodes a clush-style node set selects (see src/rig/nodeset.ts): names,
+   * `@group`, globs (`dut*`), ranges (`dut[01-64/8]`), `all`, hosts outside
+   * the rig (`[user@]host[:port]`), combined left to right with `,` union,
+   * `!` difference, `&` intersection and `^` symmetric difference. Rig
+   * nodes come in rig order, then the other hosts, as nodes named by their
+   * text with the rig's defaults (the same node for the same text). Throws
+   * {@linkcode ConfigurationError} when an item matches no node.
    */
   select(pattern: string): SshNode[] {
+    const byName = new Map(this.nodes.map((n) => [n.name, n]));
     const names = selectNames(pattern, {
       rig: this.name,
-      names: this.nodes.map((n) => n.name),
+      names: [...byName.keys()],
       groups: this.groups,
     });
-    return names.map((n) => this.node(n)!);
+    return names.map((n) => byName.get(n) ?? this.#adHocNode(n));
+  }
+
+  /** The node for a host outside the rig, made once per text. */
+  #adHocNode(text: string): SshNode {
+    const known = this.#adHoc.get(text);
+    if (known) return known;
+    const { host, user, port } = parseAdHocHost(text)!;
+    const node = new SshNode({
+      ...this.adHocDefaults,
+      name: text,
+      host,
+      ...(user !== undefined && { user }),
+      ...(port !== undefined && { port }),
+    });
+    node.validate();
+    this.#adHoc.set(text, node);
+    return node;
   }
 
   /**
@@ -165,9 +192,10 @@ export class Rig implements AsyncDisposable {
     return powerNodes(this, nodes, action, options);
   }
 
-  /** Close every node's ControlMaster (and console). */
+  /** Close every node's ControlMaster (and console), ad-hoc hosts too. */
   async close(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.close()));
+    const all = [...this.nodes, ...this.#adHoc.values()];
+    await Promise.all(all.map((n) => n.close()));
   }
 
   /** Same as {@linkcode Rig.close}, for `await using`. */
@@ -182,6 +210,21 @@ function envHome(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Node options from the rig-wide settings, for hosts outside the rig. A
+ * host given by address is reached over the network: a rig-wide `local`
+ * transport does not apply to it.
+ */
+function adHocDefaults(settings: Settings): Partial<SshNodeOptions> {
+  const out: Record<string, unknown> = {};
+  for (const [key, { value }] of settings) {
+    if (value !== null && !(key === "transport" && value === "local")) {
+      out[key] = value;
+    }
+  }
+  return out as Partial<SshNodeOptions>;
 }
 
 function parseFile(text: string, file: string, home?: string): RigFileData {
@@ -255,6 +298,7 @@ export function parseRig(text: string, options: ParseRigOptions = {}): Rig {
     if (n.serial) serialPorts.set(n.options.name, n.serial);
   }
   return new Rig(name, nodes, {
+    adHocDefaults: adHocDefaults(entry.defaults),
     powerSwitches,
     serialPorts,
     file,
