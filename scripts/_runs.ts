@@ -42,6 +42,7 @@ export function nodeWith(
     relayMode: node.relayMode,
     ushPath: node.ushPath,
     controlMaster: node.controlMaster,
+    controlPersist: node.controlPersist,
     silent: node.silent,
     console: node.console,
     consoleCommand: node.consoleCommand,

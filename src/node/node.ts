@@ -65,6 +65,12 @@ export interface SshNodeOptions {
   ushPath?: string;
   /** Keep a ControlMaster (default true for ssh; always off for ush/local). */
   controlMaster?: boolean;
+  /**
+   * How long a ControlMaster stays up after its last client, in ms
+   * (default 5 min; ssh counts whole seconds, at least 1): the next run
+   * within it skips the handshake.
+   */
+  controlPersist?: number;
   /** true: lines are not sent to the logger. */
   silent?: boolean;
   /** Takes part in {@linkcode SshNode.openConsoles}. */
@@ -188,6 +194,8 @@ export class SshNode {
   readonly ushPath: string;
   /** Whether a ControlMaster is used (always false for ush and local). */
   readonly controlMaster: boolean;
+  /** How long (ms) the ControlMaster stays up after its last client. */
+  readonly controlPersist: number;
   /** Lines are not sent to the logger. */
   silent: boolean;
   /** Takes part in {@linkcode SshNode.openConsoles}. */
@@ -236,6 +244,7 @@ export class SshNode {
     this.relayMode = o.relayMode ?? "nested";
     this.ushPath = o.ushPath ?? env("FIWI_USH") ?? "ush";
     this.controlMaster = this.transport === "ssh" && (o.controlMaster ?? true);
+    this.controlPersist = o.controlPersist ?? DEFAULT_CONTROL_PERSIST_S * 1000;
     this.silent = o.silent ?? false;
     this.console = o.console ?? false;
     this.consoleCommand = o.consoleCommand ?? "dmesg -w";
@@ -331,6 +340,7 @@ export class SshNode {
     validateTimeout("connectTimeout", this.connectTimeout);
     validateTimeout("ioTimeout", this.ioTimeout);
     validateTimeout("cmdTimeout", this.cmdTimeout);
+    validateTimeout("controlPersist", this.controlPersist);
     this.#validated = true;
   }
 
@@ -346,7 +356,7 @@ export class SshNode {
       ushPath: this.ushPath,
       controlMaster: this.controlMaster,
       controlDir: this.controlDir,
-      controlPersist: DEFAULT_CONTROL_PERSIST_S,
+      controlPersist: Math.max(1, Math.ceil(this.controlPersist / 1000)),
       sshConfig: this.sshConfig,
       identityFile: this.identityFile,
       sshOptions: { ...this.sshOptions },

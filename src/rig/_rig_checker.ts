@@ -45,6 +45,7 @@ export const SETTING_KEYS: Record<string, Kind> = {
   connectTimeout: "duration",
   ioTimeout: "duration",
   cmdTimeout: "duration",
+  controlPersist: "duration",
 };
 
 /** Node, group and rig names: safe in prefixes, patterns and file names. */
