@@ -280,7 +280,10 @@ Deno.test("fiwi run --json: a record per node as it finishes, then the summary",
       `{ while [ ! -e ${cwd}/go ]; do sleep 0.05; done; echo second; }`;
     const p = startFiwi(["run", "--no-log", "--json", cmd], { cwd });
     await p.waitFor(/"stdout":"first\\n"/);
-    assert(!p.stdout().includes(`"stdout":"second`), "second node still running");
+    assert(
+      !p.stdout().includes(`"stdout":"second`),
+      "second node still running",
+    );
     await Deno.writeTextFile(`${cwd}/go`, "");
     const r = await p.done;
     assertEquals(r.code, 0, r.stderr);
@@ -331,4 +334,57 @@ Deno.test({
       assertEquals([r.code, r.stdout], [0, "local: compiled\n"], r.stderr);
     });
   },
+});
+
+Deno.test("fiwi consoles: new kernel messages only by default (dmesg -W), --cmd replaces the command, lines stamped ISO 8601 with offset", async () => {
+  await inTempDir(async (cwd) => {
+    // A dmesg that says how it was called, then waits like dmesg -W does.
+    await Deno.mkdir(`${cwd}/bin`);
+    await Deno.writeTextFile(
+      `${cwd}/bin/dmesg`,
+      '#!/bin/sh\necho "dmesg $*"\nexec sleep 7341\n',
+      { mode: 0o755 },
+    );
+    await Deno.writeTextFile(
+      `${cwd}/rigs.yaml`,
+      "rigs:\n  here:\n    nodes:\n      me: { transport: local, console: true }\n",
+    );
+    const env = { PATH: `${cwd}/bin:${Deno.env.get("PATH")}` };
+    const byDefault = await fiwi(
+      ["consoles", "--no-log", "--duration", "1s"],
+      { cwd, env },
+    );
+    assertEquals(byDefault.code, 0, byDefault.stderr);
+    assertMatch(
+      byDefault.stdout,
+      new RegExp(`^${ISO} \\[me\\] dmesg -W$`, "m"),
+    );
+    const cmd = await fiwi(
+      [
+        "consoles",
+        "--no-log",
+        "-d",
+        "1s",
+        "--cmd",
+        "echo own; exec sleep 7342",
+      ],
+      { cwd, env },
+    );
+    assertMatch(cmd.stdout, new RegExp(`^${ISO} \\[me\\] own$`, "m"));
+    const left = await new Deno.Command("pgrep", {
+      args: ["-f", "sleep 734[12]"],
+    })
+      .output();
+    assertEquals(left.code, 1, "a console command was left running");
+  });
+});
+
+Deno.test("fiwi: a rig's controlPersist reaches ssh in whole seconds", async () => {
+  const { parseRig } = await import("../src/rig/rig.ts");
+  const rig = parseRig(
+    "rigs:\n  r:\n    nodes:\n      a: { host: 192.0.2.1, controlPersist: 90s }\n      b: 192.0.2.2\n",
+  );
+  const [a, b] = rig.select("all");
+  assertMatch(a.argv("true").join(" "), / -o ControlPersist=90 /);
+  assertMatch(b.argv("true").join(" "), / -o ControlPersist=300 /);
 });
