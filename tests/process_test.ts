@@ -351,6 +351,9 @@ Deno.test({ name: "ProcessManager", ignore }, async (t) => {
     const files = [...logs].filter((f) => f.startsWith("/"));
     await rig.sh(`rm -f ${files.join(" ")}`);
     logs.clear();
+    // A live node keeps nothing of the run: the metadata dir goes too, when
+    // empty (on loopback other rigs may share the node user's).
+    if (rig.live) await rig.sh(`rmdir ${META_DIR} 2>/dev/null; true`);
   }
 });
 

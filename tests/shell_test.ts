@@ -170,7 +170,8 @@ Deno.test({ name: "node.openShell() over ssh", ignore }, async (t) => {
     const has = await rig.sh("command -v python3");
     if (has.code !== 0) return;
     await using sh = await node.openShell("python");
-    await sh.send("python3 -i -c ''\n");
+    // -S: no site hooks, so no ~/.python_history is left on the node.
+    await sh.send("python3 -S -i -c ''\n");
     await sh.expect(/>>> /, { timeout: 10_000 });
     await sh.send("print(6 * 7)\n");
     const out = await sh.expect(/>>> /, { timeout: 10_000 });
