@@ -194,7 +194,6 @@ async function preflight(targets: Target[], signal?: AbortSignal) {
   const failures = await Promise.all(
     [...checks.values()].map(async (t) => {
       const r = await t.via.rexec(toolCheckCommand(t.sw), {
-        retry: false,
         cmdTimeout: TOOL_TIMEOUT,
         signal,
       });
