@@ -171,6 +171,13 @@ Deno.test({
     );
     assertMatch(err.message, /is writable by other users.*mode 0777/);
     assertEquals(mode(dir), 0o777, "refused, not repaired");
+    const file = `${tmp.path}/file`;
+    await Deno.writeTextFile(file, "");
+    await assertRejects(
+      () => ensurePrivateDir(`${file}/cm`),
+      ConfigurationError,
+      `"${file}" is not a directory (owner user "root" (uid 0), mode 0644)`,
+    );
   },
 });
 

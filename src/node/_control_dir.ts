@@ -85,7 +85,7 @@ async function check(
   uid: number,
   known?: Deno.FileInfo,
 ): Promise<Checked> {
-  const st = known ?? await Deno.lstat(path);
+  const st = known ?? await lstat(dir, path);
   if (!st.isDirectory) throw await unsafe(dir, path, st, "is not a directory");
   if (!trusted(st, uid)) throw await unsafe(dir, path, st, "belongs to");
   const writable = ((st.mode ?? 0) & 0o022) !== 0;
@@ -117,7 +117,13 @@ async function lstatOrCreate(
       throw cannotCheck(dir, path, e);
     }
   }
-  return await Deno.lstat(path);
+  return await lstat(dir, path);
+}
+
+function lstat(dir: string, path: string): Promise<Deno.FileInfo> {
+  return Deno.lstat(path).catch((e) => {
+    throw cannotCheck(dir, path, e);
+  });
 }
 
 async function makePrivate(
