@@ -145,6 +145,8 @@ Deno.test("pushScript() quotes every path and name, whatever it holds", () => {
   ]);
   assert(script.includes(`d='/d/'\\''; touch /tmp/x; '\\'''`));
   assert(script.includes(`for n in -lead 'new\nline'; do`));
+  // Temp directories of pushes killed mid-way are cleared after a day.
+  assert(script.includes(`-name '.fiwi-tmp-*' -mmin +1440`));
   assertMatch(
     pullCommand("/var/log", ["-x", "a b"]),
     /^tar -c -f - -C \/var\/log \.\/-x '\.\/a b'$/,
