@@ -14,6 +14,7 @@ import { buildArgv } from "../src/transport/argv.ts";
 import {
   MAX_ARG_BYTES,
   maxControlDirBytes,
+  parseRelay,
   validateArgv,
 } from "../src/transport/validate.ts";
 import { MAX_TIMEOUT_MS } from "../src/process/run_options.ts";
@@ -185,6 +186,18 @@ Deno.test("IPv6 hosts work bare or in brackets; ssh gets them bare", async (t) =
     const nested = node({ relay: "ops@::1" }).argv("x");
     assertEquals(nested.at(-2), "ops@::1");
   });
+});
+
+Deno.test("parseRelay() splits user, host and port, IPv6 included", () => {
+  const cases: [string, ReturnType<typeof parseRelay>][] = [
+    ["gw", { user: undefined, host: "gw", port: undefined }],
+    ["ops@gw:2222", { user: "ops", host: "gw", port: 2222 }],
+    ["::1", { user: undefined, host: "::1", port: undefined }],
+    ["ops@[::1]", { user: "ops", host: "::1", port: undefined }],
+    ["[fe80::1%eth0]:22", { user: undefined, host: "fe80::1%eth0", port: 22 }],
+    ["10.0.0.1:022", { user: undefined, host: "10.0.0.1", port: 22 }],
+  ];
+  for (const [relay, parts] of cases) assertEquals(parseRelay(relay), parts);
 });
 
 Deno.test("rexec() to [::1] reaches ssh's connect, not a name lookup", async () => {
