@@ -360,6 +360,49 @@ const BAD: [string, string, string][] = [
     '2:3: Rig "r" has no nodes: add a "nodes:" mapping',
   ],
   [
+    "5000 nested flow brackets",
+    "rigs: " + "[".repeat(5000) + "\n",
+    "1:70: Invalid YAML: Collections nest more than 64 levels deep: a rig file needs only a few",
+  ],
+  [
+    "100 nested block mappings",
+    "rigs:\n" +
+    Array.from({ length: 99 }, (_, i) => `${" ".repeat(i + 1)}k${i}:\n`).join(
+      "",
+    ),
+    "65:65: Invalid YAML: Collections nest more than 64 levels deep: a rig file needs only a few",
+  ],
+  [
+    "100 nested sequences on one line",
+    "rigs: " + "- ".repeat(100) + "x\n",
+    "1:133: Invalid YAML: Collections nest more than 64 levels deep: a rig file needs only a few",
+  ],
+  [
+    "tab-indented line",
+    "rigs:\n  r:\n    nodes:\n\tdut1: x\n",
+    "4:1: Invalid YAML: Tabs are not allowed for indentation: indent with spaces only",
+  ],
+  [
+    "tab after spaces in the indentation",
+    "rigs:\n  r:\n    nodes:\n      a: x\n  \t    b: y\n",
+    "5:3: Invalid YAML: Tabs are not allowed for indentation: indent with spaces only",
+  ],
+  [
+    "host as a number",
+    "rigs:\n  r:\n    nodes:\n      a: {host: 123}\n",
+    "4:17: Invalid host 123: give a host name or IP address as text (quote it in YAML)",
+  ],
+  [
+    "host as a number in the short form",
+    "rigs:\n  r:\n    nodes:\n      a: 10.5\n",
+    "4:10: Invalid host 10.5: give a host name or IP address as text (quote it in YAML)",
+  ],
+  [
+    "text over the size limit",
+    "# " + "x".repeat(1024 * 1024),
+    "1:1048577: The rig file is larger than 1048576 bytes (1 MiB): give a smaller file",
+  ],
+  [
     "several rigs, no default",
     "rigs:\n  a:\n    nodes: {x: h}\n  b:\n    nodes: {y: h}\n",
     'The file defines 2 rigs and no default: add "default: <rig>" or choose one of "a", "b"',

@@ -217,10 +217,12 @@ function checkNode(
   const path: PathStep[] = ["rigs", rig, "nodes", name];
   c.name(name, path, "node");
   // `dut1: 10.0.0.11` is short for `dut1: { host: 10.0.0.11 }`.
-  const map = typeof value === "string"
+  // A number (`dut1: 10.5`) is a host given without quotes: said below.
+  const short = typeof value === "string" || typeof value === "number";
+  const map = short
     ? { host: value }
     : c.mapping(value, path, `node "${name}"`);
-  const hostPath = typeof value === "string" ? path : [...path, "host"];
+  const hostPath = short ? path : [...path, "host"];
   c.knownKeys(map, path, NODE_KEYS, `node "${name}"`);
   const s: Settings = new Map(inherited);
   c.settings(map, path, s);

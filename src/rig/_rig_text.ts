@@ -80,6 +80,14 @@ function firstInvalidByte(bytes: Uint8Array): number {
       return false;
     }
   };
+  if (decodes(bytes.length)) {
+    // Nothing wrong but the end: a character cut short. Find its lead byte.
+    let end = bytes.length - 1;
+    while (end > 0 && end > bytes.length - 4 && (bytes[end] & 0xc0) === 0x80) {
+      end--;
+    }
+    return end;
+  }
   let lo = 0; // decodes
   let hi = bytes.length; // fails (the whole input does)
   while (hi - lo > 1) {
@@ -88,17 +96,16 @@ function firstInvalidByte(bytes: Uint8Array): number {
     else hi = mid;
   }
   let bad = hi - 1;
-  // A lead byte cut short by the byte at `bad` is where the sequence starts.
-  if (bytes[bad] < 0x80 || bytes[bad] >= 0xc0) {
-    for (let back = 1; back <= 3 && bad - back >= 0; back++) {
-      const b = bytes[bad - back];
-      if (b >= 0xc0) {
-        const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
-        if (back < length) bad -= back;
-        break;
-      }
-      if (b < 0x80) break;
+  // When the byte at `bad` falls inside a sequence begun by a lead byte
+  // before it, that lead is where the bad character starts.
+  for (let back = 1; back <= 3 && bad - back >= 0; back++) {
+    const b = bytes[bad - back];
+    if (b >= 0xc0) {
+      const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      if (back < length) bad -= back;
+      break;
     }
+    if (b < 0x80) break;
   }
   return bad;
 }
