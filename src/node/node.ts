@@ -11,6 +11,7 @@ import { ConfigurationError } from "../errors.ts";
 import type { Line } from "../process/lines.ts";
 import { controlPool } from "./pool.ts";
 import { rexecWithRetry } from "./retry.ts";
+import { admit } from "./admission.ts";
 import { openShell, type Shell, type ShellOptions } from "./shell.ts";
 import {
   pull,
@@ -19,7 +20,7 @@ import {
   type TransferResult,
 } from "./transfer.ts";
 import { waitReachable, type WaitReachableOptions } from "./reachable.ts";
-import { SshSession } from "../process/session.ts";
+import { type Admission, SshSession } from "../process/session.ts";
 import {
   type RunOptions,
   type RunResult,
@@ -434,6 +435,16 @@ export class SshNode {
       await ensurePrivateDir(this.controlDir);
       controlPool.track(this.spec);
     }
+  }
+
+  /**
+   * Wait until a run may spawn its client (src/node/admission.ts): one
+   * handshake per ControlMaster, a bounded number of clients connecting at
+   * once, a hung master found while a client waits on it. Resolves null
+   * when `signal` aborted first.
+   */
+  admit(signal: AbortSignal): Promise<Admission | null> {
+    return admit(this, signal);
   }
 
   /**

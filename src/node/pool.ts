@@ -88,6 +88,8 @@ export class ControlPool {
   readonly checkTimeout: number;
   #specs = new Map<string, TransportSpec>();
   #sockets = new Map<string, string>();
+  /** Master pids by socket, as the masters last said in a check. */
+  #pids = new Map<string, number>();
 
   /**
    * Create a pool of ControlMaster sockets to track.
@@ -178,8 +180,9 @@ export class ControlPool {
     if (!argv || !socket) return null;
     const out = await runHelper(argv, this.checkTimeout);
     if (out.code === 0) {
-      const pid = /pid=(\d+)/.exec(out.stderr)?.[1];
-      return { state: "alive", pid: pid ? Number(pid) : null, socket };
+      const pid = Number(/pid=(\d+)/.exec(out.stderr)?.[1]) || null;
+      if (pid) this.#pids.set(socket, pid);
+      return { state: "alive", pid, socket };
     }
     if (!(await exists(socket))) return { state: "absent", pid: null, socket };
     // A check that got no answer at all was killed by its timeout.
@@ -200,7 +203,9 @@ export class ControlPool {
     if (!status || status.state === "alive" || status.state === "absent") {
       return status;
     }
-    if (status.state === "hung") await killMaster(status.socket);
+    const pid = this.#pids.get(status.socket);
+    this.#pids.delete(status.socket);
+    if (status.state === "hung" && pid) await killMaster(pid);
     await Deno.remove(status.socket).catch(() => {});
     log.warn("Replaced the {state} ControlMaster socket {socket} of {node}", {
       node: node.name,
@@ -270,31 +275,17 @@ async function removed(path: string, timeoutMs: number): Promise<boolean> {
 }
 
 /**
- * Kill the master process listening on `socket`. OpenSSH titles a master
- * `ssh: <socket> [mux]`; it is found by reading /proc (pgrep is not among
- * the programs the scripts may run). Only processes of this user are
- * touched.
+ * Kill a hung master by the pid it gave in an earlier check. Through `sh`:
+ * a script may run ssh, sh and setsid only, and Deno.kill needs more. A
+ * master whose pid fiwi never learned (started by another program) is left
+ * alone; its socket is still removed, so no client uses it again.
  */
-async function killMaster(socket: string): Promise<void> {
-  const title = `ssh: ${socket} [mux]`;
-  const uid = Deno.uid();
-  try {
-    for await (const entry of Deno.readDir("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      const dir = `/proc/${entry.name}`;
-      try {
-        const cmdline = await Deno.readTextFile(`${dir}/cmdline`);
-        if (cmdline.replace(/\0+$/, "").replaceAll("\0", " ") !== title) {
-          continue;
-        }
-        if (uid !== null && (await Deno.stat(dir)).uid !== uid) continue;
-        Deno.kill(Number(entry.name), "SIGKILL");
-      } catch { /* gone meanwhile, or not ours */ }
-    }
-  } catch (e) {
-    log.warn("Cannot look for the hung master of {socket}: {error}", {
-      socket,
-      error: e,
+async function killMaster(pid: number): Promise<void> {
+  const out = await runHelper(["sh", "-c", `kill -KILL ${pid}`], 2000);
+  if (out.code !== 0) {
+    log.warn("Cannot kill the hung ControlMaster {pid}: {stderr}", {
+      pid,
+      stderr: out.stderr.trim(),
     });
   }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type FiwiError, TimeoutError } from "../errors.ts";
+import { ConnectionError, type FiwiError, TimeoutError } from "../errors.ts";
 import { classifyFailure } from "../transport/classify.ts";
 import type { TimeoutKind } from "./watchdog.ts";
 import type { RunResult } from "./run_options.ts";
@@ -28,6 +28,8 @@ export interface RunFacts {
   limit?: number;
   /** Stopped by abort or close. */
   aborted: boolean;
+  /** Why the connection was given up before the start line (a connection error). */
+  lost?: string;
   /** Kept output. */
   stdout: string;
   /** Kept stderr, start line removed. */
@@ -55,6 +57,8 @@ export function buildResult(f: RunFacts): RunResult {
         JSON.stringify(f.cmd)
       }`,
     );
+  } else if (f.lost) {
+    error = new ConnectionError(f.lost);
   } else if (!f.aborted && !started && f.status.code !== 0) {
     error = classifyFailure(f.node, f.status.code, f.stderr);
   }

@@ -37,8 +37,18 @@ const encoder = new TextEncoder();
 
 /** A slot to spawn in, from {@linkcode RunTarget.admit}. */
 export interface Admission {
-  /** The run is over its start: it began (`true`) or never will (`false`). */
-  release(started: boolean): void;
+  /**
+   * The run is past its start: it began (`true`) or never will (`false`).
+   * Called at least once; a promise returned by the last call is awaited
+   * before the run resolves.
+   */
+  release(started: boolean): void | Promise<unknown>;
+  /**
+   * Aborted when what the client waits on (a ControlMaster) was found hung
+   * and replaced: an attempt that has not started then ends as a
+   * connection failure, which a retry may repeat.
+   */
+  lost?: AbortSignal;
 }
 
 /** What a run needs of a node. `SshNode` satisfies it. */
@@ -212,9 +222,13 @@ async function pumpRaw(
   bytes: ReadableStream<Uint8Array>,
   sink: (chunk: Uint8Array) => void | Promise<void>,
   onBytes: () => void,
+  signal: AbortSignal,
 ): Promise<void> {
   let failed = false;
-  for await (const chunk of bytes) {
+  // preventCancel off: aborting `signal` cancels the read (see Client.drain).
+  for await (
+    const chunk of bytes.pipeThrough(new TransformStream(), { signal })
+  ) {
     onBytes();
     if (failed) continue;
     try {
@@ -260,7 +274,7 @@ async function execute(
   try {
     return await runClient(target, cmd, argv, opts, signal, admission);
   } finally {
-    admission?.release(false);
+    await admission?.release(false);
   }
 }
 
@@ -280,8 +294,8 @@ async function runClient(
     ownSession: target.transport === "local" || hasControllingTerminal(),
   });
   const limits = limitsOf(target, opts);
-  let stopped: TimeoutKind | "abort" | null = null;
-  const stop = (why: TimeoutKind | "abort") => {
+  let stopped: TimeoutKind | "abort" | "lost" | null = null;
+  const stop = (why: TimeoutKind | "abort" | "lost") => {
     if (stopped) return;
     stopped = why;
     dog.dispose();
@@ -290,7 +304,8 @@ async function runClient(
       cmd,
       reason: why,
     });
-    void client.stop();
+    // Before the start line no remote command runs that could die first.
+    void client.stop(router.started);
   };
   const dog = new Watchdog(limits, stop);
   const router = new OutputRouter({
@@ -310,10 +325,12 @@ async function runClient(
   const sink = opts.stdoutSink;
   const read = (stream: StreamName) =>
     (sink && stream === "stdout"
-      ? pumpRaw(client.stdout, sink, onBytes)
+      ? pumpRaw(client.stdout, sink, onBytes, client.readSignal)
       : pumpLines(client[stream], router.sink(stream), {
         eof: opts.eof ?? "emit",
         onBytes,
+        // Client.drain() aborts it: a master may hold the pipes forever.
+        signal: client.readSignal,
       })).catch((e) => {
         if (!client.stopping) {
           log.warn("Reading {stream} of node {node} failed: {error}", {
@@ -327,6 +344,10 @@ async function runClient(
   const onAbort = () => stop("abort");
   signal.addEventListener("abort", onAbort, { once: true });
   if (signal.aborted) stop("abort");
+  const onLost = () => {
+    if (!router.started) stop("lost");
+  };
+  admission?.lost?.addEventListener("abort", onLost, { once: true });
   const stdin = opts.stdin;
   if (isStdinStream(stdin)) {
     void feedStream(client, stdin, () => dog.activity()).then((ok) => {
@@ -349,8 +370,9 @@ async function runClient(
   } finally {
     dog.dispose();
     signal.removeEventListener("abort", onAbort);
+    admission?.lost?.removeEventListener("abort", onLost);
   }
-  const timedOut = stopped === "abort" ? null : stopped;
+  const timedOut = stopped === "abort" || stopped === "lost" ? null : stopped;
   const result = buildResult({
     node: target.name,
     cmd,
@@ -360,6 +382,9 @@ async function runClient(
     timedOut,
     limit: timedOut ? limits[timedOut] : undefined,
     aborted: stopped === "abort",
+    lost: stopped === "lost"
+      ? `The ControlMaster of node "${target.name}" stopped answering and was replaced`
+      : undefined,
     stdout: router.stdout.text(),
     stderr: router.stderr.text(),
     truncated: router.stdout.truncated || router.stderr.truncated,

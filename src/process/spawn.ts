@@ -107,6 +107,7 @@ export class Client {
   #stdin: WritableStreamDefaultWriter<Uint8Array> | null;
   #exited = false;
   #stopping: Promise<Deno.CommandStatus> | null = null;
+  #drained = new AbortController();
 
   /** @internal use {@linkcode spawnClient} */
   constructor(
@@ -133,6 +134,15 @@ export class Client {
   /** True once the process has exited. */
   get exited(): boolean {
     return this.#exited;
+  }
+
+  /**
+   * Pass it to whatever reads {@linkcode Client.stdout} and
+   * {@linkcode Client.stderr}: {@linkcode Client.drain} aborts it to cancel
+   * the reads (a locked stream can only be cancelled by its reader).
+   */
+  get readSignal(): AbortSignal {
+    return this.#drained.signal;
   }
 
   /** True once {@linkcode Client.stop} was called. */
@@ -175,17 +185,19 @@ export class Client {
 
   /**
    * Tear the client down: close the lifeline, wait briefly for it to end on
-   * its own, then TERM, then KILL. Resolves with its exit status; bounded
-   * in time whatever the node or the master does.
+   * its own (`graceful`: a remote command ran, and its group dies first),
+   * then TERM, then KILL. Resolves with its exit status; bounded in time
+   * whatever the node or the master does.
    */
-  stop(): Promise<Deno.CommandStatus> {
-    this.#stopping ??= this.#stop();
+  stop(graceful = true): Promise<Deno.CommandStatus> {
+    this.#stopping ??= this.#stop(graceful);
     return this.#stopping;
   }
 
-  async #stop(): Promise<Deno.CommandStatus> {
+  async #stop(graceful: boolean): Promise<Deno.CommandStatus> {
     this.releaseLifeline();
-    if (!this.#exited && !(await within(this.status, LIFELINE_GRACE_MS))) {
+    const grace = graceful ? LIFELINE_GRACE_MS : 0;
+    if (!this.#exited && !(await within(this.status, grace))) {
       this.kill("SIGTERM");
       if (!(await within(this.status, KILL_GRACE_MS))) this.kill("SIGKILL");
     }
@@ -198,12 +210,10 @@ export class Client {
    * streams so nothing stays open. Resolves true when they finished.
    */
   async drain(readers: Promise<unknown>): Promise<boolean> {
-    if (await within(readers.then(() => true), DRAIN_GRACE_MS)) return true;
-    await Promise.all([
-      this.stdout.cancel().catch(() => {}),
-      this.stderr.cancel().catch(() => {}),
-    ]);
-    await readers.catch(() => {});
+    const done = readers.then(() => true, () => true);
+    if (await within(done, DRAIN_GRACE_MS)) return true;
+    this.#drained.abort();
+    await done;
     return false;
   }
 }
@@ -256,10 +266,26 @@ export interface HelperResult {
 
 const decoder = new TextDecoder();
 
-async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
+/** Read a stream to its end as text; aborting `signal` ends the read early. */
+async function collect(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): Promise<string> {
   let text = "";
   const d = new TextDecoder();
-  for await (const chunk of stream) text += d.decode(chunk, { stream: true });
+  const reader = stream.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  signal.addEventListener("abort", cancel, { once: true });
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += d.decode(value, { stream: true });
+    }
+  } finally {
+    signal.removeEventListener("abort", cancel);
+    reader.releaseLock();
+  }
   return text + d.decode();
 }
 
@@ -276,8 +302,8 @@ export async function runHelper(
   signal?: AbortSignal,
 ): Promise<HelperResult> {
   const client = spawnClient(argv, { lifeline: false });
-  const out = collect(client.stdout).catch(() => "");
-  const err = collect(client.stderr).catch(() => "");
+  const out = collect(client.stdout, client.readSignal).catch(() => "");
+  const err = collect(client.stderr, client.readSignal).catch(() => "");
   const readers = Promise.all([out, err]);
   const stop = () => client.stop();
   signal?.addEventListener("abort", stop, { once: true });

@@ -1,0 +1,179 @@
+/**
+ * Admission: when a run may spawn its client. Three rules keep a storm of
+ * runs (1280 `rexec` at once, 64 nodes × 20 scheduled commands) from
+ * turning into false connect timeouts and orphans:
+ *
+ * - One handshake per master: while a node's ControlMaster socket does not
+ *   exist, one run (the pioneer) goes alone and becomes the master; the
+ *   others wait until it started (then they multiplex) or failed (then the
+ *   next one tries). Without this every client races to become the master
+ *   and does a full handshake, and the losers run unmultiplexed.
+ * - At most {@linkcode MAX_CONNECTING} clients are connecting (spawned, no
+ *   start line yet) at a time: spawning blocks the event loop, and 2 cores
+ *   cannot do hundreds of handshakes at once anyway. A run's connect
+ *   timeout starts when its client is spawned, so waiting here never counts
+ *   against it.
+ * - A client multiplexing over an existing master that has not started
+ *   after {@linkcode HUNG_MASTER_PROBE_MS} makes the pool ask the master
+ *   (`ssh -O check`, 1 s); a master that does not answer is killed and its
+ *   socket removed. The stuck client then fails as a connection error and
+ *   is retried on a fresh master, well within the connect timeout.
+ *
+ * @module
+ */
+
+import { getLogger } from "npm:@logtape/logtape@^2";
+import type { Admission } from "../process/session.ts";
+import { controlPool, type PoolNode } from "./pool.ts";
+
+/** Clients that may be connecting at once. */
+export const MAX_CONNECTING = 32;
+/** How long a multiplexed client may wait for its start line before the master is checked. */
+export const HUNG_MASTER_PROBE_MS = 2000;
+
+const log = getLogger(["fiwi", "admission"]);
+
+/** A FIFO counting semaphore whose waits end on abort. */
+class Slots {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(size: number) {
+    this.#free = size;
+  }
+  /** Resolves true with a slot, or false when `signal` aborted first. */
+  acquire(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const grant = () => {
+        signal.removeEventListener("abort", cancel);
+        resolve(true);
+      };
+      const cancel = () => {
+        this.#waiting = this.#waiting.filter((w) => w !== grant);
+        resolve(false);
+      };
+      this.#waiting.push(grant);
+      signal.addEventListener("abort", cancel, { once: true });
+    });
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+const connecting = new Slots(MAX_CONNECTING);
+
+/** The runs waiting for one master socket to come up. */
+class MasterGate {
+  #pioneer = false;
+  #waiting: (() => void)[] = [];
+  constructor(readonly socket: string) {}
+
+  /**
+   * Resolves "mux" when the master is up, "pioneer" when this run is to
+   * become the master, or null on abort.
+   */
+  async enter(signal: AbortSignal): Promise<"mux" | "pioneer" | null> {
+    for (;;) {
+      if (signal.aborted) return null;
+      if (await socketExists(this.socket)) return "mux";
+      if (!this.#pioneer) {
+        this.#pioneer = true;
+        return "pioneer";
+      }
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener("abort", done);
+          this.#waiting = this.#waiting.filter((w) => w !== done);
+          resolve();
+        };
+        this.#waiting.push(done);
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  }
+
+  /** The pioneer's run began or failed: everyone waiting looks again. */
+  leave(): void {
+    this.#pioneer = false;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const w of waiting) w();
+  }
+}
+
+const gates = new Map<string, MasterGate>();
+
+function socketExists(path: string): Promise<boolean> {
+  return Deno.lstat(path).then(() => true, () => false);
+}
+
+async function gateOf(node: PoolNode): Promise<MasterGate | null> {
+  if (!node.controlMaster) return null;
+  const socket = await controlPool.socketPath(node);
+  if (!socket) return null;
+  let gate = gates.get(socket);
+  if (!gate) gates.set(socket, gate = new MasterGate(socket));
+  return gate;
+}
+
+/**
+ * After the probe delay, ask a master that has not let the client start; a
+ * hung one is replaced and the waiting attempt is ended as lost (`lost`),
+ * so it is retried on a fresh master.
+ */
+function probeMaster(
+  node: PoolNode,
+  lost: AbortController,
+): ReturnType<typeof setTimeout> {
+  return setTimeout(async () => {
+    const status = await controlPool.repair(node);
+    if (status?.state !== "hung") return;
+    log.warn("The ControlMaster of {node} did not answer and was replaced", {
+      node: node.name,
+    });
+    lost.abort();
+  }, HUNG_MASTER_PROBE_MS);
+}
+
+/**
+ * Wait until a run on `node` may spawn (see the module doc). Resolves null
+ * when `signal` aborted first; otherwise the caller must call `release`
+ * once, when the run started or ended.
+ */
+export async function admit(
+  node: PoolNode,
+  signal: AbortSignal,
+): Promise<Admission | null> {
+  const gate = await gateOf(node);
+  const role = gate ? await gate.enter(signal) : "direct";
+  if (role === null) return null;
+  if (!(await connecting.acquire(signal))) {
+    if (role === "pioneer") gate?.leave();
+    return null;
+  }
+  const lost = new AbortController();
+  const probe = role === "mux" ? probeMaster(node, lost) : undefined;
+  let released = false;
+  let learning: Promise<unknown> | undefined;
+  return {
+    lost: lost.signal,
+    release(started) {
+      if (released) return learning;
+      released = true;
+      clearTimeout(probe);
+      connecting.release();
+      if (role !== "pioneer") return;
+      gate?.leave();
+      // The new master's pid, so a master that hangs later can be killed.
+      if (started) learning = controlPool.check(node).catch(() => {});
+      return learning;
+    },
+  };
+}

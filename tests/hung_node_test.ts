@@ -1,0 +1,133 @@
+// A hung node (its sshd SIGSTOPped mid-run) or a hung ControlMaster must
+// never freeze fiwi: a timeout or abort resolves within its limit plus 2 s,
+// and a master that stops answering is replaced within the connect timeout.
+import { assert, assertEquals } from "jsr:@std/assert@^1";
+import { controlPool } from "../mod.ts";
+import {
+  countRemote,
+  LIVE,
+  type LoopbackRig,
+  skipReason,
+  startLoopbackRig,
+} from "./_loopback.ts";
+
+const ignore = skipReason() !== null || LIVE;
+
+/** Pids of the rig's sshd listener and every process under it. */
+async function sshdTree(rig: LoopbackRig): Promise<number[]> {
+  const root = Number((await Deno.readTextFile(`${rig.dir}/sshd.pid`)).trim());
+  const out = await new Deno.Command("ps", {
+    args: ["-e", "-o", "pid=,ppid="],
+    stdout: "piped",
+  }).output();
+  const children = new Map<number, number[]>();
+  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) {
+    tree.push(...(children.get(tree[i]) ?? []));
+  }
+  return tree;
+}
+
+function signalAll(pids: number[], signal: Deno.Signal): void {
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, signal);
+    } catch { /* gone */ }
+  }
+}
+
+/** Wait until `sleep <token>` runs on the node, at most 5 s. */
+async function running(rig: LoopbackRig, token: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (await countRemote(rig, `sleep ${token}`, true) === 1) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`sleep ${token} never ran`);
+}
+
+async function hungSshdResolvesInTime(
+  rig: LoopbackRig,
+  controlMaster: boolean,
+  token: string,
+  limit: { ioTimeout?: number; cmdTimeout?: number },
+): Promise<void> {
+  await using node = rig.node({ controlMaster });
+  const t0 = performance.now();
+  const run = node.rexec(`sleep ${token}`, { ...limit, retry: false });
+  await running(rig, token);
+  const frozen = await sshdTree(rig);
+  signalAll(frozen, "SIGSTOP");
+  let ms: number;
+  try {
+    const r = await run;
+    ms = performance.now() - t0;
+    assert(r.timedOut !== null, `not a timeout: ${JSON.stringify(r.error)}`);
+  } finally {
+    signalAll(frozen, "SIGCONT");
+  }
+  const bound = (limit.ioTimeout ?? limit.cmdTimeout ?? 0) + 2000 + 1000;
+  // +1000: the time the run took to start before the freeze.
+  assert(ms < bound, `resolved after ${Math.round(ms)} ms (bound ${bound})`);
+  // Once the node runs again, the lifeline's EOF reaches it.
+  for (let i = 0; i < 30; i++) {
+    if (await countRemote(rig, `sleep ${token}`, true) === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assertEquals(await countRemote(rig, `sleep ${token}`, true), 0);
+}
+
+Deno.test({
+  name:
+    "hung node: a timeout resolves within its limit plus 2 s while sshd is SIGSTOPped",
+  ignore,
+}, async (t) => {
+  await using rig = await startLoopbackRig();
+  await t.step(
+    "io timeout, with a ControlMaster",
+    () => hungSshdResolvesInTime(rig, true, "3801", { ioTimeout: 1500 }),
+  );
+  await t.step(
+    "command timeout, with a ControlMaster",
+    () => hungSshdResolvesInTime(rig, true, "3802", { cmdTimeout: 1500 }),
+  );
+  await t.step(
+    "io timeout, without a ControlMaster",
+    () => hungSshdResolvesInTime(rig, false, "3803", { ioTimeout: 1500 }),
+  );
+  await controlPool.closeAll();
+});
+
+Deno.test({
+  name:
+    "hung master: a stopped ControlMaster is replaced within the connect timeout",
+  ignore,
+}, async () => {
+  await using rig = await startLoopbackRig();
+  await using node = rig.node();
+  assert((await node.rexec("true")).success);
+  const status = await controlPool.check(node);
+  assertEquals(status?.state, "alive");
+  Deno.kill(status!.pid!, "SIGSTOP");
+  try {
+    const t0 = performance.now();
+    const r = await node.rexec("echo again", { connectTimeout: 10_000 });
+    const ms = performance.now() - t0;
+    assertEquals(
+      [r.success, r.stdout],
+      [true, "again\n"],
+      `${r.error?.message} ${r.stderr} attempts ${r.attempts}`,
+    );
+    // Found while the attempt waits, replaced, retried: all within the
+    // connect timeout (it used to take the whole timeout and more).
+    assert(ms < 10_000, `took ${Math.round(ms)} ms`);
+    assertEquals((await controlPool.check(node))?.state, "alive");
+  } finally {
+    try {
+      Deno.kill(status!.pid!, "SIGKILL");
+    } catch { /* replaced: already killed */ }
+  }
+});
