@@ -84,6 +84,15 @@ function script(name: string, args: string[], env: Record<string, string>) {
   };
 }
 
+/** The per-node records of `--json` output: NDJSON or one JSON array. */
+function records(stdout: string): Record<string, unknown>[] {
+  const text = stdout.trim();
+  const all = text.startsWith("[")
+    ? JSON.parse(text)
+    : text.split("\n").map((l) => JSON.parse(l));
+  return (all as Record<string, unknown>[]).filter((r) => "node" in r);
+}
+
 /** A script run to its end. */
 function runScript(
   name: string,
@@ -232,7 +241,7 @@ Deno.test({
       async () => {
         const r = await runScript("check", [...rigArgs, "--json"], env);
         assertEquals(r.code, 0, r.stderr);
-        const checks = JSON.parse(r.stdout) as Record<string, unknown>[];
+        const checks = records(r.stdout);
         assertEquals(
           checks.map((c) => [c.node, c.ok, c.reachable, c.hostKey, c.auth]),
           [["n1", true, true, true, true], ["n2", true, true, true, true]],
@@ -250,7 +259,7 @@ Deno.test({
           "--json",
         ], env);
         assertEquals(r.code, 0, r.stderr);
-        const [inventory] = JSON.parse(r.stdout);
+        const [inventory] = records(r.stdout);
         assertEquals([inventory.node, inventory.ok], ["n1", true]);
       },
     );
