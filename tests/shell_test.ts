@@ -254,3 +254,25 @@ Deno.test({ name: "node.openShell() over ssh", ignore }, async (t) => {
     },
   );
 });
+
+Deno.test({
+  name: "openShell() stops retrying when its signal aborts",
+  ignore,
+}, async () => {
+  // Nothing listens on port 1: every attempt is refused, and the retry
+  // would wait 10 s before the next one.
+  await using node = new SshNode({
+    name: "refused",
+    host: "127.0.0.1",
+    port: 1,
+    controlMaster: false,
+  });
+  const ac = new AbortController();
+  const t0 = performance.now();
+  setTimeout(() => ac.abort(new Error("stop opening")), 300);
+  const e = await assertRejects(() =>
+    node.openShell("never", { signal: ac.signal, retry: { delays: [10_000] } })
+  );
+  assertEquals((e as Error).message, "stop opening");
+  assert(performance.now() - t0 < 3000, "the abort ended the retry wait");
+});

@@ -13,6 +13,11 @@
  * QUIT to the process group, then KILL, and removes the metadata.
  *
  * Closing the manager stops its watchers only: the processes keep running.
+ * These are the only processes fiwi detaches on purpose: every other
+ * command dies with the run that started it (the lifeline,
+ * src/transport/wrapper.ts). A process started here is in a session of its
+ * own, outside the group the lifeline kills, and so is anything a user
+ * starts with their own `setsid`; `nohup` alone does not escape it.
  *
  * @example
  * ```ts ignore
@@ -33,6 +38,7 @@ import { getLogger } from "npm:@logtape/logtape@^2";
 import { ConfigurationError, FiwiError } from "../errors.ts";
 import type { SshNode } from "./node.ts";
 import { SshSession } from "../process/session.ts";
+import { resolveRetry, retryDelay } from "../process/backoff.ts";
 import { type RunResult, validateTimeout } from "../process/run_options.ts";
 import { validateCommand } from "../transport/validate.ts";
 import {
@@ -70,10 +76,16 @@ export type {
 
 /** Default of {@linkcode KillOptions.timeout}. */
 export const DEFAULT_KILL_TIMEOUT = 5000;
-/** First wait before a watcher that ended on its own is started again. */
-const WATCH_RESTART_MS = 1000;
-/** The wait doubles while the node stays unreachable, up to this. */
-const WATCH_RESTART_MAX_MS = 30_000;
+/**
+ * Waits before restarting a process watcher that keeps failing: 1 s,
+ * doubling to 30 s while the node is unreachable (the one backoff formula,
+ * src/process/backoff.ts).
+ */
+const WATCH_RESTARTS = resolveRetry({
+  attempts: 100,
+  baseDelay: 1000,
+  maxDelay: 30_000,
+});
 
 const log = getLogger(["fiwi", "process"]);
 
@@ -493,10 +505,7 @@ export class ProcessManager {
       ? 0
       : (this.#failures.get(node) ?? 0) + 1;
     this.#failures.set(node, failures);
-    const wait = Math.min(
-      WATCH_RESTART_MAX_MS,
-      WATCH_RESTART_MS * 2 ** Math.max(0, failures - 1),
-    );
+    const wait = retryDelay(WATCH_RESTARTS, Math.max(1, failures));
     log.warn(
       "The process watcher on {node} ended; restarting in {delayMs} ms: {why}",
       {

@@ -58,6 +58,8 @@ export interface ShellOptions {
   connectTimeout?: number;
   /** Retry opening when the connection fails (as `rexec`; default on). */
   retry?: RetryOptions | false;
+  /** Aborting it stops opening (and waiting between attempts). */
+  signal?: AbortSignal;
 }
 
 /** Options of {@linkcode Shell.run}. */
@@ -149,8 +151,8 @@ export class Shell {
     this.#client = client;
     this.#started.promise.catch(() => {});
     const readers = Promise.all([
-      pump(client.stdout, (t) => this.#out.stdout(t)),
-      pump(client.stderr, (t) => this.#out.stderr(t)),
+      pump(client.stdout, (t) => this.#out.stdout(t), client.readSignal),
+      pump(client.stderr, (t) => this.#out.stderr(t), client.readSignal),
     ]);
     this.#finished = (async () => {
       const status = await client.status;
@@ -374,10 +376,12 @@ export class Shell {
 async function pump(
   bytes: ReadableStream<Uint8Array>,
   onText: (text: string) => void,
+  signal: AbortSignal,
 ): Promise<void> {
   try {
-    for await (const text of bytes.pipeThrough(new TextDecoderStream())) {
-      onText(text);
+    const text = bytes.pipeThrough(new TextDecoderStream(), { signal });
+    for await (const chunk of text) {
+      onText(chunk);
     }
   } catch { /* the client was killed: what arrived is all there is */ }
 }
@@ -398,13 +402,20 @@ async function openOnce(
   name: string,
   shell: string,
   connectTimeout: number,
+  signal?: AbortSignal,
 ): Promise<Shell> {
+  signal?.throwIfAborted();
   const sh = new Shell(node, name, spawn(node, shell));
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const stop = new AbortController();
   try {
     await Promise.race([
       sh.ready,
       new Promise<never>((_, reject) => {
+        signal?.addEventListener("abort", () => reject(signal.reason), {
+          once: true,
+          signal: stop.signal,
+        });
         if (connectTimeout > 0) {
           timer = setTimeout(() =>
             reject(
@@ -422,6 +433,7 @@ async function openOnce(
     throw e;
   } finally {
     clearTimeout(timer);
+    stop.abort();
   }
 }
 
@@ -459,12 +471,13 @@ export async function openShell(
   const connectTimeout = options.connectTimeout ?? node.connectTimeout;
   const attempt = async (): Promise<Shell | Error> => {
     try {
-      return await openOnce(node, name, shell, connectTimeout);
+      return await openOnce(node, name, shell, connectTimeout, options.signal);
     } catch (e) {
       return e as Error;
     }
   };
   const out = await backoff(attempt, policy, {
+    signal: options.signal,
     again: (got) => got instanceof ConnectionError,
     onRetry: (got, _n, wait) =>
       log.warn("Retrying shell {shell} on {node} in {delayMs} ms: {error}", {
@@ -474,6 +487,7 @@ export async function openShell(
         error: (got as Error).message,
       }),
   });
+  if (out.aborted) throw options.signal?.reason ?? out.value;
   if (out.value instanceof Error) throw out.value;
   const sh = out.value;
   if (shells.has(name)) {
