@@ -3,7 +3,7 @@
 // 2 with that line alone. Valid YAML the prescan might misread still loads.
 import process from "node:process";
 import { assert, assertEquals, assertInstanceOf } from "jsr:@std/assert@^1";
-import { parse } from "jsr:@std/yaml@^1";
+import { parse, stringify } from "jsr:@std/yaml@^1";
 import { loadRig, RigFileError } from "../mod.ts";
 import { MAX_RIG_FILE_BYTES } from "../src/rig/_rig_text.ts";
 import { prescanYaml } from "../src/rig/_yaml_prescan.ts";
@@ -145,6 +145,43 @@ Deno.test("the prescan lets valid YAML through that holds tabs, quotes and brack
   for (const text of table) {
     assertEquals(prescanYaml(text), null, JSON.stringify(text));
     assertEquals(parseYamlWithPositions(text).data, parse(text), text);
+  }
+});
+
+Deno.test("the prescan counts the real nesting of random documents in every style", () => {
+  // Seeded: the same 1500 documents every run.
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const bits = ["a", "\t", " ", "'", '"', "[", "]", "{", "}", "#", ":", "- "];
+  bits.push("\n", "|", ">", "&x", "!t", ",", "é", "x y");
+  const text = () =>
+    Array.from(
+      { length: Math.floor(random() * 6) },
+      () => bits[Math.floor(random() * bits.length)],
+    ).join("");
+  const value = (d: number): unknown => {
+    const r = random();
+    if (d > 6 || r < 0.4) return random() < 0.7 ? text() : 42;
+    const n = 1 + Math.floor(random() * 3);
+    if (r < 0.7) {
+      return Object.fromEntries(
+        Array.from({ length: n }, () => [text() || "k", value(d + 1)]),
+      );
+    }
+    return Array.from({ length: n }, () => value(d + 1));
+  };
+  const depth = (v: unknown): number =>
+    typeof v === "object" && v !== null
+      ? 1 + Math.max(0, ...Object.values(v).map(depth))
+      : 0;
+  for (let i = 0; i < 1500; i++) {
+    const v = value(0);
+    const d = depth(v);
+    for (const flowLevel of [-1, 0, 2]) {
+      const yaml = stringify(v, { flowLevel });
+      assertEquals(prescanYaml(yaml, Math.max(d, 1)), null, yaml);
+      if (d > 1) assert(prescanYaml(yaml, d - 1) !== null, yaml);
+    }
   }
 });
 

@@ -80,34 +80,65 @@ function scanLine(
     if (empty || i - start > st.blockScalarParent) return null;
     st.blockScalarParent = null;
   }
-  let valueStart = true;
+  const at = (column: number, message: string): PrescanProblem => ({
+    message,
+    line,
+    column,
+  });
+  const tooDeep = (offset: number) =>
+    st.blocks.length + st.flowDepth > maxDepth
+      ? at(
+        offset - start + 1,
+        `Collections nest more than ${maxDepth} levels deep: a rig file needs only a few`,
+      )
+      : null;
   if (st.quote === null && st.flowDepth === 0 && !empty) {
     const tab = text.slice(start, i).indexOf("\t");
     if (tab >= 0) {
-      return {
-        message:
-          "Tabs are not allowed for indentation: indent with spaces only",
-        line,
-        column: tab + 1,
-      };
+      return at(
+        tab + 1,
+        "Tabs are not allowed for indentation: indent with spaces only",
+      );
     }
-    const indent = i - start;
-    while (st.blocks.length > 0 && st.blocks.at(-1)! >= indent) {
-      st.blocks.pop();
-    }
-    st.blocks.push(indent);
+    closeBlocks(st, i - start);
   }
-  const deep = () =>
-    st.blocks.length + st.flowDepth > maxDepth
-      ? {
-        message:
-          `Collections nest more than ${maxDepth} levels deep: a rig file needs only a few`,
-        line,
-        column: i - start + 1,
-      }
-      : null;
-  const tooDeep = deep();
-  if (tooDeep) return tooDeep;
+  const fresh = st.quote === null && st.flowDepth === 0;
+  return scanTokens(text, i, end, st, fresh, tooDeep);
+}
+
+/** `- ` (or `-` at the end of a line): a block sequence entry. */
+function isDash(text: string, i: number): boolean {
+  return text[i] === "-" && spacedAfter(text, i);
+}
+
+/** Close the block levels at `column` or deeper. */
+function closeBlocks(st: ScanState, column: number): void {
+  while (st.blocks.length > 0 && st.blocks.at(-1)! >= column) st.blocks.pop();
+}
+
+/** A block level opens at `column`: a key's mapping or a dash's sequence. */
+function openBlock(st: ScanState, column: number): void {
+  closeBlocks(st, column);
+  st.blocks.push(column);
+}
+
+/**
+ * The rest of a line from `i`: quotes, flow brackets, comments, block keys
+ * and dashes (each opens a level where it stands: `- - x`, `- key: v`) and
+ * block scalar headers. `fresh`: the line starts in block context.
+ */
+function scanTokens(
+  text: string,
+  i: number,
+  end: number,
+  st: ScanState,
+  fresh: boolean,
+  tooDeep: (offset: number) => PrescanProblem | null,
+): PrescanProblem | null {
+  const lineStart = text.lastIndexOf("\n", i - 1) + 1;
+  let valueStart = true;
+  /** Column of the token a key would start at; -2: the next token; -1: none. */
+  let entry = fresh ? -2 : -1;
   for (; i < end; i++) {
     const ch = text[i];
     if (st.quote !== null) {
@@ -117,31 +148,34 @@ function scanLine(
       continue;
     }
     if (isBlank(ch) || ch === "\r") continue;
-    if (ch === "#" && (i === start || isBlank(text[i - 1]))) break;
-    const next = text[i + 1];
-    const spaced = next === undefined || isBlank(next) || next === "\n" ||
-      next === "\r";
+    if (ch === "#" && (i === lineStart || isBlank(text[i - 1]))) break;
+    const block = st.flowDepth === 0;
+    if (valueStart && entry === -2) entry = i - lineStart;
     if (valueStart && (ch === '"' || ch === "'")) {
       st.quote = ch;
       valueStart = false;
-    } else if ((valueStart || st.flowDepth > 0) && (ch === "[" || ch === "{")) {
+    } else if ((valueStart || !block) && (ch === "[" || ch === "{")) {
       st.flowDepth++;
-      const problem = deep();
-      if (problem) return problem;
+      if (tooDeep(i)) return tooDeep(i);
       valueStart = true;
-    } else if (st.flowDepth > 0 && (ch === "]" || ch === "}")) {
+    } else if (!block && (ch === "]" || ch === "}")) {
       st.flowDepth--;
       valueStart = false;
-    } else if (st.flowDepth > 0 && ch === ",") {
+    } else if (!block && ch === ",") {
       valueStart = true;
-    } else if (ch === ":" && (spaced || st.flowDepth > 0)) {
+    } else if (ch === ":" && (!block || spacedAfter(text, i))) {
+      if (block && entry >= 0) {
+        openBlock(st, entry);
+        const problem = tooDeep(lineStart + entry);
+        if (problem) return problem;
+      }
+      entry = -1;
       valueStart = true;
-    } else if (st.flowDepth === 0 && valueStart && ch === "-" && spaced) {
-      // A compact sequence entry (`- - x`, `- key: v`) opens a level.
-      st.blocks.push(i - start);
-      const problem = deep();
-      if (problem) return problem;
-    } else if (st.flowDepth === 0 && valueStart && (ch === "|" || ch === ">")) {
+    } else if (block && valueStart && isDash(text, i)) {
+      openBlock(st, i - lineStart);
+      if (tooDeep(i)) return tooDeep(i);
+      entry = -2; // the next token's column
+    } else if (block && valueStart && (ch === "|" || ch === ">")) {
       st.blockScalarParent = st.blocks.at(-1) ?? 0;
       break;
     } else if (valueStart && (ch === "&" || ch === "!" || ch === "?")) {
@@ -152,4 +186,10 @@ function scanLine(
     }
   }
   return null;
+}
+
+/** The character after `i` ends a token (`: `, `- `). */
+function spacedAfter(text: string, i: number): boolean {
+  const next = text[i + 1];
+  return next === undefined || isBlank(next) || next === "\n" || next === "\r";
 }
