@@ -38,12 +38,18 @@ Deno.test("parseNodeSet() splits at operators outside brackets, keeping their or
   for (const [pattern, want] of table) {
     assertEquals(parseNodeSet(pattern), want, pattern);
   }
-  for (const bad of ["a,,b", "&a", "a!", "a,", "!"]) {
-    const e = assertThrows(() => parseNodeSet(bad), ConfigurationError);
-    assertEquals(
-      e.message,
-      `Invalid node pattern "${bad}": it has an empty item`,
-    );
+  const bad: [string, string][] = [
+    ["a,,b", "it has an empty item"],
+    ["a,&b", "it has an empty item"],
+    ["&a", '"&" needs a node set before it'],
+    [",a", '"," needs a node set before it'],
+    ["a!", 'nothing follows "!"'],
+    ["a,", 'nothing follows ","'],
+    ["!", 'nothing follows "!"'],
+  ];
+  for (const [pattern, why] of bad) {
+    const e = assertThrows(() => parseNodeSet(pattern), ConfigurationError);
+    assertEquals(e.message, `Invalid node pattern "${pattern}": ${why}`);
   }
 });
 

@@ -75,9 +75,12 @@ export function parseNodeSet(pattern: string): NodeSetTerm[] {
   const push = (end: number) => {
     const item = pattern.slice(start, end).trim();
     if (item === "") {
-      throw new ConfigurationError(
-        `Invalid node pattern "${pattern}": it has an empty item`,
-      );
+      const why = end >= pattern.length
+        ? `nothing follows "${op}"`
+        : terms.length === 0
+        ? `"${pattern[end]}" needs a node set before it`
+        : "it has an empty item";
+      throw new ConfigurationError(`Invalid node pattern "${pattern}": ${why}`);
     }
     terms.push({ op, item });
   };
