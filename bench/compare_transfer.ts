@@ -76,6 +76,9 @@ function tools(s: Setup) {
   const { rig, config, file, remoteDir, localDir, hostsFile } = s;
   const range = `127.0.0.[1-${NODES}]`;
   const pdsh = { PDSH_SSH_ARGS_APPEND: `-F ${config} -o BatchMode=yes` };
+  // clush hands scp its own options (no sftp subsystem on the loopback
+  // sshd: legacy scp protocol, -O), and exits 0 even when scp failed.
+  const clushOptions = `-o '-F ${config}' -O 'scp_options=-O -F ${config}'`;
   const fresh = (sub: string) =>
     `rm -rf ${localDir}/${sub} && mkdir -p ${localDir}/${sub} && `;
   return {
@@ -87,7 +90,7 @@ function tools(s: Setup) {
         ),
       "clush --copy": () =>
         shell(
-          `clush -f ${NODES} -l ${rig.user} -o '-F ${config}' -w '${range}' ` +
+          `clush -f ${NODES} -l ${rig.user} ${clushOptions} -w '${range}' ` +
             `--copy ${file} --dest ${remoteDir}/`,
         ),
       "parallel-scp": () =>
@@ -107,7 +110,7 @@ function tools(s: Setup) {
       "clush --rcopy": () =>
         shell(
           fresh("clush") +
-            `clush -f ${NODES} -l ${rig.user} -o '-F ${config}' -w '${range}' ` +
+            `clush -f ${NODES} -l ${rig.user} ${clushOptions} -w '${range}' ` +
             `--rcopy ${remoteDir}/payload.bin --dest ${localDir}/clush/`,
         ),
       "parallel-slurp": () =>
@@ -179,6 +182,46 @@ const usable = (name: string) =>
     )
   ];
 
+const SIZE = MB * 1024 * 1024;
+
+/** Files of the payload's size under `dir` (some tools exit 0 on failure). */
+async function copiesIn(dir: string): Promise<number> {
+  let n = 0;
+  const visit = async (path: string) => {
+    for await (const e of Deno.readDir(path)) {
+      const p = `${path}/${e.name}`;
+      if (e.isDirectory) await visit(p);
+      else if (e.isFile && (await Deno.stat(p)).size === SIZE) n++;
+    }
+  };
+  await visit(dir).catch(() => {});
+  return n;
+}
+
+/** Time a push; the payload must be on the node afterwards. */
+async function timedPush(name: string, fn: () => Promise<void>) {
+  await Deno.remove(`${remoteDir}/payload.bin`).catch(() => {});
+  const ms = await time(fn);
+  if ((await copiesIn(remoteDir)) < 1) {
+    throw new Error(`${name} copied nothing`);
+  }
+  return ms;
+}
+
+/** Time a pull; every node's copy must be in `sub` afterwards. */
+async function timedPull(name: string, sub: string, fn: () => Promise<void>) {
+  const ms = await time(fn);
+  const n = await copiesIn(`${setup.localDir}/${sub}`);
+  if (n !== NODES) throw new Error(`${name} pulled ${n} of ${NODES} copies`);
+  return ms;
+}
+
+const PULL_DIRS: Record<string, string> = {
+  rpdcp: "rpdcp",
+  "clush --rcopy": "clush",
+  "parallel-slurp": "slurp",
+};
+
 const fiwiPush = (ns: SshNode[]) => async () =>
   mustSucceed(await pushAll(ns, setup.file, remoteDir, { concurrency: NODES }));
 const fiwiPull = (ns: SshNode[]) => async () => {
@@ -205,15 +248,20 @@ try {
   for (const name of Object.keys(t.pull)) if (usable(name)) pull[name] = [];
   await fiwiPush(nodes)(); // masters up, caches warm
   for (let i = 0; i < ROUNDS; i++) {
-    push["fiwi (no master)"].push(await time(fiwiPush(plain)));
-    push["fiwi (warm master)"].push(await time(fiwiPush(nodes)));
+    push["fiwi (no master)"].push(await timedPush("fiwi", fiwiPush(plain)));
+    push["fiwi (warm master)"].push(await timedPush("fiwi", fiwiPush(nodes)));
     for (const name of Object.keys(t.push)) {
-      if (push[name]) push[name].push(await time(t.push[name]));
+      if (push[name]) push[name].push(await timedPush(name, t.push[name]));
     }
-    pull["fiwi (no master)"].push(await time(fiwiPull(plain)));
-    pull["fiwi (warm master)"].push(await time(fiwiPull(nodes)));
+    pull["fiwi (no master)"].push(
+      await timedPull("fiwi", "fiwi", fiwiPull(plain)),
+    );
+    pull["fiwi (warm master)"].push(
+      await timedPull("fiwi", "fiwi", fiwiPull(nodes)),
+    );
     for (const name of Object.keys(t.pull)) {
-      if (pull[name]) pull[name].push(await time(t.pull[name]));
+      if (!pull[name]) continue;
+      pull[name].push(await timedPull(name, PULL_DIRS[name], t.pull[name]));
     }
   }
   // One node: tar through the exec channel vs scp over the same master
