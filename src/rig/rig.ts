@@ -2,10 +2,12 @@
  * Rig inventory: `rigs.yaml` describes named rigs of nodes (host, user,
  * transport, relay, groups, console, timeouts); {@linkcode loadRig} reads
  * one rig as ready {@linkcode SshNode}s and {@linkcode Rig.select} picks
- * nodes by name, `@group`, glob, numeric range or comma list.
+ * nodes with a clush-style node set (names, `@group`, globs, ranges, hosts
+ * outside the rig; `,` `!` `&` `^` left to right).
  *
  * A bad file is refused as a whole, before anything runs, with a
- * {@linkcode RigFileError} naming the file, line and column.
+ * {@linkcode RigFileError} naming the file, line and column; at most 1 MiB
+ * of it is read, and it must be UTF-8 without tabs in its indentation.
  *
  * ```yaml
  * default: lab
