@@ -46,7 +46,9 @@ export const LIFELINE_NAME = "fiwi-lifeline";
 
 /**
  * The watcher, a separate small `sh` (so `ps` shows its name, not the
- * command's text): read the lifeline to EOF; then, if the wrapper (`$1`)
+ * command's text): read the lifeline to EOF (with the shell's own `read`:
+ * nothing is written on it, and `cat` would cost a fork and an exec per
+ * run); then, if the wrapper (`$1`)
  * still runs (or `always`: a shell whose input just ended), TERM its group,
  * wait up to a second for the wrapper to go, and KILL the group, which ends
  * the watcher too. It ignores TERM itself so it lives to send the KILL.
@@ -55,7 +57,7 @@ export const LIFELINE_NAME = "fiwi-lifeline";
  */
 function watcher(always: boolean): string {
   const check = always ? "" : "kill -0 $1 2>/dev/null || exit 0; ";
-  return `sh -c 'cat >/dev/null 2>&1; ${check}trap "" TERM; kill -TERM -$1; ` +
+  return `sh -c 'while read -r _; do :; done; ${check}trap "" TERM; kill -TERM -$1; ` +
     `i=0; while kill -0 $1 2>/dev/null && [ $i -lt 10 ]; do sleep 0.1; ` +
     `i=$((i+1)); done; kill -KILL -$1' ${LIFELINE_NAME} $$`;
 }
