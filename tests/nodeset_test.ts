@@ -4,7 +4,7 @@
 // 100 k names and groups; and `fiwi nodes` as a user runs it.
 import process from "node:process";
 import { assert, assertEquals, assertThrows } from "jsr:@std/assert@^1";
-import { ConfigurationError, parseRig } from "../mod.ts";
+import { ConfigurationError, parseRig, Rig } from "../mod.ts";
 import {
   type AdHocHost,
   expandRanges,
@@ -17,6 +17,7 @@ import {
 } from "../src/rig/nodeset.ts";
 import { optionsFirst } from "../scripts/nodes.ts";
 import { startFiwi } from "./_cli_harness.ts";
+import { skipHere, startLoopbackRig } from "./_loopback.ts";
 
 Deno.test("parseNodeSet() splits at operators outside brackets, keeping their order", () => {
   const table: [string, NodeSetTerm[]][] = [
@@ -366,5 +367,37 @@ Deno.test("fiwi nodes expands, folds and prints NDJSON; a bad pattern is one lin
     ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "a host outside the rig runs a command over ssh with the rig's defaults",
+  ignore: skipHere("ad-hoc host over ssh", "second-address"),
+}, async () => {
+  await using loop = await startLoopbackRig();
+  const rig = new Rig("loop", [loop.node({ index: 0 })], {
+    adHocDefaults: {
+      user: loop.user,
+      ...(loop.port === undefined ? {} : { port: loop.port }),
+      sshConfig: loop.sshConfig,
+      controlDir: `${loop.dir}/cm`,
+    },
+  });
+  try {
+    const host = loop.hosts[1].includes(":")
+      ? `[${loop.hosts[1]}]`
+      : loop.hosts[1];
+    const [inRig, adHoc] = rig.select(`node0,${loop.user}@${host}`);
+    assertEquals([inRig.name, adHoc.name], ["node0", `${loop.user}@${host}`]);
+    const results = await Promise.all(
+      [inRig, adHoc].map((n) => n.rexec("echo $USER", { cmdTimeout: 20_000 })),
+    );
+    assertEquals(
+      results.map((r) => [r.code, r.stdout]),
+      [[0, `${loop.user}\n`], [0, `${loop.user}\n`]],
+    );
+  } finally {
+    await rig.close();
   }
 });
