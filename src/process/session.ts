@@ -23,11 +23,11 @@ import {
   isStdinStream,
   type RunOptions,
   type RunResult,
-  type StdinStream,
   unstartedResult,
   validateRunOptions,
 } from "./run_options.ts";
 import { type Client, hasControllingTerminal, spawnClient } from "./spawn.ts";
+import { feedStream, pumpRaw } from "./_stream_io.ts";
 import { type TimeoutKind, Watchdog } from "./watchdog.ts";
 
 export type { RunOptions, RunResult, StdinStream } from "./run_options.ts";
@@ -184,59 +184,6 @@ async function feed(client: Client, stdin: string | Uint8Array): Promise<void> {
   }
   for (const piece of stdin.split(/(?<=\n)/)) {
     if (piece !== "" && !(await client.write(encoder.encode(piece)))) return;
-  }
-}
-
-/**
- * Copy `size` bytes of a stream payload as the client takes them, calling
- * `onChunk` after each write; resolves false when the stream failed.
- */
-async function feedStream(
-  client: Client,
-  { size, stream }: StdinStream,
-  onChunk: () => void,
-): Promise<boolean> {
-  let left = size;
-  try {
-    for await (const chunk of stream) {
-      if (left <= 0) break;
-      const piece = chunk.byteLength > left ? chunk.subarray(0, left) : chunk;
-      left -= piece.byteLength;
-      if (!(await client.write(piece))) break;
-      onChunk();
-    }
-    return true;
-  } catch (e) {
-    if (!client.stopping) {
-      log.warn("Reading the stdin stream failed: {error}", { error: e });
-    }
-    return false;
-  }
-}
-
-/**
- * Hand every chunk of raw stdout to `sink`; once it throws, read and drop
- * the rest, so the client is never blocked on a full pipe.
- */
-async function pumpRaw(
-  bytes: ReadableStream<Uint8Array>,
-  sink: (chunk: Uint8Array) => void | Promise<void>,
-  onBytes: () => void,
-  signal: AbortSignal,
-): Promise<void> {
-  let failed = false;
-  // preventCancel off: aborting `signal` cancels the read (see Client.drain).
-  for await (
-    const chunk of bytes.pipeThrough(new TransformStream(), { signal })
-  ) {
-    onBytes();
-    if (failed) continue;
-    try {
-      await sink(chunk);
-    } catch (e) {
-      failed = true;
-      log.debug("The stdout sink failed: {error}", { error: e });
-    }
   }
 }
 
