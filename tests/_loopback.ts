@@ -54,7 +54,7 @@ export function skipReason(): string | null {
  * - `sshd-control`: stopping and starting the node's sshd;
  * - `node-is-local`: the node's files and processes are on this machine;
  * - `harness-keys`: the harness's own host and client keys;
- * - `loopback-timing`: a fresh login within about a second.
+ * - `loopback-timing`: logins within a second, runs without network delay.
  */
 export type HarnessNeed =
   | "second-address"
@@ -70,7 +70,8 @@ const NEEDS: Record<HarnessNeed, string> = {
   "sshd-control": "stopping and starting sshd, which only the harness does",
   "node-is-local": "the node's files and processes on this machine",
   "harness-keys": "the loopback harness's own host and client keys",
-  "loopback-timing": "a fresh login within 1 s, as on loopback",
+  "loopback-timing":
+    "the loopback rig's timing (a login within 1 s, runs without network delay)",
 };
 
 /**
