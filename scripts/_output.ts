@@ -15,6 +15,7 @@ import type { CentralLog } from "./_log.ts";
 
 export { colors };
 export { isoLocal } from "./_log.ts";
+import { noteChurn } from "./_log.ts";
 
 const encoder = new TextEncoder();
 
@@ -107,6 +108,7 @@ export class Output {
     const { stdout, stderr } = this.#pending;
     if (stdout === "" && stderr === "") return;
     this.#pending = { stdout: "", stderr: "" };
+    noteChurn(stdout.length + stderr.length);
     const progress = this.#progress;
     if (progress) this.#writeTo("stderr", "\r\x1b[K");
     this.#writeTo("stdout", stdout);

@@ -388,3 +388,18 @@ Deno.test("fiwi: a rig's controlPersist reaches ssh in whole seconds", async () 
   assertMatch(a.argv("true").join(" "), / -o ControlPersist=90 /);
   assertMatch(b.argv("true").join(" "), / -o ControlPersist=300 /);
 });
+
+Deno.test("fiwi: the README's install line has exactly the fiwi task's flags, and compile the same", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks;
+  const flags = /^deno run (.+) scripts\/fiwi\.ts$/.exec(tasks.fiwi)![1];
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  const install =
+    /^deno install -g -f -n fiwi --config deno\.json (.+) scripts\/fiwi\.ts$/m
+      .exec(readme);
+  assert(install, "the README has the install line");
+  assertEquals(install[1], flags);
+  assertEquals(
+    tasks.compile,
+    `deno compile ${flags} --include scripts/ --output bin/fiwi scripts/fiwi.ts`,
+  );
+});
