@@ -183,9 +183,6 @@ export function noteChurn(chars: number): void {
   gc?.({ type: "major", execution: "async" });
 }
 
-/** Lines queued before they are handed over together. */
-const BATCH_LINES = 4096;
-
 /**
  * The configured central log. {@linkcode CentralLog.line} logs one output
  * line; everything else logs through LogTape's loggers, whose records
@@ -199,6 +196,8 @@ export class CentralLog {
   #sink: (Sink & Partial<Disposable>) | null;
   #heads: LineHead;
   #batch: string[] = [];
+  #batchChars = 0;
+  #batchLimit: number;
   #scheduled = false;
 
   /** @param path the file @param id invocation id @param sink its sink */
@@ -206,7 +205,9 @@ export class CentralLog {
     path: string | null,
     id: string,
     sink: (Sink & Partial<Disposable>) | null,
+    batchLimit = 64 * 1024,
   ) {
+    this.#batchLimit = batchLimit;
     this.path = path;
     this.id = id;
     this.#sink = sink;
@@ -239,8 +240,10 @@ export class CentralLog {
     time: number = Date.now(),
   ): void {
     if (this.#sink === null) return;
-    this.#batch.push(this.#heads.head(time, level, category) + text + "\n");
-    if (this.#batch.length >= BATCH_LINES) this.flush();
+    const entry = this.#heads.head(time, level, category) + text + "\n";
+    this.#batch.push(entry);
+    this.#batchChars += entry.length;
+    if (this.#batchChars >= this.#batchLimit) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(() => this.flush());
@@ -253,6 +256,7 @@ export class CentralLog {
     if (this.#batch.length === 0 || this.#sink === null) return;
     const text = this.#batch.join("");
     this.#batch = [];
+    this.#batchChars = 0;
     noteChurn(text.length);
     this.#sink({
       category: ["fiwi", "cli"],
@@ -405,7 +409,13 @@ export async function setupLogging(
   } catch (e) {
     throw failure("Cannot open the log file", s.path, e);
   }
-  const central = new CentralLog(s.path, s.id, sink);
+  // A batch at most a 16th of the file, so files stay near their size.
+  const central = new CentralLog(
+    s.path,
+    s.id,
+    sink,
+    Math.min(64 * 1024, bufferSize),
+  );
   await configure({
     reset: true,
     sinks: { file: central.sink },

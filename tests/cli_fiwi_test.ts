@@ -397,7 +397,7 @@ Deno.test("fiwi: the README's install line has exactly the fiwi task's flags, an
     /^deno install -g -f -n fiwi --config deno\.json (.+) scripts\/fiwi\.ts$/m
       .exec(readme);
   assert(install, "the README has the install line");
-  assertEquals(install[1], flags);
+  assertEquals(install?.[1], flags);
   assertEquals(
     tasks.compile,
     `deno compile ${flags} --include scripts/ --output bin/fiwi scripts/fiwi.ts`,
