@@ -19,97 +19,23 @@
  */
 
 import { SshNode, type SshNodeOptions } from "../mod.ts";
+import { envGet, LIVE, liveRig, SSHD } from "./_live_rig.ts";
+import { closeMasters, must, plainSsh, run, selfProof } from "./_sh.ts";
 
-/** Path of the sshd binary the rig uses. */
-export const SSHD = "/usr/sbin/sshd";
+export {
+  type HarnessNeed,
+  LIVE,
+  missing,
+  skipHere,
+  skipReason,
+  skipReasonFor,
+  SSHD,
+} from "./_live_rig.ts";
+export { countLocal, within } from "./_sh.ts";
+
 /** Name of the unprivileged node account the rig creates when run as root. */
 export const NODE_USER = "fiwitest";
 const NODE_HOME = `/var/lib/${NODE_USER}`;
-
-function envGet(name: string): string | undefined {
-  return Deno.env.get(name) || undefined;
-}
-
-/** True when these tests run against a live rig (`deno task test:live`). */
-export const LIVE = envGet("FIWI_LIVE") === "1" && !!envGet("FIWI_REMOTE_IP");
-
-/** Why integration tests cannot run here, or null when they can. */
-export function skipReason(): string | null {
-  if (LIVE) return null;
-  if (envGet("FIWI_LIVE") === "1") {
-    return "FIWI_LIVE=1 without FIWI_REMOTE_IP: give the live node's address";
-  }
-  try {
-    Deno.statSync(SSHD);
-    return null;
-  } catch {
-    return `no sshd at ${SSHD} (apt-get install openssh-server)`;
-  }
-}
-
-/**
- * What only the loopback harness has, which a case may need:
- * - `second-address`: a second node address (live: `FIWI_REMOTE_IP2`);
- * - `relay`: a node set up as a relay to another;
- * - `sshd-control`: stopping and starting the node's sshd;
- * - `node-is-local`: the node's files and processes are on this machine;
- * - `harness-keys`: the harness's own host and client keys;
- * - `loopback-timing`: logins within a second, runs without network delay.
- */
-export type HarnessNeed =
-  | "second-address"
-  | "relay"
-  | "sshd-control"
-  | "node-is-local"
-  | "harness-keys"
-  | "loopback-timing";
-
-const NEEDS: Record<HarnessNeed, string> = {
-  "second-address": "a second node address (set FIWI_REMOTE_IP2)",
-  relay: "a relay set up by the loopback harness",
-  "sshd-control": "stopping and starting sshd, which only the harness does",
-  "node-is-local": "the node's files and processes on this machine",
-  "harness-keys": "the loopback harness's own host and client keys",
-  "loopback-timing":
-    "the loopback rig's timing (a login within 1 s, runs without network delay)",
-};
-
-/**
- * Why a case needing `needs` cannot run here, or null when it can: no sshd
- * for the loopback rig, or a live rig that lacks one of them.
- */
-export function missing(...needs: HarnessNeed[]): string | null {
-  const base = skipReason();
-  if (base !== null || !LIVE) return base;
-  const lacking = needs.filter((n) =>
-    n !== "second-address" || !envGet("FIWI_REMOTE_IP2")
-  );
-  if (lacking.length === 0) return null;
-  return `on a live rig it needs ${lacking.map((n) => NEEDS[n]).join(", ")}`;
-}
-
-/**
- * For `ignore:` of a test or step: true when the case cannot run here, and
- * then it says why on stderr (Deno prints only "ignored").
- */
-export function skipHere(name: string, ...needs: HarnessNeed[]): boolean {
-  const why = missing(...needs);
-  if (why !== null) console.warn(`skipped: "${name}": ${why}`);
-  return why !== null;
-}
-
-/**
- * {@linkcode missing} for a group of cases (a whole file): the reason, said
- * once on stderr, or null when they can run here.
- */
-export function skipReasonFor(
-  what: string,
-  ...needs: HarnessNeed[]
-): string | null {
-  const why = missing(...needs);
-  if (why !== null && LIVE) console.warn(`skipped: ${what}: ${why}`);
-  return why;
-}
 
 /** A running loopback (or live) rig. */
 export interface LoopbackRig extends AsyncDisposable {
@@ -151,45 +77,6 @@ export interface LoopbackRig extends AsyncDisposable {
   stop(): Promise<void>;
   /** Start sshd again after `stop()`. */
   start(): Promise<void>;
-}
-
-/** Longest a helper command (ssh-keygen, `rig.sh`, ps …) may take. */
-const HELPER_TIMEOUT = 30_000;
-
-async function run(
-  cmd: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), HELPER_TIMEOUT);
-  try {
-    const out = await new Deno.Command(cmd, {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: timeout.signal,
-    }).output();
-    const d = new TextDecoder();
-    if (timeout.signal.aborted) {
-      throw new Error(`${cmd} ${args.join(" ")} ran over ${HELPER_TIMEOUT} ms`);
-    }
-    return {
-      code: out.code,
-      stdout: d.decode(out.stdout),
-      stderr: d.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function must(cmd: string, args: string[]): Promise<string> {
-  const r = await run(cmd, args);
-  if (r.code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr.trim()}`);
-  }
-  return r.stdout;
 }
 
 function freePort(): number {
@@ -253,89 +140,6 @@ async function ensureNodeUser(): Promise<void> {
   ]);
   await Deno.mkdir(`${NODE_HOME}/.ssh`, { recursive: true, mode: 0o700 });
   await must("chown", ["-R", `${NODE_USER}:`, NODE_HOME]);
-}
-
-/** The live node's settings, from `FIWI_REMOTE_*` and `FIWI_SSH_CONFIG`. */
-function liveSettings() {
-  const port = envGet("FIWI_REMOTE_PORT");
-  return {
-    hosts: [envGet("FIWI_REMOTE_IP")!, envGet("FIWI_REMOTE_IP2")]
-      .filter((h): h is string => h !== undefined),
-    user: envGet("FIWI_REMOTE_USER") ?? "root",
-    // Unset: whatever the ssh config says (never a forced 22).
-    port: port === undefined ? undefined : Number(port),
-    sshConfig: envGet("FIWI_SSH_CONFIG") ?? "",
-  };
-}
-
-/** argv of a plain `ssh` to `host`, outside fiwi (no master). */
-function plainSsh(
-  s: { user: string; port?: number; sshConfig: string },
-  host: string,
-  cmd: string,
-): string[] {
-  return [
-    ...(s.sshConfig ? ["-F", s.sshConfig] : []),
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "ConnectTimeout=10",
-    ...(s.port === undefined ? [] : ["-p", String(s.port)]),
-    "--",
-    `${s.user}@${host}`,
-    cmd,
-  ];
-}
-
-/** End the masters whose sockets are in `dir`/cm. */
-async function closeMasters(dir: string): Promise<void> {
-  await run("sh", [
-    "-c",
-    `for s in "${dir}"/cm/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit x 2>/dev/null; done; true`,
-  ]);
-}
-
-async function liveRig(): Promise<LoopbackRig> {
-  const s = liveSettings();
-  // Local only: control sockets and any config a test writes.
-  const dir = await Deno.makeTempDir({ prefix: "fiwi_live_" });
-  const rig: LoopbackRig = {
-    live: true,
-    dir,
-    port: s.port,
-    hosts: s.hosts,
-    user: s.user,
-    sshConfig: s.sshConfig,
-    identityFile: "",
-    relayReady: false,
-    node(options = {}) {
-      const { index = 0, ...rest } = options;
-      // One address, several nodes: a case that needs them apart says so
-      // ("second-address").
-      const host = s.hosts[index % s.hosts.length];
-      return new SshNode({
-        name: `node${index}`,
-        host,
-        user: s.user,
-        ...(s.port === undefined ? {} : { port: s.port }),
-        ...(s.sshConfig ? { sshConfig: s.sshConfig } : {}),
-        controlDir: `${dir}/cm`,
-        ...rest,
-      });
-    },
-    sh: (cmd) => run("ssh", plainSsh(s, s.hosts[0], cmd)),
-    stop() {
-      return Promise.reject(
-        new Error("A live rig's sshd cannot be stopped by the tests"),
-      );
-    },
-    start: () => Promise.resolve(),
-    async [Symbol.asyncDispose]() {
-      await closeMasters(dir);
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-  };
-  return rig;
 }
 
 /** Options of {@linkcode startLoopbackRig}. */
@@ -582,36 +386,6 @@ export async function startLoopbackRig(
 }
 
 /**
- * `promise`, or a rejection naming `what` after `ms`: every wait in a test
- * is bounded, so a missing event fails fast instead of hanging.
- */
-export async function within<T>(
-  ms: number,
-  promise: Promise<T>,
-  what: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`No ${what} within ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// "[s]leep 300" matches "sleep 300" but not the probe's own command line.
-function selfProof(text: string): string {
-  return `[${text[0]}]${text.slice(1)}`;
-}
-
-/**
  * Count live processes of the node user whose full command line contains
  * `text` (plain text, no regex characters), or is exactly `text` when
  * `exact` is set (a wrapper shell whose script mentions it then does not
@@ -627,11 +401,5 @@ export async function countRemote(
       selfProof(text)
     }' || true`,
   );
-  return Number(r.stdout.trim() || "0");
-}
-
-/** Count local processes whose command line contains `text` (plain text). */
-export async function countLocal(text: string): Promise<number> {
-  const r = await run("pgrep", ["-f", "-c", selfProof(text)]);
   return Number(r.stdout.trim() || "0");
 }
