@@ -28,7 +28,11 @@ import { controlPool, type PoolNode } from "./pool.ts";
 
 /** Clients that may be connecting at once. */
 export const MAX_CONNECTING = 32;
-/** How long a multiplexed client may wait for its start line before the master is checked. */
+/**
+ * How long a multiplexed client may wait for its start line before the
+ * master is checked: this, or a third of the run's connect timeout if that
+ * is shorter, so the check (1 s at most) ends before the timeout does.
+ */
 export const HUNG_MASTER_PROBE_MS = 2000;
 
 const log = getLogger(["fiwi", "admission"]);
@@ -131,7 +135,11 @@ async function gateOf(node: PoolNode): Promise<MasterGate | null> {
 function probeMaster(
   node: PoolNode,
   lost: AbortController,
+  connectTimeout: number,
 ): ReturnType<typeof setTimeout> {
+  const delay = connectTimeout > 0
+    ? Math.min(HUNG_MASTER_PROBE_MS, connectTimeout / 3)
+    : HUNG_MASTER_PROBE_MS;
   return setTimeout(async () => {
     const status = await controlPool.repair(node);
     if (status?.state !== "hung") return;
@@ -139,7 +147,7 @@ function probeMaster(
       node: node.name,
     });
     lost.abort();
-  }, HUNG_MASTER_PROBE_MS);
+  }, delay);
 }
 
 /**
@@ -150,6 +158,7 @@ function probeMaster(
 export async function admit(
   node: PoolNode,
   signal: AbortSignal,
+  connectTimeout = 0,
 ): Promise<Admission | null> {
   const gate = await gateOf(node);
   const role = gate ? await gate.enter(signal) : "direct";
@@ -159,7 +168,9 @@ export async function admit(
     return null;
   }
   const lost = new AbortController();
-  const probe = role === "mux" ? probeMaster(node, lost) : undefined;
+  const probe = role === "mux"
+    ? probeMaster(node, lost, connectTimeout)
+    : undefined;
   let released = false;
   let learning: Promise<unknown> | undefined;
   return {

@@ -443,8 +443,11 @@ export class SshNode {
    * once, a hung master found while a client waits on it. Resolves null
    * when `signal` aborted first.
    */
-  admit(signal: AbortSignal): Promise<Admission | null> {
-    return admit(this, signal);
+  admit(
+    signal: AbortSignal,
+    connectTimeout: number,
+  ): Promise<Admission | null> {
+    return admit(this, signal, connectTimeout);
   }
 
   /**

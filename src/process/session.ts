@@ -71,9 +71,13 @@ export interface RunTarget {
   transportArgv(remoteCommand: string): string[];
   /**
    * Wait for a slot to spawn in (the spawn rate, the node's first master);
-   * resolves null when the signal aborted first.
+   * resolves null when the signal aborted first. `connectTimeout` is the
+   * run's, in ms (0: none).
    */
-  admit?(signal: AbortSignal): Promise<Admission | null>;
+  admit?(
+    signal: AbortSignal,
+    connectTimeout: number,
+  ): Promise<Admission | null>;
 }
 
 /**
@@ -216,7 +220,9 @@ async function execute(
       error: null,
     });
   if (signal.aborted) return unstarted();
-  const admission = target.admit ? await target.admit(signal) : null;
+  const admission = target.admit
+    ? await target.admit(signal, limitsOf(target, opts).connect)
+    : null;
   if (target.admit && !admission) return unstarted();
   try {
     return await runClient(target, cmd, argv, opts, signal, admission);
