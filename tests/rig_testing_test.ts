@@ -129,7 +129,7 @@ Deno.test("rigTest() with no rig given skips every test and says why once", asyn
 });
 
 Deno.test({
-  name: "rigTest() on the rig FIWI_RIG names",
+  name: "rigTest() on the rig the environment names",
   ignore: skipReason() !== null,
   async fn(t) {
     await using rig = await startLoopbackRig();
@@ -159,6 +159,32 @@ Deno.test({
       assertEquals(one.code, 0, one.output);
       assertMatch(one.output, /^nodes: n2$/m);
     });
+
+    await t.step(
+      "FIWI_REMOTE_IP (and _IP2) without a rig file: nodes remote1 and remote2",
+      async () => {
+        const remote = {
+          FIWI_REMOTE_IP: rig.hosts[0],
+          FIWI_REMOTE_IP2: rig.hosts[1] ?? rig.hosts[0],
+          FIWI_REMOTE_USER: rig.user,
+          ...(rig.port === undefined
+            ? {}
+            : { FIWI_REMOTE_PORT: String(rig.port) }),
+          ...(rig.sshConfig ? { FIWI_SSH_CONFIG: rig.sshConfig } : {}),
+          FIWI_CONTROL_DIR: controlDir,
+        };
+        const filter = ["--filter", "names the selected nodes"];
+        const r = await denoTest(FIXTURE, rig.dir, remote, filter);
+        assertEquals(r.code, 0, r.output);
+        assertMatch(r.output, /^nodes: remote1,remote2$/m);
+        const bad = await denoTest(FIXTURE, rig.dir, {
+          ...remote,
+          FIWI_REMOTE_PORT: "22x",
+        }, filter);
+        assertEquals(bad.code, 1, bad.output);
+        assertMatch(bad.output, /Invalid FIWI_REMOTE_PORT "22x"/);
+      },
+    );
 
     await t.step(
       "a test over its time limit fails and leaves nothing running on the node",
