@@ -13,6 +13,7 @@
 import { delay } from "jsr:@std/async@^1/delay";
 import { runAll } from "../src/fanout/run_all.ts";
 import type { RunResult } from "../src/process/session.ts";
+import type { SshNode } from "../src/node/node.ts";
 import {
   type CliContext,
   type CliSpec,
@@ -68,8 +69,160 @@ interface NodeTally {
   interrupted: number;
 }
 
+/** What a poll has done so far. */
+class PollTally {
+  ticks = 0;
+  skipped = 0;
+  interrupted = 0;
+  readonly nodes: Map<string, NodeTally>;
+
+  constructor(names: string[]) {
+    this.nodes = new Map(
+      names.map((
+        n,
+      ) => [n, { runs: 0, ok: 0, failures: new Map(), interrupted: 0 }]),
+    );
+  }
+
+  get runs(): number {
+    return [...this.nodes.values()].reduce((s, t) => s + t.runs, 0);
+  }
+
+  get ok(): number {
+    return [...this.nodes.values()].reduce((s, t) => s + t.ok, 0);
+  }
+
+  /** Count one run; a run stopped by Ctrl-C is interrupted, not failed. */
+  add(r: RunResult): void {
+    const t = this.nodes.get(r.node)!;
+    if (r.aborted) {
+      this.interrupted++;
+      t.interrupted++;
+      return;
+    }
+    t.runs++;
+    if (r.success) t.ok++;
+    else {
+      const why = outcome(r);
+      t.failures.set(why, (t.failures.get(why) ?? 0) + 1);
+    }
+  }
+}
+
+/** What every tick needs. */
+interface TickSetup {
+  ctx: CliContext;
+  nodes: SshNode[];
+  cmd: string;
+  cmdTimeout?: number;
+  pad: (name: string) => string;
+}
+
+/** Fire every node once; prints the tick's header, lines and failures. */
+async function runTick(s: TickSetup, tally: PollTally): Promise<void> {
+  const { out, json, interrupt } = s.ctx;
+  const tick = ++tally.ticks;
+  const at = isoLocal(Date.now());
+  if (!json) {
+    out.out(
+      out.paint(colors.bold, `--- tick ${tick} ${at}`),
+      `--- tick ${tick} ${at}`,
+    );
+  }
+  let done = 0;
+  let failed = 0;
+  const results: RunResult[] = await runAll(
+    s.nodes.map((n) =>
+      observed(n, (r) => {
+        done++;
+        if (!r.success && !r.aborted) failed++;
+        out.progress(done, failed, s.nodes.length, `tick ${tick}`);
+      })
+    ),
+    s.cmd,
+    {
+      // Every node at the same instant: no queueing inside a tick.
+      concurrency: s.nodes.length,
+      cmdTimeout: s.cmdTimeout,
+      // The next tick is the retry: a tick must not stretch.
+      retry: false,
+      signal: interrupt,
+      onLine: json ? undefined : (line) => {
+        const prefix = s.pad(line.node);
+        const shown = `${
+          out.paint(colors.cyan, prefix, line.stream)
+        }: ${line.text}`;
+        if (line.stream === "stdout") {
+          out.out(shown, `${prefix}: ${line.text}`);
+        } else out.err(shown, `${prefix}: ${line.text}`);
+      },
+    },
+  );
+  out.clearProgress();
+  for (const r of results) {
+    tally.add(r);
+    if (json) out.out(JSON.stringify({ tick, at, ...resultJson(r) }));
+    else if (!r.success && !r.aborted) {
+      const why = outcome(r);
+      out.err(
+        `${s.pad(r.node)}: ${out.paint(colors.red, why, "stderr")}${
+          r.error ? ` (${r.error.message})` : ""
+        }`,
+        `${s.pad(r.node)}: ${why}`,
+      );
+    }
+  }
+}
+
+/** The summary: a JSON record, or a line and a table per node on stderr. */
+function printSummary(
+  ctx: CliContext,
+  tally: PollTally,
+  elapsed: number,
+): void {
+  const { out, json, interrupt } = ctx;
+  const { ticks, skipped, interrupted, runs, ok } = tally;
+  if (json) {
+    out.out(JSON.stringify({
+      summary: {
+        ticks,
+        skipped,
+        interrupted: interrupt.aborted,
+        interruptedRuns: interrupted,
+        runs,
+        ok,
+        failed: runs - ok,
+        elapsedMs: Math.round(elapsed),
+        nodes: Object.fromEntries(
+          [...tally.nodes].map(([name, t]) => [name, {
+            runs: t.runs,
+            ok: t.ok,
+            interrupted: t.interrupted,
+            failures: Object.fromEntries(t.failures),
+          }]),
+        ),
+      },
+    }));
+    return;
+  }
+  out.err(
+    `${interrupt.aborted ? "Interrupted after" : "Done:"} ${ticks} tick${
+      ticks === 1 ? "" : "s"
+    } in ${(elapsed / 1000).toFixed(1)} s, ${ok}/${runs + interrupted} runs ok${
+      interrupted ? `, ${interrupted} interrupted` : ""
+    }${skipped ? `, ${skipped} ticks skipped (overrun)` : ""}`,
+  );
+  const rows = [["  NODE", "RUNS", "OK", "FAILED"]];
+  for (const [name, t] of tally.nodes) {
+    const failures = [...t.failures].map(([why, n]) => `${n}× ${why}`)
+      .join(", ");
+    rows.push([`  ${name}`, String(t.runs), String(t.ok), failures || "0"]);
+  }
+  for (const line of formatTable(rows)) out.err(line);
+}
+
 async function poll(ctx: CliContext): Promise<number> {
-  const { flags, out, json, interrupt } = ctx;
+  const { flags, out, interrupt } = ctx;
   const cmd = ctx.rest.join(" ");
   if (cmd.trim() === "") {
     throw new UsageError(
@@ -85,21 +238,13 @@ async function poll(ctx: CliContext): Promise<number> {
   const count = intFlag(flags, "count", 1);
   const cmdTimeout = durationFlag(flags, "timeout");
   const { nodes } = await ctx.selectNodes();
-  const pad = padNames(nodes);
-  const tally = new Map<string, NodeTally>(
-    nodes.map((
-      n,
-    ) => [n.name, { runs: 0, ok: 0, failures: new Map(), interrupted: 0 }]),
-  );
+  const setup = { ctx, nodes, cmd, cmdTimeout, pad: padNames(nodes) };
+  const tally = new PollTally(nodes.map((n) => n.name));
   const t0 = performance.now();
-  let ticks = 0;
-  let skipped = 0;
-  let tick = 0;
-  let interrupted = 0;
+  let slot = 0;
   try {
-    while (!interrupt.aborted && (count === undefined || ticks < count)) {
-      const due = t0 + tick * interval;
-      const wait = due - performance.now();
+    while (!interrupt.aborted && (count === undefined || tally.ticks < count)) {
+      const wait = t0 + slot * interval - performance.now();
       if (wait > 0) {
         try {
           await delay(wait, { signal: interrupt });
@@ -107,136 +252,23 @@ async function poll(ctx: CliContext): Promise<number> {
           break; // Ctrl-C while waiting
         }
       }
-      ticks++;
-      const at = isoLocal(Date.now());
-      if (!json) {
-        out.out(
-          out.paint(colors.bold, `--- tick ${ticks} ${at}`),
-          `--- tick ${ticks} ${at}`,
-        );
-      }
-      let done = 0;
-      let failed = 0;
-      const results: RunResult[] = await runAll(
-        nodes.map((n) =>
-          observed(n, (r) => {
-            done++;
-            if (!r.success && !r.aborted) failed++;
-            out.progress(done, failed, nodes.length, `tick ${ticks}`);
-          })
-        ),
-        cmd,
-        {
-          // Every node at the same instant: no queueing inside a tick.
-          concurrency: nodes.length,
-          cmdTimeout,
-          // The next tick is the retry: a tick must not stretch.
-          retry: false,
-          signal: interrupt,
-          onLine: json ? undefined : (line) => {
-            const prefix = pad(line.node);
-            const shown = `${
-              out.paint(colors.cyan, prefix, line.stream)
-            }: ${line.text}`;
-            if (line.stream === "stdout") {
-              out.out(shown, `${prefix}: ${line.text}`);
-            } else out.err(shown, `${prefix}: ${line.text}`);
-          },
-        },
-      );
-      out.clearProgress();
-      for (const r of results) {
-        const t = tally.get(r.node)!;
-        if (r.aborted) {
-          // In flight at Ctrl-C: neither ok nor failed.
-          interrupted++;
-          t.interrupted++;
-          if (json) {
-            out.out(JSON.stringify({ tick: ticks, at, ...resultJson(r) }));
-          }
-          continue;
-        }
-        t.runs++;
-        if (r.success) t.ok++;
-        else {
-          const why = outcome(r);
-          t.failures.set(why, (t.failures.get(why) ?? 0) + 1);
-          if (!json) {
-            out.err(
-              `${pad(r.node)}: ${out.paint(colors.red, why, "stderr")}${
-                r.error ? ` (${r.error.message})` : ""
-              }`,
-              `${pad(r.node)}: ${why}`,
-            );
-          }
-        }
-        if (json) {
-          out.out(JSON.stringify({ tick: ticks, at, ...resultJson(r) }));
-        }
-      }
+      await runTick(setup, tally);
       if (interrupt.aborted) break;
-      // The next tick on the grid that is still ahead: a slow tick
-      // skips the ones it overran instead of firing them late.
+      // The next slot on the grid that is still ahead: a slow tick skips
+      // the ones it overran instead of firing them late.
       const next = Math.max(
-        tick + 1,
+        slot + 1,
         Math.ceil((performance.now() - t0) / interval),
       );
-      skipped += next - tick - 1;
-      tick = next;
+      tally.skipped += next - slot - 1;
+      slot = next;
     }
   } finally {
     out.clearProgress();
   }
-  const elapsed = performance.now() - t0;
-  const all = [...tally.values()];
-  const runs = all.reduce((s, t) => s + t.runs, 0);
-  const ok = all.reduce((s, t) => s + t.ok, 0);
-  if (json) {
-    out.out(JSON.stringify({
-      summary: {
-        ticks,
-        skipped,
-        interrupted: interrupt.aborted,
-        interruptedRuns: interrupted,
-        runs,
-        ok,
-        failed: runs - ok,
-        elapsedMs: Math.round(elapsed),
-        nodes: Object.fromEntries(
-          [...tally].map(([name, t]) => [name, {
-            runs: t.runs,
-            ok: t.ok,
-            interrupted: t.interrupted,
-            failures: Object.fromEntries(t.failures),
-          }]),
-        ),
-      },
-    }));
-  } else {
-    out.err(
-      `${interrupt.aborted ? "Interrupted after" : "Done:"} ${ticks} tick${
-        ticks === 1 ? "" : "s"
-      } in ${(elapsed / 1000).toFixed(1)} s, ${ok}/${
-        runs + interrupted
-      } runs ok${interrupted ? `, ${interrupted} interrupted` : ""}${
-        skipped ? `, ${skipped} ticks skipped (overrun)` : ""
-      }`,
-    );
-    const rows = [["  NODE", "RUNS", "OK", "FAILED"]];
-    for (const [name, t] of tally) {
-      const failures = [...t.failures].map(([why, n]) => `${n}× ${why}`)
-        .join(", ");
-      rows.push([
-        `  ${name}`,
-        String(t.runs),
-        String(t.ok),
-        failures || "0",
-      ]);
-    }
-    for (const line of formatTable(rows)) out.err(line);
-  }
+  printSummary(ctx, tally, performance.now() - t0);
   if (interrupt.aborted) return interrupt.exitCode ?? 130;
-  return ok === runs ? 0 : 1;
+  return tally.ok === tally.runs ? 0 : 1;
 }
 
 /** `fiwi poll`: resolves with the exit code. */
