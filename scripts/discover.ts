@@ -1,7 +1,8 @@
 /**
  * `fiwi discover`: power, USB and serial inventory of every node,
  * gathered by a POSIX sh probe fed to `sh -s` (nothing to install on the
- * node). Prints a table per node, or JSON (`--json`), and can write the
+ * node). Prints a table per node, or one JSON object per node as it is
+ * probed and a summary (`--json`), and can write the
  * whole inventory as YAML (`--write FILE`).
  *
  * @module
@@ -46,7 +47,7 @@ const SPEC: CliSpec = {
   examples: [
     "fiwi discover",
     "fiwi discover --nodes @duts --write inventory.yaml",
-    "fiwi discover --json | jq '.[].powerControl'",
+    "fiwi discover --json | jq 'select(.node) | .powerControl'",
   ],
 };
 
@@ -133,14 +134,23 @@ async function discoverNodes(ctx: CliContext): Promise<number> {
       onInventory: (inv) => {
         done++;
         if (!inv.ok) failed++;
+        if (json) out.out(JSON.stringify(inv));
         out.progress(done, failed, nodes.length, "probing");
       },
     });
   } finally {
     out.clearProgress();
   }
-  if (json) out.out(JSON.stringify(inventories, null, 2));
-  else {
+  if (json) {
+    const ok = inventories.filter((i) => i.ok).length;
+    out.out(JSON.stringify({
+      summary: {
+        nodes: inventories.length,
+        ok,
+        failed: inventories.length - ok,
+      },
+    }));
+  } else {
     inventories.forEach((inv, i) => {
       if (i > 0) out.out("");
       printInventory(inv, out);

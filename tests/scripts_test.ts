@@ -491,7 +491,11 @@ Deno.test("scripts: the built-in local rig works with no rig file and no SSH", a
         );
         const json = await script("discover", ["--root", FIXTURE, "--json"]);
         assertEquals(json.code, 0, json.stderr);
-        const inventories = JSON.parse(json.stdout);
+        const records = json.stdout.trim().split("\n").map((l) =>
+          JSON.parse(l)
+        );
+        assertEquals(records.pop().summary, { nodes: 1, ok: 1, failed: 0 });
+        const inventories = records;
         assertEquals(parseYaml(await Deno.readTextFile(yamlFile)), inventories);
         assertEquals(inventories[0].powerControl.length, 3);
       },
@@ -747,7 +751,7 @@ Deno.test("scripts: against the loopback rig", {
           "--json",
         ]);
         assertEquals(r.code, 0, r.stderr);
-        const [inv] = JSON.parse(r.stdout);
+        const [inv] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
         assertEquals([inv.node, inv.ok, inv.usb.length, inv.serial.length], [
           "n1",
           true,
