@@ -403,3 +403,65 @@ Deno.test("fiwi: the README's install line has exactly the fiwi task's flags, an
     `deno compile ${flags} --include scripts/ --output bin/fiwi scripts/fiwi.ts`,
   );
 });
+
+Deno.test("isoLocal() is ISO 8601 local time with its offset, and names the same instant", async () => {
+  const { isoLocal } = await import("../scripts/_log_format.ts");
+  for (const ms of [0, 1_700_000_000_123, Date.now()]) {
+    const text = isoLocal(ms);
+    assertMatch(text, new RegExp(`^${ISO}$`));
+    assertEquals(Date.parse(text), ms);
+  }
+});
+
+Deno.test("parseSize() reads bytes and K/M/G sizes and explains the rest", async () => {
+  const { parseSize } = await import("../scripts/_log.ts");
+  const cases: [string, number | RegExp][] = [
+    ["1048576", 1048576],
+    ["512K", 512 * 1024],
+    ["50M", 50 * 1024 ** 2],
+    ["1g", 1024 ** 3],
+    ["2MiB", 2 * 1024 ** 2],
+    ["10", /at least 1K/],
+    ["-5M", /give bytes or a size/],
+    ["lots", /give bytes or a size/],
+  ];
+  for (const [text, want] of cases) {
+    const got = parseSize(text);
+    if (typeof want === "number") assertEquals(got, want, text);
+    else assertMatch(String(got), want, text);
+  }
+});
+
+Deno.test("normalizeArgs() gives options their next word and flags never, up to the command", async () => {
+  const { normalizeArgs } = await import("../scripts/_args.ts");
+  const specs = [
+    { name: "timeout", short: "t", arg: "D", help: "" },
+    { name: "collate", short: "b", help: "" },
+  ];
+  const k = "\u00b7";
+  const cases: [string[], string[]][] = [
+    [["-t", "-5s", "ls"], [`--${k}timeout=-5s`, "ls"]],
+    [["--collate", "true"], [`--${k}collate=true`, "true"]],
+    [["--collate=no", "ls", "-b"], ["ls", "-b"]],
+    [["-t5s", "--", "-b"], [`--${k}timeout=5s`, "--", "-b"]],
+    [["--nope", "x"], ["--nope", "x"]],
+  ];
+  for (const [args, want] of cases) {
+    assertEquals(normalizeArgs(specs, args), want, args.join(" "));
+  }
+});
+
+Deno.test("fiwi: times carry the local offset (TZ=Asia/Kolkata gives +05:30)", async () => {
+  await inTempDir(async (cwd) => {
+    const env = { TZ: "Asia/Kolkata" };
+    const r = await fiwi(["run", "--log", "tz.log", "echo x"], { cwd, env });
+    assertEquals(r.code, 0, r.stderr);
+    const log = await Deno.readTextFile(`${cwd}/tz.log`);
+    assertMatch(log, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+05:30 INF /);
+    const poll = await fiwi(["poll", "--no-log", "-n", "1", "true"], {
+      cwd,
+      env,
+    });
+    assertMatch(poll.stdout, /^--- tick 1 \S+\+05:30$/m);
+  });
+});
