@@ -241,7 +241,9 @@ Deno.test({
       async () => {
         const r = await runScript("check", [...rigArgs, "--json"], env);
         assertEquals(r.code, 0, r.stderr);
-        const checks = records(r.stdout);
+        // Streamed as nodes finish: in any order.
+        const checks = records(r.stdout)
+          .sort((a, b) => String(a.node).localeCompare(String(b.node)));
         assertEquals(
           checks.map((c) => [c.node, c.ok, c.reachable, c.hostKey, c.auth]),
           [["n1", true, true, true, true], ["n2", true, true, true, true]],
