@@ -311,6 +311,27 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "a destination named like an option is a directory",
+      async () => {
+        const dest = `-fiwi-dash-${rig.port}`;
+        const home = `/var/lib/${rig.user}`;
+        try {
+          ok(await node.push(`${local}/src/one file`, dest));
+          ok(await node.push(`${local}/src/sub`, dest));
+          assertEquals(
+            await Deno.readTextFile(`${home}/${dest}/one file`),
+            "single\n",
+          );
+          assert(await exists(`${home}/${dest}/sub/deeper/tool`));
+        } finally {
+          await Deno.remove(`${home}/${dest}`, { recursive: true }).catch(
+            () => {},
+          );
+        }
+      },
+    );
+
     await t.step("nothing is left running on either side", async () => {
       // Only this test's own: a benchmark may be copying meanwhile.
       assertEquals(await countRemote(rig, `-C ${base}`), 0);
@@ -327,6 +348,8 @@ async function roundTrip(node: SshNode, local: string, remote: string) {
   const src = `${local}/payload-${node.name}`;
   await Deno.writeTextFile(src, `through ${node.name}\n`);
   await Deno.chmod(src, 0o640);
+  const old = new Date("2003-04-05T06:07:08Z");
+  await Deno.utime(src, old, old);
   ok(await node.push(src, remote, { verify: true }));
   const back = await node.pull(
     `${remote}/payload-${node.name}`,
@@ -339,6 +362,7 @@ async function roundTrip(node: SshNode, local: string, remote: string) {
   const got = `${local}/back/${node.name}/payload-${node.name}`;
   assertEquals(await Deno.readTextFile(got), `through ${node.name}\n`);
   assertEquals((await Deno.stat(got)).mode! & 0o777, 0o640);
+  assertEquals((await Deno.stat(got)).mtime, (await Deno.stat(src)).mtime);
 }
 
 Deno.test({

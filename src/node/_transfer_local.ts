@@ -14,8 +14,12 @@ import { ConfigurationError, FiwiError } from "../errors.ts";
 import { type Client, runHelper, spawnClient } from "../process/spawn.ts";
 import { TEMP_PREFIX } from "./_transfer_scripts.ts";
 
-/** Bytes read from the archive per chunk. */
-const CHUNK_BYTES = 256 * 1024;
+/**
+ * Bytes read from the archive per chunk: one pipe buffer. Measured against
+ * 256 KiB and 1 MiB on 16 loopback nodes at once, it fed the clients
+ * fastest.
+ */
+const CHUNK_BYTES = 64 * 1024;
 /** Longest a local tar may run (a bound, not an expected duration). */
 const LOCAL_TAR_LIMIT_MS = 6 * 60 * 60 * 1000;
 /** How long a local tar may take to finish once its input ended. */
@@ -167,12 +171,16 @@ export async function packArchive(
 }
 
 /**
- * The archive as a stream of chunks; `onBytes` gets the running total as
- * they are read. The file is closed at the end or on cancel.
+ * The first `size` bytes of a file as a stream of chunks; `onBytes` gets
+ * the running total as they are read. A file that ends before `size`
+ * (changed since it was measured) errors the stream, which stops the run,
+ * after `onShort`. The file is closed at the end or on cancel.
  */
 export function archiveStream(
-  archive: string,
+  path: string,
+  size: number,
   onBytes: (total: number) => void,
+  onShort: () => void,
 ): ReadableStream<Uint8Array> {
   let file: Deno.FsFile | null = null;
   let total = 0;
@@ -182,12 +190,15 @@ export function archiveStream(
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      file ??= await Deno.open(archive);
-      const buf = new Uint8Array(CHUNK_BYTES);
-      const n = await file.read(buf);
+      file ??= await Deno.open(path);
+      const buf = new Uint8Array(Math.min(CHUNK_BYTES, size - total));
+      const n = buf.length === 0 ? null : await file.read(buf);
       if (n === null) {
         close();
-        controller.close();
+        if (total < size) {
+          onShort();
+          controller.error(new FiwiError(`"${path}" ended early`));
+        } else controller.close();
         return;
       }
       total += n;

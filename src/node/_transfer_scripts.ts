@@ -69,6 +69,32 @@ function hashCheck({ path, sha256 }: ExpectedHash): string {
 }
 
 /**
+ * What a push sends: a tar archive, or one regular file as it is (no tar
+ * on either end: the common firmware push costs a third less), with the
+ * mode and mtime to give it.
+ */
+export type PushPayload = "tar" | { name: string; mode: number; mtime: Date };
+
+/** `touch -t` stamp of `date` in UTC: `CCYYMMDDhhmm.SS` (POSIX). */
+export function touchStamp(date: Date): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${date.getUTCFullYear()}${two(date.getUTCMonth() + 1)}${
+    two(date.getUTCDate())
+  }${two(date.getUTCHours())}${two(date.getUTCMinutes())}.${
+    two(date.getUTCSeconds())
+  }`;
+}
+
+/** The step that turns stdin into the entries in `$t`. */
+function receiveStep(payload: PushPayload): string {
+  if (payload === "tar") return `tar -x -p -f - -C "$t" || exit 1`;
+  const file = `"$t"/${shellQuote(payload.name)}`;
+  const mode = (payload.mode & 0o7777).toString(8);
+  return `cat > ${file} && chmod ${mode} ${file} && ` +
+    `TZ=UTC0 touch -t ${touchStamp(payload.mtime)} ${file} || exit 1`;
+}
+
+/**
  * The push script: read a tar archive on stdin into a fresh hidden
  * directory inside `destDir` (same filesystem, so the final renames are
  * atomic), optionally check hashes, then put each top-level `name` in
@@ -86,16 +112,19 @@ export function pushScript(
   tempName: string,
   names: readonly string[],
   expect: readonly ExpectedHash[] = [],
+  payload: PushPayload = "tar",
 ): string {
   return [
     `d=${shellQuote(destDir)}; t="$d"/${shellQuote(tempName)}`,
+    // A directory named like an option is still a directory to every tool.
+    `case $d in -*) d=./$d; t=./$t;; esac`,
     `mkdir -p -- "$d" && mkdir -- "$t" || exit 1`,
     // A push killed before its trap ran leaves its temp directory behind;
     // the next push into the directory removes those older than a day.
     `find "$d" -maxdepth 1 -type d -name '${TEMP_PREFIX}*' -mmin +${STALE_MINUTES} ` +
     `-exec rm -rf {} + 2>/dev/null`,
     `trap 'rm -rf -- "$t"' EXIT; trap 'exit 143' HUP INT TERM`,
-    `tar -x -p -f - -C "$t" || exit 1`,
+    receiveStep(payload),
     ...expect.map(hashCheck),
     PUT_FUNCTION,
     `for n in ${names.map(shellQuote).join(" ")}; do put "$n" || exit 1; done`,

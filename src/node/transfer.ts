@@ -37,7 +37,7 @@
 
 import { getLogger } from "npm:@logtape/logtape@^2";
 import { join } from "jsr:@std/path@^1";
-import { ConfigurationError } from "../errors.ts";
+import { ConfigurationError, FiwiError } from "../errors.ts";
 import { SshSession } from "../process/session.ts";
 import {
   archiveStream,
@@ -64,6 +64,7 @@ import {
   cleanupCommand,
   type ExpectedHash,
   MAX_SCRIPT_BYTES,
+  type PushPayload,
   pushScript,
 } from "./_transfer_scripts.ts";
 
@@ -90,6 +91,8 @@ export interface PushArchive extends AsyncDisposable {
   readonly entries: number;
   /** Hashes to check on the node (empty without `verify`). */
   readonly expect: readonly ExpectedHash[];
+  /** A tar archive, or one regular file sent as it is (`path` is the file). */
+  readonly payload: PushPayload;
 }
 
 /**
@@ -125,7 +128,28 @@ export async function packForPush(
       }`,
     );
   }
+  const single = await singleFile(local);
+  if (single) {
+    return {
+      path: join(local[0].parent, local[0].name),
+      size: single.size,
+      names,
+      entries: 1,
+      expect,
+      payload: { name: names[0], mode: single.mode!, mtime: single.mtime! },
+      async [Symbol.asyncDispose]() {},
+    };
+  }
   return await packed(local, names, tree.entries, expect, options.signal);
+}
+
+/** The source's file info when it is one regular file, sent without tar. */
+async function singleFile(
+  local: LocalSource[],
+): Promise<Deno.FileInfo | null> {
+  if (local.length !== 1) return null;
+  const info = await Deno.lstat(join(local[0].parent, local[0].name));
+  return info.isFile && info.mode !== null && info.mtime !== null ? info : null;
 }
 
 async function packed(
@@ -148,6 +172,7 @@ async function packed(
       names,
       entries,
       expect,
+      payload: "tar",
       async [Symbol.asyncDispose]() {
         await Deno.remove(path).catch(() => {});
       },
@@ -197,20 +222,36 @@ export async function pushArchive(
   const t0 = performance.now();
   await node.prepare();
   const temp = tempName();
-  const script = pushScript(destDir, temp, archive.names, archive.expect);
+  const script = pushScript(
+    destDir,
+    temp,
+    archive.names,
+    archive.expect,
+    archive.payload,
+  );
   let sent = 0;
+  let short = false;
   const run = await runWithRetry(node, script, () => ({
     ...runOptions(options),
     stdin: {
       size: archive.size,
-      stream: archiveStream(archive.path, (n) => {
-        sent = Math.min(n, archive.size);
+      stream: archiveStream(archive.path, archive.size, (n) => {
+        sent = n;
         options.onProgress?.(sent);
-      }),
+      }, () => short = true),
     },
   }), options.signal);
   if (run.started && (run.aborted || run.timedOut)) {
     await removeTemp(node, destDir, temp);
+  }
+  if (short) {
+    return resultOf(node.name, null, {
+      files: 0,
+      bytes: sent,
+      error: new FiwiError(
+        `"${archive.path}" shrank while it was sent to node "${node.name}": push it again`,
+      ),
+    }, t0);
   }
   const result = resultOf(node.name, run, {
     files: archive.entries,
