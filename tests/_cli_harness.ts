@@ -126,10 +126,15 @@ export function startFiwi(args: string[], o: StartOptions): Running {
   const [program, ...rest] = o.terminal
     ? ["script", "-qec", `exec ${argv.map(quote).join(" ")}`, "/dev/null"]
     : argv;
+  // The test run's own INIT_CWD (set by an outer `deno task test`) would
+  // win over the one a `deno task` under test sets: fiwi gets none.
+  const env: Record<string, string> = { ...Deno.env.toObject(), ...o.env };
+  if (!o.env?.INIT_CWD) delete env.INIT_CWD;
   const child = new Deno.Command(program, {
     args: rest,
     cwd: o.cwd,
-    env: o.env,
+    clearEnv: true,
+    env,
     stdin: o.terminal || o.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
