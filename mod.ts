@@ -33,6 +33,7 @@ export type { Admission, RunTarget } from "./src/process/session.ts";
 export type { RunOptions, RunResult } from "./src/process/run_options.ts";
 export { SshNode } from "./src/node/node.ts";
 export type { OpenConsolesOptions, SshNodeOptions } from "./src/node/node.ts";
+export type { ConsoleNode } from "./src/node/console.ts";
 export type {
   HostKeyCheck,
   RelayMode,

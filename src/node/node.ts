@@ -1,14 +1,13 @@
 /**
  * Node: one reachable rig node. Holds its identity and transport settings,
- * builds argv, runs commands ({@linkcode SshNode.rexec}), keeps a weak
- * registry of live nodes, and opens and closes kernel consoles.
+ * builds argv, runs commands ({@linkcode SshNode.rexec}) and keeps a weak
+ * registry of live nodes. Option checks live in `_node_options.ts`, the
+ * console stream in `console.ts`; the rest delegates to the node layer's
+ * other modules (retry, admission, shell, transfer, reachable).
  *
  * @module
  */
 
-import { getLogger } from "npm:@logtape/logtape@^2";
-import { ConfigurationError } from "../errors.ts";
-import type { Line } from "../process/lines.ts";
 import { controlPool } from "./pool.ts";
 import { rexecWithRetry } from "./retry.ts";
 import { admit } from "./admission.ts";
@@ -20,12 +19,8 @@ import {
   type TransferResult,
 } from "./transfer.ts";
 import { waitReachable, type WaitReachableOptions } from "./reachable.ts";
-import { type Admission, SshSession } from "../process/session.ts";
-import {
-  type RunOptions,
-  type RunResult,
-  validateTimeout,
-} from "../process/run_options.ts";
+import type { Admission } from "../process/session.ts";
+import type { RunOptions, RunResult } from "../process/run_options.ts";
 import {
   buildArgv,
   type HostKeyCheck,
@@ -33,128 +28,31 @@ import {
   type TransportKind,
   type TransportSpec,
 } from "../transport/argv.ts";
-import { shellQuote } from "../transport/quote.ts";
+import { validateArgv } from "../transport/validate.ts";
 import {
-  parseRelay,
-  validateArgv,
-  validateControlDir,
-  validateHost,
-  validatePort,
-  validateSshOptions,
-  validateUser,
-} from "../transport/validate.ts";
+  checkLocalFiles,
+  checkNodeOptions,
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_CONTROL_PERSIST_S,
+  defaultControlDir,
+  env,
+  type SshNodeOptions,
+} from "./_node_options.ts";
+import {
+  cleanConsoles,
+  ConsoleStream,
+  type OpenConsolesOptions,
+} from "./console.ts";
+
+export {
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_CONTROL_PERSIST_S,
+  defaultControlDir,
+} from "./_node_options.ts";
+export type { SshNodeOptions } from "./_node_options.ts";
+export type { OpenConsolesOptions } from "./console.ts";
 import { ensurePrivateDir } from "./_control_dir.ts";
 import { wrapCommand } from "../transport/wrapper.ts";
-
-/** Options of {@linkcode SshNode}. Times are milliseconds. */
-export interface SshNodeOptions {
-  /** Label, unique in a rig. */
-  name: string;
-  /** IP or host name. */
-  host: string;
-  /** Remote user (default "root"). */
-  user?: string;
-  /** Remote port. */
-  port?: number;
-  /** Transport (default "ssh"). */
-  transport?: TransportKind;
-  /** Jump host, `[user@]host[:port]`. */
-  relay?: string;
-  /** nested (default): the inner ssh/ush runs on the relay; jump: `ssh -J`. */
-  relayMode?: RelayMode;
-  /** The ush client (default "ush" on PATH, env FIWI_USH). */
-  ushPath?: string;
-  /** Keep a ControlMaster (default true for ssh; always off for ush/local). */
-  controlMaster?: boolean;
-  /**
-   * How long a ControlMaster stays up after its last client, in ms
-   * (default 5 min; ssh counts whole seconds, at least 1): the next run
-   * within it skips the handshake.
-   */
-  controlPersist?: number;
-  /** true: lines are not sent to the logger. */
-  silent?: boolean;
-  /** Takes part in {@linkcode SshNode.openConsoles}. */
-  console?: boolean;
-  /** Console stream command (default "dmesg -w"). */
-  consoleCommand?: string;
-  /** Device label (free text). */
-  device?: string;
-  /** Device IP (free text). */
-  devip?: string;
-  /** `ssh -F` file (default: env FIWI_SSH_CONFIG). */
-  sshConfig?: string;
-  /** `ssh -i` file. */
-  identityFile?: string;
-  /** Extra `-o Key=Value`. */
-  sshOptions?: Record<string, string>;
-  /** Host-key policy (default "default": ssh's own). */
-  hostKeyCheck?: HostKeyCheck;
-  /** Default connect timeout (15 s). */
-  connectTimeout?: number;
-  /** Default io timeout (none). */
-  ioTimeout?: number;
-  /** Default command timeout (none). */
-  cmdTimeout?: number;
-  /**
-   * Private directory for ControlMaster sockets (default: env
-   * FIWI_CONTROL_DIR, else `${XDG_RUNTIME_DIR:-/tmp}/fiwi-<uid>/cm`).
-   */
-  controlDir?: string;
-}
-
-/** Options of {@linkcode SshNode.openConsoles}. */
-export interface OpenConsolesOptions {
-  /** Override every console node's `silent` flag for its console lines. */
-  silent?: boolean;
-  /** Called for every console line of every node. */
-  onLine?: (line: Line) => void;
-  /** Only these nodes (default: every live node with `console: true`). */
-  nodes?: SshNode[];
-  /** Run {@linkcode SshNode.clean} first (default true). */
-  clean?: boolean;
-}
-
-/** Default connect timeout: 15 s. */
-export const DEFAULT_CONNECT_TIMEOUT = 15_000;
-/** Default ControlPersist: masters idle this long (5 min) are closed. */
-export const DEFAULT_CONTROL_PERSIST_S = 300;
-
-const log = getLogger(["fiwi", "node"]);
-
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name) || undefined;
-  } catch {
-    return undefined; // no --allow-env: fall back to defaults
-  }
-}
-
-/** The private directory of ControlMaster sockets (env FIWI_CONTROL_DIR). */
-export function defaultControlDir(): string {
-  const explicit = env("FIWI_CONTROL_DIR");
-  if (explicit) return explicit;
-  let uid = "user";
-  try {
-    uid = String(Deno.uid() ?? "user");
-  } catch { /* no --allow-sys */ }
-  return `${env("XDG_RUNTIME_DIR") ?? "/tmp"}/fiwi-${uid}/cm`;
-}
-
-async function which(program: string): Promise<string | null> {
-  const candidates = program.includes("/")
-    ? [program]
-    : (env("PATH") ?? "/usr/bin:/bin").split(":").filter((d) => d).map((d) =>
-      `${d}/${program}`
-    );
-  for (const path of candidates) {
-    try {
-      const st = await Deno.stat(path);
-      if (st.isFile) return path;
-    } catch { /* next */ }
-  }
-  return null;
-}
 
 const registry = new Set<WeakRef<SshNode>>();
 const finalizer = new FinalizationRegistry<WeakRef<SshNode>>((ref) =>
@@ -226,7 +124,7 @@ export class SshNode {
 
   #validated = false;
   #prepared: Promise<void> | null = null;
-  #console: { session: SshSession; done: Promise<RunResult> } | null = null;
+  #console: ConsoleStream | null = null;
 
   /**
    * Create a node and add it to the registry. Options are checked when the
@@ -281,67 +179,7 @@ export class SshNode {
    */
   validate(): void {
     if (this.#validated) return;
-    if (typeof this.name !== "string" || this.name.trim() === "") {
-      throw new ConfigurationError(
-        `Invalid node name ${JSON.stringify(this.name)}: give a non-empty name`,
-      );
-    }
-    if (!["ssh", "ush", "local"].includes(this.transport)) {
-      throw new ConfigurationError(
-        `Invalid transport ${
-          JSON.stringify(this.transport)
-        } for node "${this.name}": use "ssh", "ush" or "local"`,
-      );
-    }
-    if (!["nested", "jump"].includes(this.relayMode)) {
-      throw new ConfigurationError(
-        `Invalid relayMode ${
-          JSON.stringify(this.relayMode)
-        } for node "${this.name}": use "nested" or "jump"`,
-      );
-    }
-    if (!["default", "accept-new", "off"].includes(this.hostKeyCheck)) {
-      throw new ConfigurationError(
-        `Invalid hostKeyCheck ${
-          JSON.stringify(this.hostKeyCheck)
-        } for node "${this.name}": use "default", "accept-new" or "off"`,
-      );
-    }
-    if (this.transport !== "local") {
-      validateHost(this.host);
-      validateUser(this.user);
-      if (this.port !== undefined) validatePort(this.port);
-      if (this.relay !== undefined) parseRelay(this.relay);
-      if (
-        this.relay !== undefined && this.relayMode === "jump" &&
-        this.transport !== "ssh"
-      ) {
-        throw new ConfigurationError(
-          `Relay mode "jump" needs the ssh transport, node "${this.name}" uses "${this.transport}": use relayMode "nested"`,
-        );
-      }
-      validateSshOptions(this.sshOptions);
-      if (this.controlMaster) {
-        validateControlDir(
-          this.controlDir,
-          this.relay !== undefined && this.relayMode === "jump",
-        );
-      }
-      if (
-        this.transport === "ush" &&
-        (this.ushPath.trim() === "" || /\s/.test(this.ushPath))
-      ) {
-        throw new ConfigurationError(
-          `Invalid ushPath ${
-            JSON.stringify(this.ushPath)
-          }: give a program name or path`,
-        );
-      }
-    }
-    validateTimeout("connectTimeout", this.connectTimeout);
-    validateTimeout("ioTimeout", this.ioTimeout);
-    validateTimeout("cmdTimeout", this.cmdTimeout);
-    validateTimeout("controlPersist", this.controlPersist);
+    checkNodeOptions(this);
     this.#validated = true;
   }
 
@@ -398,39 +236,7 @@ export class SshNode {
   async #prepare(): Promise<void> {
     this.validate();
     if (this.transport === "local") return;
-    const program = this.transport === "ush" && !this.relay
-      ? this.ushPath
-      : "ssh";
-    if (!(await which(program))) {
-      throw new ConfigurationError(
-        `Transport program "${program}" for node "${this.name}" was not found: install it, put it on PATH` +
-          (this.transport === "ush" ? " or set ushPath / FIWI_USH" : ""),
-      );
-    }
-    if (this.identityFile) {
-      try {
-        await Deno.stat(this.identityFile);
-      } catch (e) {
-        throw new ConfigurationError(
-          `Identity file "${this.identityFile}" for node "${this.name}" cannot be read: ${
-            (e as Error).message
-          }`,
-          { cause: e },
-        );
-      }
-    }
-    if (this.sshConfig) {
-      try {
-        await Deno.stat(this.sshConfig);
-      } catch (e) {
-        throw new ConfigurationError(
-          `ssh config file "${this.sshConfig}" for node "${this.name}" cannot be read: ${
-            (e as Error).message
-          }`,
-          { cause: e },
-        );
-      }
-    }
+    await checkLocalFiles(this);
     if (this.controlMaster) {
       await ensurePrivateDir(this.controlDir);
       controlPool.track(this.spec);
@@ -505,19 +311,8 @@ export class SshNode {
   }
 
   /** Remote cleanup: kill stale copies of this node's console command. */
-  async clean(): Promise<void> {
-    const result = await this.rexec(
-      `pkill -x -f ${shellQuote(this.consoleCommand)}; true`,
-      {
-        cmdTimeout: 15_000,
-      },
-    );
-    if (!result.success) {
-      log.warn("Cleaning node {node} failed: {error}", {
-        node: this.name,
-        error: result.error?.message ?? result.stderr.trim(),
-      });
-    }
+  clean(): Promise<void> {
+    return cleanConsoles(this);
   }
 
   /**
@@ -529,32 +324,7 @@ export class SshNode {
   ): Promise<void> {
     if (this.#console) return;
     if (options.clean ?? true) await this.clean();
-    const consoleLog = getLogger(["fiwi", "console"]);
-    const silent = options.silent ?? this.silent;
-    const session = new SshSession(this);
-    const done = session.postCmd(this.consoleCommand, {
-      onLine: (line) => {
-        if (!silent) {
-          consoleLog.info("[{node}] {text}", {
-            node: line.node,
-            text: line.text,
-          });
-        }
-        options.onLine?.(line);
-      },
-    });
-    this.#console = { session, done };
-    done.then(
-      (r) => {
-        if (!r.aborted) {
-          log.warn("Console of {node} ended: exit {code}", {
-            node: this.name,
-            code: r.code,
-          });
-        }
-      },
-      () => {},
-    );
+    this.#console ??= new ConsoleStream(this, options);
   }
 
   /** True while the console stream is open. */
@@ -576,8 +346,7 @@ export class SshNode {
     const c = this.#console;
     if (!c) return null;
     this.#console = null;
-    await c.session.close();
-    return await c.done.catch(() => null);
+    return await c.close();
   }
 
   /** Close the console and the ControlMaster, if any. */

@@ -1,0 +1,251 @@
+/**
+ * The options of an `SshNode`, their defaults, and the checks run before a
+ * node is used: every option valid ({@linkcode checkNodeOptions}), the
+ * transport program and the files it names present
+ * ({@linkcode checkLocalFiles}).
+ *
+ * @module
+ */
+
+import { ConfigurationError } from "../errors.ts";
+import { validateTimeout } from "../process/run_options.ts";
+import type {
+  HostKeyCheck,
+  RelayMode,
+  TransportKind,
+} from "../transport/argv.ts";
+import {
+  parseRelay,
+  validateControlDir,
+  validateHost,
+  validatePort,
+  validateSshOptions,
+  validateUser,
+} from "../transport/validate.ts";
+
+/** Options of {@linkcode SshNode}. Times are milliseconds. */
+export interface SshNodeOptions {
+  /** Label, unique in a rig. */
+  name: string;
+  /** IP or host name. */
+  host: string;
+  /** Remote user (default "root"). */
+  user?: string;
+  /** Remote port. */
+  port?: number;
+  /** Transport (default "ssh"). */
+  transport?: TransportKind;
+  /** Jump host, `[user@]host[:port]`. */
+  relay?: string;
+  /** nested (default): the inner ssh/ush runs on the relay; jump: `ssh -J`. */
+  relayMode?: RelayMode;
+  /** The ush client (default "ush" on PATH, env FIWI_USH). */
+  ushPath?: string;
+  /** Keep a ControlMaster (default true for ssh; always off for ush/local). */
+  controlMaster?: boolean;
+  /**
+   * How long a ControlMaster stays up after its last client, in ms
+   * (default 5 min; ssh counts whole seconds, at least 1): the next run
+   * within it skips the handshake.
+   */
+  controlPersist?: number;
+  /** true: lines are not sent to the logger. */
+  silent?: boolean;
+  /** Takes part in {@linkcode SshNode.openConsoles}. */
+  console?: boolean;
+  /** Console stream command (default "dmesg -w"). */
+  consoleCommand?: string;
+  /** Device label (free text). */
+  device?: string;
+  /** Device IP (free text). */
+  devip?: string;
+  /** `ssh -F` file (default: env FIWI_SSH_CONFIG). */
+  sshConfig?: string;
+  /** `ssh -i` file. */
+  identityFile?: string;
+  /** Extra `-o Key=Value`. */
+  sshOptions?: Record<string, string>;
+  /** Host-key policy (default "default": ssh's own). */
+  hostKeyCheck?: HostKeyCheck;
+  /** Default connect timeout (15 s). */
+  connectTimeout?: number;
+  /** Default io timeout (none). */
+  ioTimeout?: number;
+  /** Default command timeout (none). */
+  cmdTimeout?: number;
+  /**
+   * Private directory for ControlMaster sockets (default: env
+   * FIWI_CONTROL_DIR, else `${XDG_RUNTIME_DIR:-/tmp}/fiwi-<uid>/cm`).
+   */
+  controlDir?: string;
+}
+
+/** Default connect timeout: 15 s. */
+export const DEFAULT_CONNECT_TIMEOUT = 15_000;
+/** Default ControlPersist: masters idle this long (5 min) are closed. */
+export const DEFAULT_CONTROL_PERSIST_S = 300;
+
+/** An environment variable, or undefined when unset, empty or not allowed. */
+export function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined; // no --allow-env: fall back to defaults
+  }
+}
+
+/** The private directory of ControlMaster sockets (env FIWI_CONTROL_DIR). */
+export function defaultControlDir(): string {
+  const explicit = env("FIWI_CONTROL_DIR");
+  if (explicit) return explicit;
+  let uid = "user";
+  try {
+    uid = String(Deno.uid() ?? "user");
+  } catch { /* no --allow-sys */ }
+  return `${env("XDG_RUNTIME_DIR") ?? "/tmp"}/fiwi-${uid}/cm`;
+}
+
+/** The path of `program` on PATH (or as given), or null. */
+async function which(program: string): Promise<string | null> {
+  const candidates = program.includes("/")
+    ? [program]
+    : (env("PATH") ?? "/usr/bin:/bin").split(":").filter((d) => d).map((d) =>
+      `${d}/${program}`
+    );
+  for (const path of candidates) {
+    try {
+      const st = await Deno.stat(path);
+      if (st.isFile) return path;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+/** The settings {@linkcode checkNodeOptions} reads: an `SshNode`'s fields. */
+export interface NodeSettings {
+  readonly name: string;
+  readonly host: string;
+  readonly user: string;
+  readonly port?: number;
+  readonly transport: TransportKind;
+  readonly relay?: string;
+  readonly relayMode: RelayMode;
+  readonly ushPath: string;
+  readonly controlMaster: boolean;
+  readonly controlPersist: number;
+  readonly controlDir: string;
+  readonly sshConfig?: string;
+  readonly identityFile?: string;
+  readonly sshOptions: Readonly<Record<string, string>>;
+  readonly hostKeyCheck: HostKeyCheck;
+  readonly connectTimeout: number;
+  readonly ioTimeout?: number;
+  readonly cmdTimeout?: number;
+}
+
+/**
+ * Check every option of a node; throws {@linkcode ConfigurationError}
+ * naming the bad value.
+ */
+export function checkNodeOptions(n: NodeSettings): void {
+  if (typeof n.name !== "string" || n.name.trim() === "") {
+    throw new ConfigurationError(
+      `Invalid node name ${JSON.stringify(n.name)}: give a non-empty name`,
+    );
+  }
+  if (!["ssh", "ush", "local"].includes(n.transport)) {
+    throw new ConfigurationError(
+      `Invalid transport ${
+        JSON.stringify(n.transport)
+      } for node "${n.name}": use "ssh", "ush" or "local"`,
+    );
+  }
+  if (!["nested", "jump"].includes(n.relayMode)) {
+    throw new ConfigurationError(
+      `Invalid relayMode ${
+        JSON.stringify(n.relayMode)
+      } for node "${n.name}": use "nested" or "jump"`,
+    );
+  }
+  if (!["default", "accept-new", "off"].includes(n.hostKeyCheck)) {
+    throw new ConfigurationError(
+      `Invalid hostKeyCheck ${
+        JSON.stringify(n.hostKeyCheck)
+      } for node "${n.name}": use "default", "accept-new" or "off"`,
+    );
+  }
+  if (n.transport !== "local") {
+    validateHost(n.host);
+    validateUser(n.user);
+    if (n.port !== undefined) validatePort(n.port);
+    if (n.relay !== undefined) parseRelay(n.relay);
+    if (
+      n.relay !== undefined && n.relayMode === "jump" &&
+      n.transport !== "ssh"
+    ) {
+      throw new ConfigurationError(
+        `Relay mode "jump" needs the ssh transport, node "${n.name}" uses "${n.transport}": use relayMode "nested"`,
+      );
+    }
+    validateSshOptions(n.sshOptions);
+    if (n.controlMaster) {
+      validateControlDir(
+        n.controlDir,
+        n.relay !== undefined && n.relayMode === "jump",
+      );
+    }
+    if (
+      n.transport === "ush" &&
+      (n.ushPath.trim() === "" || /\s/.test(n.ushPath))
+    ) {
+      throw new ConfigurationError(
+        `Invalid ushPath ${
+          JSON.stringify(n.ushPath)
+        }: give a program name or path`,
+      );
+    }
+  }
+  validateTimeout("connectTimeout", n.connectTimeout);
+  validateTimeout("ioTimeout", n.ioTimeout);
+  validateTimeout("cmdTimeout", n.cmdTimeout);
+  validateTimeout("controlPersist", n.controlPersist);
+}
+
+/**
+ * Check that what a node's client needs on this machine is there: the
+ * transport program, the identity file, the ssh config file. Rejects with
+ * {@linkcode ConfigurationError} naming what is missing.
+ */
+export async function checkLocalFiles(n: NodeSettings): Promise<void> {
+  const program = n.transport === "ush" && !n.relay ? n.ushPath : "ssh";
+  if (!(await which(program))) {
+    throw new ConfigurationError(
+      `Transport program "${program}" for node "${n.name}" was not found: install it, put it on PATH` +
+        (n.transport === "ush" ? " or set ushPath / FIWI_USH" : ""),
+    );
+  }
+  if (n.identityFile) {
+    try {
+      await Deno.stat(n.identityFile);
+    } catch (e) {
+      throw new ConfigurationError(
+        `Identity file "${n.identityFile}" for node "${n.name}" cannot be read: ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    }
+  }
+  if (n.sshConfig) {
+    try {
+      await Deno.stat(n.sshConfig);
+    } catch (e) {
+      throw new ConfigurationError(
+        `ssh config file "${n.sshConfig}" for node "${n.name}" cannot be read: ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    }
+  }
+}
