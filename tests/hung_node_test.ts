@@ -9,6 +9,7 @@ import {
   skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { settlesToZero } from "./_wait.ts";
 
 // It SIGSTOPs the rig's own sshd processes.
 const ignore = skipReasonFor("hung-node tests", "sshd-control") !== null;
@@ -77,11 +78,8 @@ async function hungSshdResolvesInTime(
     `resolved ${Math.round(ms)} ms after the freeze (bound ${bound})`,
   );
   // Once the node runs again, the lifeline's EOF reaches it.
-  for (let i = 0; i < 30; i++) {
-    if (await countRemote(rig, `sleep ${token}`, true) === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assertEquals(await countRemote(rig, `sleep ${token}`, true), 0);
+  const left = () => countRemote(rig, `sleep ${token}`, true);
+  assertEquals(await settlesToZero(left, 3000), 0);
 }
 
 Deno.test({

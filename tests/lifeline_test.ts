@@ -10,6 +10,7 @@ import {
   skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { settlesToZero } from "./_wait.ts";
 
 // Nodes on two addresses; it kills the sshd that serves a session.
 const ignore = skipReasonFor(
@@ -18,19 +19,6 @@ const ignore = skipReasonFor(
   "node-is-local",
 ) !== null;
 const CHILD = new URL("./fixtures/lifeline_child.ts", import.meta.url);
-
-/** Poll `probe` every 100 ms until it returns 0, for at most `ms`; the last count. */
-async function settlesToZero(
-  probe: () => Promise<number>,
-  ms: number,
-): Promise<number> {
-  const until = performance.now() + ms;
-  for (;;) {
-    const n = await probe();
-    if (n === 0 || performance.now() > until) return n;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Local processes whose whole command line is `text`. */
 async function countLocalExact(text: string): Promise<number> {
