@@ -26,6 +26,7 @@ import {
   MAX_SCRIPT_BYTES,
   parseHashes,
   pullCommand,
+  pullOneCommand,
   pushScript,
 } from "../src/node/_transfer_scripts.ts";
 import { remoteGroups } from "../src/node/transfer.ts";
@@ -147,6 +148,11 @@ Deno.test("pushScript() quotes every path and name, whatever it holds", () => {
   assert(script.includes(`for n in -lead 'new\nline'; do`));
   // Temp directories of pushes killed mid-way are cleared after a day.
   assert(script.includes(`-name '.fiwi-tmp-*' -mmin +1440`));
+  assert(
+    pullOneCommand("/d", "'; touch x; '").startsWith(
+      `p='/d/'\\''; touch x; '\\'''; if [ -f "$p" ]`,
+    ),
+  );
   assertMatch(
     pullCommand("/var/log", ["-x", "a b"]),
     /^tar -c -f - -C \/var\/log \.\/-x '\.\/a b'$/,

@@ -12,6 +12,7 @@ import type { RunResult } from "../process/run_options.ts";
 import {
   Extractor,
   place,
+  PullReceiver,
   refuseDuplicateNames,
   sha256File,
   sourceList,
@@ -34,6 +35,7 @@ import {
   hashCommand,
   parseHashes,
   pullCommand,
+  pullOneCommand,
 } from "./_transfer_scripts.ts";
 
 /** Remote sources of a pull under one directory. */
@@ -180,7 +182,10 @@ async function receive(
   options: TransferOptions,
   onBytes: (n: number) => void,
 ): Promise<{ run: RunResult | null; error: FiwiError | null } | null> {
-  const extractor = new Extractor(tmp);
+  const one = group.names.length === 1;
+  const extractor = one
+    ? new PullReceiver(tmp, group.names[0])
+    : new Extractor(tmp);
   // A local tar that stops reading ends the run: nothing more can land.
   const local = new AbortController();
   const signal = options.signal
@@ -188,7 +193,9 @@ async function receive(
     : local.signal;
   const run = await runWithRetry(
     node,
-    pullCommand(group.parent, group.names),
+    one
+      ? pullOneCommand(group.parent, group.names[0])
+      : pullCommand(group.parent, group.names),
     () => ({
       ...runOptions(options),
       signal,

@@ -147,6 +147,26 @@ export function pullCommand(parent: string, names: readonly string[]): string {
   }`;
 }
 
+/** First line of {@linkcode pullOneCommand}'s stdout: the raw file follows. */
+export const RAW_MARK = "fiwi-file";
+/** First line of {@linkcode pullOneCommand}'s stdout: a tar archive follows. */
+export const TAR_MARK = "fiwi-tar";
+
+/**
+ * The pull command for one remote path: a regular file comes as it is
+ * (`fiwi-file MODE MTIME`, then its bytes), anything else as a tar archive
+ * (`fiwi-tar`, then the archive). Skipping tar on both ends for the common
+ * single file saves two copies of every byte.
+ */
+export function pullOneCommand(parent: string, name: string): string {
+  const path = shellQuote(parent === "/" ? `/${name}` : `${parent}/${name}`);
+  return `p=${path}; if [ -f "$p" ] && [ ! -L "$p" ] && ` +
+    `m=$(stat -c '%a %Y' -- "$p"); then printf '${RAW_MARK} %s\\n' "$m" && ` +
+    `cat -- "$p"; exit; fi; printf '${TAR_MARK}\\n' && ${
+      pullCommand(parent, [name])
+    }`;
+}
+
 /**
  * A command printing the SHA-256 of each path, one per line in order (a
  * line without a hash for a file it could not read).
