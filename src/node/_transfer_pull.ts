@@ -10,15 +10,14 @@ import { join, resolve } from "jsr:@std/path@^1";
 import { ConfigurationError, FiwiError } from "../errors.ts";
 import type { RunResult } from "../process/run_options.ts";
 import {
-  Extractor,
   place,
-  PullReceiver,
   refuseDuplicateNames,
   sha256File,
   sourceList,
   summarize,
   tempName,
 } from "./_transfer_local.ts";
+import { Extractor, PullReceiver } from "./_transfer_receive.ts";
 import {
   remoteFailure,
   resultOf,

@@ -73,7 +73,12 @@ function hashCheck({ path, sha256 }: ExpectedHash): string {
  * on either end: the common firmware push costs a third less), with the
  * mode and mtime to give it.
  */
-export type PushPayload = "tar" | { name: string; mode: number; mtime: Date };
+export type PushPayload = "tar" | {
+  name: string;
+  size: number;
+  mode: number;
+  mtime: Date;
+};
 
 /** `touch -t` stamp of `date` in UTC: `CCYYMMDDhhmm.SS` (POSIX). */
 export function touchStamp(date: Date): string {
@@ -90,7 +95,10 @@ function receiveStep(payload: PushPayload): string {
   if (payload === "tar") return `tar -x -p -f - -C "$t" || exit 1`;
   const file = `"$t"/${shellQuote(payload.name)}`;
   const mode = (payload.mode & 0o7777).toString(8);
-  return `cat > ${file} && chmod ${mode} ${file} && ` +
+  // A stopped push ends cat's input early, not with an error: only the
+  // whole size may be put in place.
+  return `cat > ${file} && s=$(wc -c < ${file}) && [ $s -eq ${payload.size} ] && ` +
+    `chmod ${mode} ${file} && ` +
     `TZ=UTC0 touch -t ${touchStamp(payload.mtime)} ${file} || exit 1`;
 }
 
@@ -154,14 +162,14 @@ export const TAR_MARK = "fiwi-tar";
 
 /**
  * The pull command for one remote path: a regular file comes as it is
- * (`fiwi-file MODE MTIME`, then its bytes), anything else as a tar archive
+ * (`fiwi-file MODE MTIME SIZE`, then its bytes), anything else as a tar archive
  * (`fiwi-tar`, then the archive). Skipping tar on both ends for the common
  * single file saves two copies of every byte.
  */
 export function pullOneCommand(parent: string, name: string): string {
   const path = shellQuote(parent === "/" ? `/${name}` : `${parent}/${name}`);
   return `p=${path}; if [ -f "$p" ] && [ ! -L "$p" ] && ` +
-    `m=$(stat -c '%a %Y' -- "$p"); then printf '${RAW_MARK} %s\\n' "$m" && ` +
+    `m=$(stat -c '%a %Y %s' -- "$p"); then printf '${RAW_MARK} %s\\n' "$m" && ` +
     `cat -- "$p"; exit; fi; printf '${TAR_MARK}\\n' && ${
       pullCommand(parent, [name])
     }`;

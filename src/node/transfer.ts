@@ -136,7 +136,12 @@ export async function packForPush(
       names,
       entries: 1,
       expect,
-      payload: { name: names[0], mode: single.mode!, mtime: single.mtime! },
+      payload: {
+        name: names[0],
+        size: single.size,
+        mode: single.mode!,
+        mtime: single.mtime!,
+      },
       async [Symbol.asyncDispose]() {},
     };
   }
