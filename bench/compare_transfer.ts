@@ -7,7 +7,7 @@
  * one per node, as the tools start a connection per node) and warm.
  *
  * It also times the alternative mechanism for one node: scp over the same
- * ControlMaster against fiwi's tar through the exec channel (the loopback
+ * ControlMaster against fiwi through the exec channel (the loopback
  * sshd has no sftp subsystem, so scp runs in its legacy `-O` mode).
  *
  *   deno task bench:transfer
@@ -264,9 +264,9 @@ try {
       pull[name].push(await timedPull(name, PULL_DIRS[name], t.pull[name]));
     }
   }
-  // One node: tar through the exec channel vs scp over the same master
+  // One node: fiwi through the exec channel vs scp over the same master
   // (the loopback sshd has no sftp subsystem, so scp in its -O mode).
-  const one = { tar: [] as number[], scp: [] as number[] };
+  const one = { fiwi: [] as number[], scp: [] as number[] };
   const scp = () =>
     shell(
       `scp -O -q -p -F ${setup.config} ` +
@@ -274,7 +274,7 @@ try {
         `${rig.user}@${rig.hosts[0]}:${remoteDir}/scp.bin`,
     );
   for (let i = 0; i < ROUNDS; i++) {
-    one.tar.push(await time(fiwiPush(nodes.slice(0, 1))));
+    one.fiwi.push(await time(fiwiPush(nodes.slice(0, 1))));
     one.scp.push(await time(scp));
   }
   console.log(
@@ -283,7 +283,7 @@ try {
   report("push", push);
   report("pull", pull);
   console.log(
-    `one node over a warm master: tar through exec ${ms(median(one.tar))}, ` +
+    `one node over a warm master: fiwi push ${ms(median(one.fiwi))}, ` +
       `scp -O ${ms(median(one.scp))}`,
   );
 } finally {
