@@ -2,7 +2,7 @@
 // never freeze fiwi: a timeout or abort resolves within its limit plus 2 s,
 // and a master that stops answering is replaced within the connect timeout.
 import { assert, assertEquals } from "jsr:@std/assert@^1";
-import { controlPool } from "../mod.ts";
+import { controlPool, type RunResult } from "../mod.ts";
 import {
   countRemote,
   type LoopbackRig,
@@ -41,13 +41,26 @@ function signalAll(pids: number[], signal: Deno.Signal): void {
   }
 }
 
-/** Wait until `sleep <token>` runs on the node, at most 20 s (a loaded CI box). */
-async function running(rig: LoopbackRig, token: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+/**
+ * Wait until `sleep <token>` runs on the node, at most 20 s (a loaded CI
+ * box); fails with the run's own outcome if it ended first.
+ */
+async function running(
+  rig: LoopbackRig,
+  token: string,
+  run: Promise<RunResult>,
+): Promise<void> {
+  let ended: RunResult | null = null;
+  run.then((r) => ended = r, () => {});
+  for (let i = 0; i < 200 && !ended; i++) {
     if (await countRemote(rig, `sleep ${token}`, true) === 1) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`sleep ${token} never ran`);
+  throw new Error(
+    `sleep ${token} never ran: ${
+      ended ? JSON.stringify((ended as RunResult).error?.message) : "no start"
+    }`,
+  );
 }
 
 async function hungSshdResolvesInTime(
@@ -58,7 +71,7 @@ async function hungSshdResolvesInTime(
 ): Promise<void> {
   await using node = rig.node({ controlMaster });
   const run = node.rexec(`sleep ${token}`, { ...limit, retry: false });
-  await running(rig, token);
+  await running(rig, token, run);
   const frozen = await sshdTree(rig);
   signalAll(frozen, "SIGSTOP");
   // The limit counts from the start (command) or the last byte (io): both

@@ -80,10 +80,17 @@ async function killedChildLeavesNothing(
   try {
     await waitReady(child, 20_000);
     const local = extra.transport === "local";
-    const running = local
-      ? await countLocalExact(`sleep ${token}`)
-      : await countRemote(rig, `sleep ${token}`, true);
-    assertEquals(running, 8, "all 8 commands run before the kill");
+    const count = () =>
+      local
+        ? countLocalExact(`sleep ${token}`)
+        : countRemote(rig, `sleep ${token}`, true);
+    // "up" comes just before each shell forks its sleep: wait for all 8.
+    const missing = () => count().then((n) => 8 - n);
+    assertEquals(
+      await settlesToZero(missing, 5000),
+      0,
+      "all 8 run before the kill",
+    );
   } finally {
     child.kill("SIGKILL");
     await child.status;
