@@ -12,3 +12,32 @@ export async function time(fn: () => Promise<unknown>): Promise<number> {
   await fn();
   return performance.now() - t;
 }
+
+/** Whether `program` is on PATH (a contender may be missing). */
+export async function installed(program: string): Promise<boolean> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `command -v ${program}`],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return out.success;
+}
+
+/** Run a shell script; it must succeed, or its output says why. */
+export async function shell(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", script],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stdout) +
+      new TextDecoder().decode(out.stderr);
+    throw new Error(`${script} failed (${out.code}): ${text.slice(0, 2000)}`);
+  }
+}

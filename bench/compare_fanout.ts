@@ -20,38 +20,13 @@
  * @module
  */
 
-import { median, time } from "./_measure.ts";
+import { installed, median, shell, time } from "./_measure.ts";
 import { runAll, type SshNode } from "../mod.ts";
 import { type LoopbackRig, startLoopbackRig } from "../tests/_loopback.ts";
 
 const NODES = 64;
 const WARM_ROUNDS = Number(Deno.env.get("FIWI_BENCH_WARM_ROUNDS") ?? "15");
 const COLD_ROUNDS = Number(Deno.env.get("FIWI_BENCH_COLD_ROUNDS") ?? "7");
-
-async function installed(program: string): Promise<boolean> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", `command -v ${program}`],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  return out.success;
-}
-
-/** Run a shell pipeline; it must succeed. */
-async function shell(script: string, env: Record<string, string> = {}) {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", script],
-    env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(
-      `${script} failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-}
 
 async function fiwi(nodes: SshNode[]): Promise<void> {
   const results = await runAll(nodes, "true", { concurrency: NODES });

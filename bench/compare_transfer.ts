@@ -18,38 +18,13 @@
  * @module
  */
 
-import { median, time } from "./_measure.ts";
+import { installed, median, shell, time } from "./_measure.ts";
 import { pullAll, pushAll, type SshNode, type TransferResult } from "../mod.ts";
 import { type LoopbackRig, startLoopbackRig } from "../tests/_loopback.ts";
 
 const NODES = 16;
 const ROUNDS = Number(Deno.env.get("FIWI_BENCH_ROUNDS") ?? "3");
 const MB = Number(Deno.env.get("FIWI_BENCH_MB") ?? "100");
-
-async function installed(program: string): Promise<boolean> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", `command -v ${program}`],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  return out.success;
-}
-
-/** Run a shell script; it must succeed. */
-async function shell(script: string, env: Record<string, string> = {}) {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", script],
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    const text = new TextDecoder().decode(out.stdout) +
-      new TextDecoder().decode(out.stderr);
-    throw new Error(`${script} failed (${out.code}): ${text.slice(0, 2000)}`);
-  }
-}
 
 function mustSucceed(results: TransferResult[]): void {
   const bad = results.filter((r) => !r.success);
