@@ -37,6 +37,30 @@ export const HUNG_MASTER_PROBE_MS = 2000;
 
 const log = getLogger(["fiwi", "admission"]);
 
+/**
+ * Wait in `queue` until woken (a waker taken from the queue and called):
+ * true; or until `signal` aborts: false, and the waker leaves the queue.
+ */
+function waitInQueue(
+  queue: (() => void)[],
+  signal: AbortSignal,
+): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const wake = () => {
+      signal.removeEventListener("abort", cancel);
+      resolve(true);
+    };
+    const cancel = () => {
+      const at = queue.indexOf(wake);
+      if (at >= 0) queue.splice(at, 1);
+      resolve(false);
+    };
+    queue.push(wake);
+    signal.addEventListener("abort", cancel, { once: true });
+  });
+}
+
 /** A FIFO counting semaphore whose waits end on abort. */
 class Slots {
   #free: number;
@@ -51,18 +75,7 @@ class Slots {
       this.#free--;
       return Promise.resolve(true);
     }
-    return new Promise((resolve) => {
-      const grant = () => {
-        signal.removeEventListener("abort", cancel);
-        resolve(true);
-      };
-      const cancel = () => {
-        this.#waiting = this.#waiting.filter((w) => w !== grant);
-        resolve(false);
-      };
-      this.#waiting.push(grant);
-      signal.addEventListener("abort", cancel, { once: true });
-    });
+    return waitInQueue(this.#waiting, signal);
   }
   release(): void {
     const next = this.#waiting.shift();
@@ -91,24 +104,14 @@ class MasterGate {
         this.#pioneer = true;
         return "pioneer";
       }
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          signal.removeEventListener("abort", done);
-          this.#waiting = this.#waiting.filter((w) => w !== done);
-          resolve();
-        };
-        this.#waiting.push(done);
-        signal.addEventListener("abort", done, { once: true });
-      });
+      await waitInQueue(this.#waiting, signal);
     }
   }
 
   /** The pioneer's run began or failed: everyone waiting looks again. */
   leave(): void {
     this.#pioneer = false;
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (const w of waiting) w();
+    for (const wake of this.#waiting.splice(0)) wake();
   }
 }
 

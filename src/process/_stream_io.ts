@@ -7,7 +7,7 @@
 
 import { getLogger } from "npm:@logtape/logtape@^2";
 import type { StdinStream } from "./run_options.ts";
-import type { Client } from "./spawn.ts";
+import { type Client, forEachChunk } from "./spawn.ts";
 
 const log = getLogger(["fiwi", "session"]);
 
@@ -49,17 +49,15 @@ export async function pumpRaw(
   signal: AbortSignal,
 ): Promise<void> {
   let failed = false;
-  // preventCancel off: aborting `signal` cancels the read (see Client.drain).
-  for await (
-    const chunk of bytes.pipeThrough(new TransformStream(), { signal })
-  ) {
+  // Aborting `signal` cancels the read (see Client.drain).
+  await forEachChunk(bytes, signal, async (chunk) => {
     onBytes();
-    if (failed) continue;
+    if (failed) return;
     try {
       await sink(chunk);
     } catch (e) {
       failed = true;
       log.debug("The stdout sink failed: {error}", { error: e });
     }
-  }
+  });
 }

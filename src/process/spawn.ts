@@ -264,7 +264,30 @@ export interface HelperResult {
   timedOut: boolean;
 }
 
-const decoder = new TextDecoder();
+/**
+ * Call `onChunk` for every chunk of `stream` until its end. Aborting
+ * `signal` cancels the read through the reader (a locked stream cannot be
+ * cancelled any other way) and ends the loop.
+ */
+export async function forEachChunk(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  onChunk: (chunk: Uint8Array) => void | Promise<void>,
+): Promise<void> {
+  const reader = stream.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  signal.addEventListener("abort", cancel, { once: true });
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      await onChunk(value);
+    }
+  } finally {
+    signal.removeEventListener("abort", cancel);
+    reader.releaseLock();
+  }
+}
 
 /** Read a stream to its end as text; aborting `signal` ends the read early. */
 async function collect(
@@ -273,19 +296,9 @@ async function collect(
 ): Promise<string> {
   let text = "";
   const d = new TextDecoder();
-  const reader = stream.getReader();
-  const cancel = () => void reader.cancel().catch(() => {});
-  signal.addEventListener("abort", cancel, { once: true });
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += d.decode(value, { stream: true });
-    }
-  } finally {
-    signal.removeEventListener("abort", cancel);
-    reader.releaseLock();
-  }
+  await forEachChunk(stream, signal, (chunk) => {
+    text += d.decode(chunk, { stream: true });
+  });
   return text + d.decode();
 }
 
@@ -322,9 +335,4 @@ export async function runHelper(
   } finally {
     signal?.removeEventListener("abort", stop);
   }
-}
-
-/** Decode bytes a helper printed (exported for callers that read raw output). */
-export function decodeText(bytes: Uint8Array): string {
-  return decoder.decode(bytes);
 }
