@@ -15,7 +15,11 @@ import {
   TimeoutError,
 } from "../mod.ts";
 import { type TimeoutKind, Watchdog } from "../src/process/watchdog.ts";
-import { parseStartLine, wrapCommand } from "../src/transport/wrapper.ts";
+import {
+  LIFELINE_NAME,
+  parseStartLine,
+  wrapCommand,
+} from "../src/transport/wrapper.ts";
 import { OutputRouter } from "../src/process/_output_router.ts";
 import { buildResult, type RunFacts } from "../src/process/result.ts";
 import { ManualClock } from "./_manual_clock.ts";
@@ -219,6 +223,35 @@ Deno.test("wrapCommand(): a binary payload arrives whole, then EOF, and the life
   const text = await node.rexec("cat", { stdin: "a\nb\nc" });
   assertEquals(text.stdout, "a\nb\nc");
   assert(wrapCommand("x", { payloadBytes: 3 }).includes("head -c 3"));
+});
+
+Deno.test("wrapCommand(): a direct stream is read by the command itself, to the EOF fiwi sends", async () => {
+  await using node = new SshNode({
+    name: "here",
+    host: "localhost",
+    transport: "local",
+  });
+  const bytes = new Uint8Array(300_000).fill(9);
+  const stream = () =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 65_536) {
+          controller.enqueue(bytes.subarray(i, i + 65_536));
+        }
+        controller.close();
+      },
+    });
+  // Only `size` bytes go, then EOF: `cat` ends by itself.
+  const r = await node.rexec("cat | wc -c; echo done", {
+    stdin: { size: 200_000, stream: stream(), direct: true },
+    cmdTimeout: 10_000,
+  });
+  assertEquals([r.stdout.replace(/ +/g, ""), r.success], [
+    "200000\ndone\n",
+    true,
+  ]);
+  const wrapped = wrapCommand("x", "direct");
+  assert(!wrapped.includes("head") && !wrapped.includes(LIFELINE_NAME));
 });
 
 Deno.test("rexec() refuses bad run options before anything runs", async () => {

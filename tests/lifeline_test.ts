@@ -19,6 +19,7 @@ const ignore = skipReasonFor(
   "node-is-local",
 ) !== null;
 const CHILD = new URL("./fixtures/lifeline_child.ts", import.meta.url);
+const PUSH_CHILD = new URL("./fixtures/push_child.ts", import.meta.url);
 
 /** Local processes whose whole command line is `text`. */
 async function countLocalExact(text: string): Promise<number> {
@@ -132,6 +133,76 @@ Deno.test({
   await t.step(
     "with the local transport",
     () => killedChildLeavesNothing(rig, { transport: "local" }, "3704"),
+  );
+  await controlPool.closeAll();
+});
+
+/**
+ * SIGKILL a program in the middle of pushing a 256 MiB file to 4 nodes: no
+ * receiver is left on the node, no ssh client here, no temp directory and
+ * nothing under the final name.
+ */
+async function killedPushLeavesNothing(
+  rig: LoopbackRig,
+  extra: Partial<SshNodeOptions>,
+  token: string,
+): Promise<void> {
+  const dest = `/tmp/fiwi_push_kill_${rig.port}_${token}`;
+  const source = `${rig.dir}/payload-${token}.bin`;
+  await using file = await Deno.create(source);
+  await file.truncate(256 * 1024 * 1024); // sparse: quick to make and read
+  const specFile = `${rig.dir}/push-${token}.json`;
+  await Deno.writeTextFile(
+    specFile,
+    JSON.stringify(eightNodes(rig, extra).slice(0, 4)),
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", PUSH_CHILD.pathname, specFile, source, dest],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitReady(child, 20_000);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  }
+  const remote = await settlesToZero(() => countRemote(rig, dest), 5000);
+  const clients = await settlesToZero(() => countLocal(dest), 5000);
+  assertEquals([remote, clients], [0, 0], "receivers or clients left behind");
+  const left = [];
+  for await (const e of Deno.readDir(dest)) left.push(e.name);
+  assertEquals(left, [], "temp directory or file left in the destination");
+  await Deno.remove(dest, { recursive: true });
+}
+
+Deno.test({
+  name:
+    "lifeline: a program SIGKILLed mid-push leaves no receiver, no client and no file",
+  ignore,
+}, async (t) => {
+  await using rig = await startLoopbackRig();
+  await t.step(
+    "with a ControlMaster",
+    () => killedPushLeavesNothing(rig, {}, "3711"),
+  );
+  await t.step(
+    "without a ControlMaster",
+    () => killedPushLeavesNothing(rig, { controlMaster: false }, "3712"),
+  );
+  await t.step({
+    name: "through a nested relay",
+    ignore: !rig.relayReady,
+    fn: () =>
+      killedPushLeavesNothing(rig, {
+        relay: `${rig.user}@${rig.hosts[0]}:${rig.port}`,
+      }, "3713"),
+  });
+  await t.step(
+    "with the local transport",
+    () => killedPushLeavesNothing(rig, { transport: "local" }, "3714"),
   );
   await controlPool.closeAll();
 });

@@ -23,11 +23,12 @@ import {
 } from "../mod.ts";
 import {
   batches,
+  finishScript,
   MAX_SCRIPT_BYTES,
   parseHashes,
   pullCommand,
   pullOneCommand,
-  pushScript,
+  receiveScript,
 } from "../src/node/_transfer_scripts.ts";
 import { remoteGroups } from "../src/node/transfer.ts";
 import {
@@ -139,15 +140,23 @@ function scratch(rig: LoopbackRig, what: string): string {
   return `/tmp/fiwi_xfer_${rig.port}/${what}`;
 }
 
-Deno.test("pushScript() quotes every path and name, whatever it holds", () => {
-  const script = pushScript("/d/'; touch /tmp/x; '", ".fiwi-tmp-1", [
-    "-lead",
-    "new\nline",
-  ]);
-  assert(script.includes(`d='/d/'\\''; touch /tmp/x; '\\'''`));
-  assert(script.includes(`for n in -lead 'new\nline'; do`));
+Deno.test("push scripts quote every path and name, whatever it holds", () => {
+  const names = ["-lead", "new\nline"];
+  const dest = "/d/'; touch /tmp/x; '";
+  for (
+    const script of [
+      receiveScript(dest, ".fiwi-tmp-1", "tar", names),
+      finishScript(dest, ".fiwi-tmp-1", names, [{ path: "a'b", sha256: "0" }]),
+    ]
+  ) {
+    assert(script.includes(`d='/d/'\\''; touch /tmp/x; '\\'''`));
+    assert(script.includes(`for n in -lead 'new\nline'; do`));
+  }
   // Temp directories of pushes killed mid-way are cleared after a day.
-  assert(script.includes(`-name '.fiwi-tmp-*' -mmin +1440`));
+  const receive = receiveScript(dest, ".fiwi-tmp-1", "tar", null);
+  assert(receive.includes(`-name '.fiwi-tmp-*' -mmin +1440`));
+  // Without names it keeps its temp directory for the finishing run.
+  assert(receive.endsWith("\ntrap - EXIT"));
   assert(
     pullOneCommand("/d", "'; touch x; '").startsWith(
       `p='/d/'\\''; touch x; '\\'''; if [ -f "$p" ]`,
@@ -466,10 +475,8 @@ Deno.test({
       assert(r.bytes < 48 * 1024 * 1024, `sent ${r.bytes}`);
       assertEquals(await exists(`${remote}/big.bin`), false);
       assert(
-        await eventually(async () =>
-          (await countRemote(rig, `tar -x -p -f - -C ${remote}`)) === 0
-        ),
-        "remote tar left running",
+        await eventually(async () => (await countRemote(rig, remote)) === 0),
+        "remote receiver left running",
       );
       assert(
         await eventually(async () => (await tempDirsIn(remote)).length === 0),
@@ -505,9 +512,12 @@ Deno.test({
       assertInstanceOf(r.error, TimeoutError);
       assertEquals(await exists(`${remote}/big.bin`), false);
       assert(
-        await eventually(async () =>
-          (await countRemote(rig, `tar -x -p -f - -C ${remote}`)) === 0
-        ),
+        await eventually(async () => (await countRemote(rig, remote)) === 0),
+        "remote receiver left running",
+      );
+      assert(
+        await eventually(async () => (await tempDirsIn(remote)).length === 0),
+        "temp directory left",
       );
     });
   } finally {

@@ -90,52 +90,91 @@ export function touchStamp(date: Date): string {
   }`;
 }
 
-/** The step that turns stdin into the entries in `$t`. */
+/** The step that turns stdin, read to its EOF, into the entries in `$t`. */
 function receiveStep(payload: PushPayload): string {
   if (payload === "tar") return `tar -x -p -f - -C "$t" || exit 1`;
   const file = `"$t"/${shellQuote(payload.name)}`;
   const mode = (payload.mode & 0o7777).toString(8);
   // A stopped push ends cat's input early, not with an error: only the
   // whole size may be put in place.
-  return `cat > ${file} && s=$(wc -c < ${file}) && [ $s -eq ${payload.size} ] && ` +
+  return `cat > ${file} && [ "$(stat -c %s -- ${file})" = ${payload.size} ] && ` +
     `chmod ${mode} ${file} && ` +
     `TZ=UTC0 touch -t ${touchStamp(payload.mtime)} ${file} || exit 1`;
 }
 
+/** Sets `$d` (the destination) and `$t` (the push's temp directory in it). */
+function pushVariables(destDir: string, tempName: string): string {
+  // A directory named like an option is still a directory to every tool.
+  return `d=${shellQuote(destDir)}; t="$d"/${shellQuote(tempName)}\n` +
+    `case $d in -*) d=./$d; t=./$t;; esac`;
+}
+
+/** Removes the temp directory on exit, on failure and on a signal. */
+const CLEANUP_TRAP = `trap 'rm -rf -- "$t"' EXIT; trap 'exit 143' HUP INT TERM`;
+
+/** Puts each top-level `name` from `$t` in place. */
+function putStep(names: readonly string[]): string {
+  return `${PUT_FUNCTION}\nfor n in ${
+    names.map(shellQuote).join(" ")
+  }; do put "$n" || exit 1; done`;
+}
+
 /**
- * The push script: read a tar archive on stdin into a fresh hidden
- * directory inside `destDir` (same filesystem, so the final renames are
- * atomic), optionally check hashes, then put each top-level `name` in
- * place. The temp directory goes away on exit, on TERM (the lifeline) and
- * on failure.
+ * The first step of a push, run with the payload as its stdin up to EOF
+ * (the run's `"direct"` stdin): make a fresh hidden directory inside
+ * `destDir` (same filesystem, so the final renames are atomic), and read
+ * the payload into it. Any failure, a short payload included, removes it.
+ *
+ * With `names` the push ends here: the entries are put in place at once.
+ * That is for one file without hashes to check, where what follows the
+ * input's EOF is a rename that cannot take long. Otherwise the directory
+ * stays for {@linkcode finishScript}, which runs under the lifeline.
  *
  * @param destDir the remote directory (created if missing)
  * @param tempName unique per transfer: concurrent pushes to one shared
  *   directory never meet in it
- * @param names the top-level entries of the archive
- * @param expect hashes to check before the entries are put in place
+ * @param payload a tar archive or one raw file
+ * @param names the top-level entries to put in place now, or null
  */
-export function pushScript(
+export function receiveScript(
   destDir: string,
   tempName: string,
-  names: readonly string[],
-  expect: readonly ExpectedHash[] = [],
-  payload: PushPayload = "tar",
+  payload: PushPayload,
+  names: readonly string[] | null,
 ): string {
   return [
-    `d=${shellQuote(destDir)}; t="$d"/${shellQuote(tempName)}`,
-    // A directory named like an option is still a directory to every tool.
-    `case $d in -*) d=./$d; t=./$t;; esac`,
+    pushVariables(destDir, tempName),
     `mkdir -p -- "$d" && mkdir -- "$t" || exit 1`,
     // A push killed before its trap ran leaves its temp directory behind;
     // the next push into the directory removes those older than a day.
     `find "$d" -maxdepth 1 -type d -name '${TEMP_PREFIX}*' -mmin +${STALE_MINUTES} ` +
     `-exec rm -rf {} + 2>/dev/null`,
-    `trap 'rm -rf -- "$t"' EXIT; trap 'exit 143' HUP INT TERM`,
+    CLEANUP_TRAP,
     receiveStep(payload),
+    names ? putStep(names) : `trap - EXIT`,
+  ].join("\n");
+}
+
+/**
+ * The last step of a push whose {@linkcode receiveScript} kept its temp
+ * directory: check hashes, then put each top-level `name` in place. The
+ * temp directory goes away on exit, on TERM (the lifeline) and on failure.
+ *
+ * @param names the top-level entries of the payload
+ * @param expect hashes to check before the entries are put in place
+ */
+export function finishScript(
+  destDir: string,
+  tempName: string,
+  names: readonly string[],
+  expect: readonly ExpectedHash[] = [],
+): string {
+  return [
+    pushVariables(destDir, tempName),
+    `[ -d "$t" ] || { echo "fiwi: $t: the received files are gone" >&2; exit 1; }`,
+    CLEANUP_TRAP,
     ...expect.map(hashCheck),
-    PUT_FUNCTION,
-    `for n in ${names.map(shellQuote).join(" ")}; do put "$n" || exit 1; done`,
+    putStep(names),
   ].join("\n");
 }
 

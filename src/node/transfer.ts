@@ -7,16 +7,17 @@
  * transfer goes wherever a command goes: over the warm ControlMaster,
  * through nested and jump relays, over ush, and locally; the node needs
  * only sh, tar and a few busybox tools. A push packs the sources once into
- * a local temp archive (its size must be known: the remote wrapper hands
- * the command exactly that many bytes, then EOF, and keeps the rest of
- * stdin as the lifeline) and streams it to `tar -x` in a hidden temp
- * directory inside the destination; a pull reads `tar -c` from the node's
- * stdout into a local `tar -x` in a temp directory inside
+ * a local temp archive (one regular file goes as it is, without tar), and
+ * streams it to a receiver on the node (`tar -x`, or `cat` for one file)
+ * that reads the run's stdin itself up to the EOF fiwi sends after the
+ * payload, in a hidden temp directory inside the destination. A pull reads
+ * `tar -c` (or `cat`) from the node's stdout into a temp directory inside
  * `destDir/<node>`. Only then are the entries renamed into place, so a
  * file appears under its final name only when it arrived whole (and, with
  * `verify`, matched its SHA-256). A timeout or an abort stops the run the
- * way it stops `rexec`: the lifeline kills the remote tar and its temp
- * directory is removed.
+ * way it stops `rexec`: the receiver's input ends early (a push) or the
+ * lifeline kills the remote tar (a pull), and the temp directory is
+ * removed.
  *
  * Measured against sftp over the same master for the push of one 100 MB
  * file on loopback: see README.md, "Files to and from nodes".
@@ -38,7 +39,7 @@
 import { getLogger } from "npm:@logtape/logtape@^2";
 import { join } from "jsr:@std/path@^1";
 import { ConfigurationError, FiwiError } from "../errors.ts";
-import { SshSession } from "../process/session.ts";
+import { type RunResult, SshSession } from "../process/session.ts";
 import {
   archiveStream,
   type LocalSource,
@@ -63,9 +64,10 @@ import {
 import {
   cleanupCommand,
   type ExpectedHash,
+  finishScript,
   MAX_SCRIPT_BYTES,
   type PushPayload,
-  pushScript,
+  receiveScript,
 } from "./_transfer_scripts.ts";
 
 export type {
@@ -118,7 +120,7 @@ export async function packForPush(
     }
   }
   const names = local.map((s) => s.name);
-  const length = pushScript(destDir, tempName(), names, expect).length;
+  const length = finishScript(destDir, tempName(), names, expect).length;
   if (length > MAX_SCRIPT_BYTES) {
     throw new ConfigurationError(
       `Too many files to ${
@@ -217,6 +219,12 @@ async function removeTemp(
 /**
  * Send a packed archive to `node` and put its entries in `destDir`.
  * Resolves for every run-time outcome.
+ *
+ * The payload goes to a receiver that reads the run's stdin to its EOF
+ * (see {@linkcode receiveScript}). One file without hashes to check is put
+ * in place by that same run; anything else is put in place by a second,
+ * short run under the lifeline ({@linkcode finishScript}), since checking
+ * hashes or merging a tree can take a while after the input ended.
  */
 export async function pushArchive(
   node: TransferTarget,
@@ -227,25 +235,18 @@ export async function pushArchive(
   const t0 = performance.now();
   await node.prepare();
   const temp = tempName();
-  const script = pushScript(
-    destDir,
-    temp,
-    archive.names,
-    archive.expect,
-    archive.payload,
-  );
-  let sent = 0;
-  let short = false;
-  const run = await runWithRetry(node, script, () => ({
-    ...runOptions(options),
-    stdin: {
-      size: archive.size,
-      stream: archiveStream(archive.path, archive.size, (n) => {
-        sent = n;
-        options.onProgress?.(sent);
-      }, () => short = true),
-    },
-  }), options.signal);
+  const oneRun = archive.payload !== "tar" && archive.expect.length === 0;
+  const received = await receive(node, archive, destDir, temp, oneRun, options);
+  const { sent, short } = received;
+  let run = received.run;
+  if (run.success && !short && !oneRun) {
+    run = await runWithRetry(
+      node,
+      finishScript(destDir, temp, archive.names, archive.expect),
+      () => runOptions(options),
+      options.signal,
+    );
+  }
   if (run.started && (run.aborted || run.timedOut)) {
     await removeTemp(node, destDir, temp);
   }
@@ -274,6 +275,37 @@ export async function pushArchive(
     },
   );
   return result;
+}
+
+/** The first run of a push: the payload into the temp directory. */
+async function receive(
+  node: TransferTarget,
+  archive: PushArchive,
+  destDir: string,
+  temp: string,
+  oneRun: boolean,
+  options: TransferOptions,
+): Promise<{ run: RunResult; sent: number; short: boolean }> {
+  const script = receiveScript(
+    destDir,
+    temp,
+    archive.payload,
+    oneRun ? archive.names : null,
+  );
+  let sent = 0;
+  let short = false;
+  const run = await runWithRetry(node, script, () => ({
+    ...runOptions(options),
+    stdin: {
+      size: archive.size,
+      direct: true,
+      stream: archiveStream(archive.path, archive.size, (n) => {
+        sent = n;
+        options.onProgress?.(sent);
+      }, () => short = true),
+    },
+  }), options.signal);
+  return { run, sent, short };
 }
 
 /**

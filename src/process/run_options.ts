@@ -61,6 +61,13 @@ export interface StdinStream {
   size: number;
   /** Where they come from; read once, so a retried run needs a new one. */
   stream: ReadableStream<Uint8Array>;
+  /**
+   * The command reads the client's stdin itself, and fiwi closes it after
+   * the `size` bytes: no remote copy through `head`, and no watcher. Only
+   * for a command that ends by itself when its input ends (a transfer's
+   * receiver); the input's EOF is then its lifeline.
+   */
+  direct?: boolean;
 }
 
 /** The outcome of one run. */
@@ -170,9 +177,10 @@ export function validateRunOptions(options: RunOptions): void {
 /** True for a {@linkcode StdinStream} with a whole, non-negative size. */
 export function isStdinStream(value: unknown): value is StdinStream {
   if (typeof value !== "object" || value === null) return false;
-  const { size, stream } = value as Partial<StdinStream>;
+  const { size, stream, direct } = value as Partial<StdinStream>;
   return Number.isSafeInteger(size) && size! >= 0 &&
-    stream instanceof ReadableStream;
+    stream instanceof ReadableStream &&
+    (direct === undefined || typeof direct === "boolean");
 }
 
 /**

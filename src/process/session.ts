@@ -172,7 +172,9 @@ function payloadBytes(
 
 /** The stdin mode of the wrapper for a run's `stdin` option. */
 function stdinMode(stdin: RunOptions["stdin"]): StdinMode {
-  if (isStdinStream(stdin)) return { payloadBytes: stdin.size };
+  if (isStdinStream(stdin)) {
+    return stdin.direct ? "direct" : { payloadBytes: stdin.size };
+  }
   const payload = payloadBytes(stdin);
   return payload ? { payloadBytes: payload.byteLength } : "none";
 }
@@ -305,6 +307,7 @@ async function runClient(
   if (isStdinStream(stdin)) {
     void feedStream(client, stdin, () => dog.activity()).then((ok) => {
       if (!ok) stop("abort");
+      else if (stdin.direct) client.releaseLifeline();
     });
   } else if (stdin !== undefined) void feed(client, stdin);
 

@@ -22,6 +22,14 @@
  *    `n` payload bytes (`head -c n` from the pipe, then EOF), or the live
  *    pipe itself (a persistent shell reading commands).
  *
+ * One mode has no watcher: `"direct"`, for a command that ends by itself
+ * when its input ends (a file transfer's receiver, `cat > file`). The
+ * command reads the client's stdin itself; fiwi sends the payload and then
+ * closes it. The payload's EOF is the lifeline: fiwi's death, the client's
+ * or the session's ends the input early, and the command with it. It saves
+ * the copy through `head` (8 KiB reads in GNU head) and a process: on a
+ * 16-node push of 100 MB that was a sixth of all the CPU used.
+ *
  * A background job of a non-interactive shell reads `/dev/null` unless it
  * is redirected explicitly, hence the copy of stdin on fd 3. A command that
  * leaves the group on purpose (`setsid`) escapes the lifeline; so do
@@ -36,10 +44,15 @@ import { shellQuote } from "./quote.ts";
 export const START_MARKER = "__FIWI_START__";
 
 /**
- * What the command reads on stdin: nothing, `n` payload bytes, or the live
- * pipe (for a shell that reads commands).
+ * What the command reads on stdin: nothing, `n` payload bytes, the live
+ * pipe (for a shell that reads commands), or the client's stdin itself up
+ * to the EOF fiwi sends after the payload (`"direct"`, no watcher).
  */
-export type StdinMode = "none" | { payloadBytes: number } | "stream";
+export type StdinMode =
+  | "none"
+  | { payloadBytes: number }
+  | "stream"
+  | "direct";
 
 /** The watcher's name in `ps`: its command line never holds the command. */
 export const LIFELINE_NAME = "fiwi-lifeline";
@@ -74,8 +87,10 @@ function watcher(always: boolean): string {
  * ```
  */
 export function wrapCommand(cmd: string, stdin: StdinMode = "none"): string {
-  const start = `printf '${START_MARKER} %d\\n' $$ >&2; exec 3<&0 </dev/null; `;
+  const startLine = `printf '${START_MARKER} %d\\n' $$ >&2; `;
   const run = `eval ${shellQuote(cmd)}`;
+  if (stdin === "direct") return startLine + run;
+  const start = startLine + "exec 3<&0 </dev/null; ";
   if (stdin === "none") {
     // The fast path: the command runs in the wrapper's own shell.
     return start +
