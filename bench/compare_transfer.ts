@@ -1,16 +1,26 @@
 /**
- * Side by side, in one run on a 16-address loopback rig: `pushAll` of one
- * 100 MB file against `pdcp`, `clush --copy` and `parallel-scp`, and
- * `pullAll` of it against `rpdcp`, `clush --rcopy` and `parallel-slurp`
- * (each when installed), all 16 nodes at once. Prints medians and the ratio
- * fiwi / best tool (target <= 1.0). fiwi runs cold (no master: it starts
- * one per node, as the tools start a connection per node) and warm.
+ * Side by side, in one run on a 16-address loopback rig: pushing one 100 MB
+ * file to 16 nodes at once, and pulling it back from all 16, with fiwi and
+ * with `pdcp` / `rpdcp`, `clush --copy` / `--rcopy` and `parallel-scp` /
+ * `parallel-slurp` (each when installed). Prints medians, peak RSS and the
+ * ratio fiwi / best tool (target <= 1.0).
  *
- * It also times the alternative mechanism for one node: scp over the same
- * ControlMaster against fiwi through the exec channel (the loopback
- * sshd has no sftp subsystem, so scp runs in its legacy `-O` mode).
+ *   sudo deno task bench:transfer
  *
- *   deno task bench:transfer
+ * Each node is its own user with its own home, and the destination is a
+ * relative path, so each node writes its own file, as each node of a real
+ * rig has its own disk. With one directory shared by all 16 "nodes", the
+ * tools' 16 writers share the pages of one file, while each of fiwi's
+ * atomic renames over the same name makes ext4 write the replaced file back
+ * (`auto_da_alloc`): fiwi's push measured 8.5 s there against 6.1 s with a
+ * directory per node. Making the users needs root.
+ *
+ * fiwi runs three ways:
+ * - `fiwi push` / `fiwi pull`, the command as users run it (the `fiwi`
+ *   task's flags), its masters warm from the command before, wall time and
+ *   peak RSS from `/usr/bin/time -v`, like the tools;
+ * - the library's `pushAll` / `pullAll` with warm masters;
+ * - the library without masters (one connection per run, as the tools).
  *
  * Rounds alternate the contenders (FIWI_BENCH_ROUNDS, default 3; size in
  * MB: FIWI_BENCH_MB, default 100).
@@ -18,13 +28,114 @@
  * @module
  */
 
-import { installed, median, shell, time } from "./_measure.ts";
+import { installed, median } from "./_measure.ts";
 import { pullAll, pushAll, type SshNode, type TransferResult } from "../mod.ts";
-import { type LoopbackRig, startLoopbackRig } from "../tests/_loopback.ts";
+import { startLoopbackRig } from "../tests/_loopback.ts";
 
 const NODES = 16;
 const ROUNDS = Number(Deno.env.get("FIWI_BENCH_ROUNDS") ?? "3");
 const MB = Number(Deno.env.get("FIWI_BENCH_MB") ?? "100");
+const SIZE = MB * 1024 * 1024;
+const ROOT = new URL("../", import.meta.url).pathname;
+/** The destination, relative to each node user's home. */
+const DEST = "fiwi_bench_xfer";
+
+if (Deno.uid() !== 0) {
+  console.error(
+    "bench:transfer makes one user per loopback node (its own directory): run it as root",
+  );
+  Deno.exit(2);
+}
+
+const TASKS: Record<string, string> = JSON.parse(
+  await Deno.readTextFile(`${ROOT}deno.json`),
+).tasks;
+/** The exact `deno run` flags of the `fiwi` task. */
+const FIWI_FLAGS = /^deno run (.+) scripts\/fiwi\.ts$/.exec(TASKS.fiwi)![1];
+
+interface Measured {
+  ms: number;
+  rssMb: number;
+}
+
+async function must(cmd: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+}
+
+/** Run `script` under `/usr/bin/time -v`: wall ms and peak RSS. */
+async function measure(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<Measured> {
+  const t = performance.now();
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-v", "sh", "-c", script],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const ms = performance.now() - t;
+  const text = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${script} failed: ${text.slice(-2000)}`);
+  const kb = Number(
+    /Maximum resident set size \(kbytes\): (\d+)/.exec(text)![1],
+  );
+  return { ms, rssMb: kb / 1024 };
+}
+
+/** Time `fn` in this process, sampling its RSS. */
+async function measureHere(fn: () => Promise<unknown>): Promise<Measured> {
+  let peak = Deno.memoryUsage().rss;
+  const timer = setInterval(
+    () => peak = Math.max(peak, Deno.memoryUsage().rss),
+    50,
+  );
+  const t = performance.now();
+  try {
+    await fn();
+  } finally {
+    clearInterval(timer);
+  }
+  return { ms: performance.now() - t, rssMb: peak / 2 ** 20 };
+}
+
+/** The user of node `i` (0-based) and its home. */
+const userOf = (i: number) => `fiwibench${i + 1}`;
+const homeOf = (i: number) => `/var/lib/${userOf(i)}`;
+
+/** One user per node, let in by the rig's shared authorized_keys. */
+async function makeUsers(): Promise<void> {
+  for (let i = 0; i < NODES; i++) {
+    const id = await new Deno.Command("id", {
+      args: ["-u", userOf(i)],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (!id.success) {
+      await must("useradd", [
+        "-M",
+        "-d",
+        homeOf(i),
+        "-s",
+        "/bin/sh",
+        userOf(i),
+      ]);
+    }
+    // A locked password ("!") blocks key logins with UsePAM no; "*" does not.
+    await must("usermod", ["-p", "*", userOf(i)]);
+    await Deno.remove(`${homeOf(i)}/${DEST}`, { recursive: true }).catch(
+      () => {},
+    );
+    await Deno.mkdir(`${homeOf(i)}/${DEST}`, { recursive: true });
+    await must("chown", ["-R", `${userOf(i)}:`, homeOf(i)]);
+  }
+}
 
 function mustSucceed(results: TransferResult[]): void {
   const bad = results.filter((r) => !r.success);
@@ -36,128 +147,6 @@ function mustSucceed(results: TransferResult[]): void {
     );
   }
 }
-
-interface Setup {
-  rig: LoopbackRig;
-  /** ssh config with the rig's port, for tools that take only -F. */
-  config: string;
-  file: string;
-  remoteDir: string;
-  localDir: string;
-  hostsFile: string;
-}
-
-function tools(s: Setup) {
-  const { rig, config, file, remoteDir, localDir, hostsFile } = s;
-  const range = `127.0.0.[1-${NODES}]`;
-  const pdsh = { PDSH_SSH_ARGS_APPEND: `-F ${config} -o BatchMode=yes` };
-  // clush hands scp its own options (no sftp subsystem on the loopback
-  // sshd: legacy scp protocol, -O), and exits 0 even when scp failed.
-  const clushOptions = `-o '-F ${config}' -O 'scp_options=-O -F ${config}'`;
-  const fresh = (sub: string) =>
-    `rm -rf ${localDir}/${sub} && mkdir -p ${localDir}/${sub} && `;
-  return {
-    push: {
-      pdcp: () =>
-        shell(
-          `pdcp -R ssh -f ${NODES} -l ${rig.user} -w '${range}' ${file} ${remoteDir}/`,
-          pdsh,
-        ),
-      "clush --copy": () =>
-        shell(
-          `clush -f ${NODES} -l ${rig.user} ${clushOptions} -w '${range}' ` +
-            `--copy ${file} --dest ${remoteDir}/`,
-        ),
-      "parallel-scp": () =>
-        shell(
-          `parallel-scp -p ${NODES} -t 0 -l ${rig.user} -x '-O -F ${config}' ` +
-            `-h ${hostsFile} ${file} ${remoteDir}/`,
-        ),
-    } as Record<string, () => Promise<void>>,
-    pull: {
-      rpdcp: () =>
-        shell(
-          fresh("rpdcp") +
-            `rpdcp -R ssh -f ${NODES} -l ${rig.user} -w '${range}' ` +
-            `${remoteDir}/payload.bin ${localDir}/rpdcp/`,
-          pdsh,
-        ),
-      "clush --rcopy": () =>
-        shell(
-          fresh("clush") +
-            `clush -f ${NODES} -l ${rig.user} ${clushOptions} -w '${range}' ` +
-            `--rcopy ${remoteDir}/payload.bin --dest ${localDir}/clush/`,
-        ),
-      "parallel-slurp": () =>
-        shell(
-          fresh("slurp") +
-            `parallel-slurp -p ${NODES} -t 0 -l ${rig.user} -x '-O -F ${config}' ` +
-            `-h ${hostsFile} -L ${localDir}/slurp ${remoteDir}/payload.bin payload.bin`,
-        ),
-    } as Record<string, () => Promise<void>>,
-  };
-}
-
-const ms = (x: number) => `${x.toFixed(0).padStart(6)} ms`;
-
-function report(title: string, results: Record<string, number[]>): void {
-  console.log(title);
-  let best = Infinity;
-  for (const [name, xs] of Object.entries(results)) {
-    if (!name.startsWith("fiwi")) best = Math.min(best, median(xs));
-  }
-  for (const [name, xs] of Object.entries(results)) {
-    const m = median(xs);
-    const ratio = name.startsWith("fiwi") && best < Infinity
-      ? `  ratio ${(m / best).toFixed(2)} (target <= 1.0)`
-      : "";
-    const rate = ((NODES * MB) / (m / 1000)).toFixed(0);
-    console.log(`  ${name.padEnd(22)} ${ms(m)}  ${rate} MB/s${ratio}`);
-  }
-}
-
-await using rig = await startLoopbackRig({ extraHosts: NODES - 2 });
-const work = await Deno.makeTempDir({ prefix: "fiwi_bench_xfer_" });
-const remoteDir = `/tmp/fiwi_bench_xfer_${rig.port}`;
-const setup: Setup = {
-  rig,
-  config: `${work}/ssh_config`,
-  file: `${work}/payload.bin`,
-  remoteDir,
-  localDir: `${work}/pulled`,
-  hostsFile: `${work}/hosts`,
-};
-await Deno.writeTextFile(
-  setup.config,
-  `Port ${rig.port}\n` + await Deno.readTextFile(rig.sshConfig),
-);
-await Deno.writeTextFile(setup.hostsFile, rig.hosts.join("\n") + "\n");
-await shell(`head -c ${MB * 1024 * 1024} /dev/urandom > ${setup.file}`);
-await shell(
-  `ssh -F ${setup.config} ${rig.user}@${rig.hosts[0]} mkdir -p ${remoteDir}`,
-);
-
-const nodes = rig.hosts.map((_, index) =>
-  rig.node({ index, name: `n${index + 1}`, silent: true })
-);
-const plain = rig.hosts.map((_, index) =>
-  rig.node({ index, name: `p${index + 1}`, silent: true, controlMaster: false })
-);
-const closeMasters = () => Promise.all(nodes.map((n) => n.close()));
-const t = tools(setup);
-const present: Record<string, boolean> = {};
-for (const p of ["pdcp", "clush", "parallel-scp"]) {
-  present[p] = await installed(p);
-}
-const usable = (name: string) =>
-  present[
-    name.split(" ")[0].replace("rpdcp", "pdcp").replace(
-      "parallel-slurp",
-      "parallel-scp",
-    )
-  ];
-
-const SIZE = MB * 1024 * 1024;
 
 /** Files of the payload's size under `dir` (some tools exit 0 on failure). */
 async function copiesIn(dir: string): Promise<number> {
@@ -173,99 +162,233 @@ async function copiesIn(dir: string): Promise<number> {
   return n;
 }
 
-/** Time a push; the payload must be on the node afterwards. */
-async function timedPush(name: string, fn: () => Promise<void>) {
-  await Deno.remove(`${remoteDir}/payload.bin`).catch(() => {});
-  const ms = await time(fn);
-  if ((await copiesIn(remoteDir)) < 1) {
-    throw new Error(`${name} copied nothing`);
+await using rig = await startLoopbackRig({ extraHosts: NODES - 2 });
+await makeUsers();
+const work = await Deno.makeTempDir({ prefix: "fiwi_bench_xfer_" });
+const file = `${work}/payload.bin`;
+const localDir = `${work}/pulled`;
+const hostsFile = `${work}/hosts`;
+// Tools that take only -F get the port and each host's user from it.
+const config = `${work}/ssh_config`;
+await Deno.writeTextFile(
+  config,
+  `Port ${rig.port}\n` +
+    rig.hosts.map((h, i) => `Host ${h}\n  User ${userOf(i)}\n`).join("") +
+    await Deno.readTextFile(rig.sshConfig),
+);
+await Deno.writeTextFile(hostsFile, rig.hosts.join("\n") + "\n");
+await Deno.writeTextFile(
+  `${work}/rigs.yaml`,
+  `defaults: { port: ${rig.port}, sshConfig: ${rig.sshConfig} }
+rigs:
+  loop:
+    nodes:
+${
+    rig.hosts.map((h, i) =>
+      `      n${i + 1}: { host: ${h}, user: ${userOf(i)} }`
+    ).join("\n")
   }
-  return ms;
-}
+`,
+);
+await must("sh", ["-c", `head -c ${SIZE} /dev/urandom > ${file}`]);
 
-/** Time a pull; every node's copy must be in `sub` afterwards. */
-async function timedPull(name: string, sub: string, fn: () => Promise<void>) {
-  const ms = await time(fn);
-  const n = await copiesIn(`${setup.localDir}/${sub}`);
-  if (n !== NODES) throw new Error(`${name} pulled ${n} of ${NODES} copies`);
-  return ms;
-}
+const nodes = rig.hosts.map((_, index) =>
+  rig.node({ index, name: `n${index + 1}`, user: userOf(index), silent: true })
+);
+const plain = rig.hosts.map((_, index) =>
+  rig.node({
+    index,
+    name: `p${index + 1}`,
+    user: userOf(index),
+    silent: true,
+    controlMaster: false,
+  })
+);
 
-const PULL_DIRS: Record<string, string> = {
+const range = `127.0.0.[1-${NODES}]`;
+// pdsh passes `-l <local user>` unless its ssh arguments are replaced.
+const pdsh = {
+  PDSH_SSH_ARGS: `-F ${config} -o BatchMode=yes -x %h`,
+};
+// clush hands scp its own options (the loopback sshd has no sftp
+// subsystem: legacy scp protocol, -O).
+const clush = `-o '-F ${config}' -O 'scp_options=-O -F ${config}'`;
+const fiwiEnv = { FIWI_CONTROL_DIR: `${rig.dir}/cm`, NO_COLOR: "1" };
+const fiwi = (sub: string, args = "") =>
+  `cd ${work} && ${Deno.execPath()} run --config ${ROOT}deno.json ${FIWI_FLAGS} ` +
+  `${ROOT}scripts/fiwi.ts ${sub} --no-log -w 'n[1-${NODES}]' ${args}`;
+const fresh = (sub: string) =>
+  `rm -rf ${localDir}/${sub} && mkdir -p ${localDir}/${sub} && `;
+
+type Contender = () => Promise<Measured>;
+const lib = (fn: () => Promise<TransferResult[]>): Contender => () =>
+  measureHere(async () => mustSucceed(await fn()));
+
+const pushers: Record<string, Contender> = {
+  "fiwi push (command)": () =>
+    measure(fiwi("push", `${file} ${DEST}`), fiwiEnv),
+  "pushAll (warm)": lib(() => pushAll(nodes, file, DEST, { concurrency: 16 })),
+  "pushAll (no master)": lib(() =>
+    pushAll(plain, file, DEST, { concurrency: 16 })
+  ),
+  pdcp: () =>
+    measure(`pdcp -R ssh -f ${NODES} -w '${range}' ${file} ${DEST}/`, pdsh),
+  "clush --copy": () =>
+    measure(
+      `clush -f ${NODES} ${clush} -w '${range}' --copy ${file} --dest ${DEST}/`,
+    ),
+  "parallel-scp": () =>
+    measure(
+      `parallel-scp -p ${NODES} -t 0 -x '-O -F ${config}' -h ${hostsFile} ` +
+        `${file} ${DEST}/`,
+    ),
+};
+const remoteFile = `${DEST}/payload.bin`;
+const pullers: Record<string, [string, Contender]> = {
+  "fiwi pull (command)": [
+    "cli",
+    () => measure(fresh("cli") + fiwi("pull", `${remoteFile} ${localDir}/cli`)),
+  ],
+  "pullAll (warm)": [
+    "lib",
+    lib(() =>
+      pullAll(nodes, remoteFile, `${localDir}/lib`, { concurrency: 16 })
+    ),
+  ],
+  "pullAll (no master)": [
+    "plain",
+    lib(() =>
+      pullAll(plain, remoteFile, `${localDir}/plain`, { concurrency: 16 })
+    ),
+  ],
+  rpdcp: [
+    "rpdcp",
+    () =>
+      measure(
+        fresh("rpdcp") +
+          `rpdcp -R ssh -f ${NODES} -w '${range}' ${remoteFile} ${localDir}/rpdcp/`,
+        pdsh,
+      ),
+  ],
+  "clush --rcopy": [
+    "clush",
+    () =>
+      measure(
+        fresh("clush") +
+          `clush -f ${NODES} ${clush} -w '${range}' --rcopy ${remoteFile} ` +
+          `--dest ${localDir}/clush/`,
+      ),
+  ],
+  "parallel-slurp": [
+    "slurp",
+    () =>
+      measure(
+        fresh("slurp") +
+          `parallel-slurp -p ${NODES} -t 0 -x '-O -F ${config}' -h ${hostsFile} ` +
+          `-L ${localDir}/slurp ${remoteFile} payload.bin`,
+      ),
+  ],
+};
+
+const TOOLS: Record<string, string> = {
+  pdcp: "pdcp",
   rpdcp: "rpdcp",
+  "clush --copy": "clush",
   "clush --rcopy": "clush",
-  "parallel-slurp": "slurp",
+  "parallel-scp": "parallel-scp",
+  "parallel-slurp": "parallel-slurp",
 };
+for (const [name, program] of Object.entries(TOOLS)) {
+  if (await installed(program)) continue;
+  delete pushers[name];
+  delete pullers[name];
+}
 
-const fiwiPush = (ns: SshNode[]) => async () =>
-  mustSucceed(await pushAll(ns, setup.file, remoteDir, { concurrency: NODES }));
-const fiwiPull = (ns: SshNode[]) => async () => {
-  await Deno.remove(`${setup.localDir}/fiwi`, { recursive: true }).catch(
-    () => {},
-  );
-  mustSucceed(
-    await pullAll(ns, `${remoteDir}/payload.bin`, `${setup.localDir}/fiwi`, {
-      concurrency: NODES,
-    }),
-  );
-};
+/**
+ * Remove every node's copy, so each push writes a new file, and write back
+ * what is dirty, so no contender pays for the writeback of an earlier one.
+ */
+async function clearRemote(): Promise<void> {
+  for (let i = 0; i < NODES; i++) {
+    await Deno.remove(`${homeOf(i)}/${remoteFile}`).catch(() => {});
+  }
+  await must("sync", []);
+}
+
+/** Copies of the payload on the nodes. */
+async function remoteCopies(): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < NODES; i++) n += await copiesIn(`${homeOf(i)}/${DEST}`);
+  return n;
+}
+
+function report(title: string, results: Record<string, Measured[]>): void {
+  console.log(title);
+  let best = Infinity;
+  for (const [name, xs] of Object.entries(results)) {
+    if (!/fiwi|All/.test(name)) {
+      best = Math.min(
+        best,
+        median(xs.map((x) => x.ms)),
+      );
+    }
+  }
+  for (const [name, xs] of Object.entries(results)) {
+    const ms = median(xs.map((x) => x.ms));
+    const rss = median(xs.map((x) => x.rssMb));
+    const ratio = /fiwi|All/.test(name) && best < Infinity
+      ? `  ratio ${(ms / best).toFixed(2)} (target <= 1.0)`
+      : "";
+    const rate = ((NODES * MB) / (ms / 1000)).toFixed(0);
+    console.log(
+      `  ${name.padEnd(22)} ${ms.toFixed(0).padStart(6)} ms  ${rate} MB/s  ` +
+        `peak RSS ${rss.toFixed(0).padStart(3)} MB${ratio}`,
+    );
+  }
+}
 
 try {
-  const push: Record<string, number[]> = {
-    "fiwi (no master)": [],
-    "fiwi (warm master)": [],
-  };
-  const pull: Record<string, number[]> = {
-    "fiwi (no master)": [],
-    "fiwi (warm master)": [],
-  };
-  for (const name of Object.keys(t.push)) if (usable(name)) push[name] = [];
-  for (const name of Object.keys(t.pull)) if (usable(name)) pull[name] = [];
-  await fiwiPush(nodes)(); // masters up, caches warm
+  // Masters up for the library and for the command, caches warm.
+  mustSucceed(await pushAll(nodes, file, DEST, { concurrency: 16 }));
+  await measure(fiwi("push", `${file} ${DEST}`), fiwiEnv);
+  const push: Record<string, Measured[]> = {};
+  const pull: Record<string, Measured[]> = {};
   for (let i = 0; i < ROUNDS; i++) {
-    push["fiwi (no master)"].push(await timedPush("fiwi", fiwiPush(plain)));
-    push["fiwi (warm master)"].push(await timedPush("fiwi", fiwiPush(nodes)));
-    for (const name of Object.keys(t.push)) {
-      if (push[name]) push[name].push(await timedPush(name, t.push[name]));
+    for (const [name, fn] of Object.entries(pushers)) {
+      await clearRemote();
+      const m = await fn();
+      const copies = await remoteCopies();
+      if (copies !== NODES) {
+        throw new Error(`${name} left ${copies} of ${NODES} copies`);
+      }
+      (push[name] ??= []).push(m);
     }
-    pull["fiwi (no master)"].push(
-      await timedPull("fiwi", "fiwi", fiwiPull(plain)),
-    );
-    pull["fiwi (warm master)"].push(
-      await timedPull("fiwi", "fiwi", fiwiPull(nodes)),
-    );
-    for (const name of Object.keys(t.pull)) {
-      if (!pull[name]) continue;
-      pull[name].push(await timedPull(name, PULL_DIRS[name], t.pull[name]));
+    for (const [name, [sub, fn]] of Object.entries(pullers)) {
+      await Deno.remove(`${localDir}/${sub}`, { recursive: true }).catch(
+        () => {},
+      );
+      await must("sync", []);
+      const m = await fn();
+      const copies = await copiesIn(`${localDir}/${sub}`);
+      if (copies !== NODES) {
+        throw new Error(`${name} pulled ${copies} of ${NODES} copies`);
+      }
+      (pull[name] ??= []).push(m);
     }
-  }
-  // One node: fiwi through the exec channel vs scp over the same master
-  // (the loopback sshd has no sftp subsystem, so scp in its -O mode).
-  const one = { fiwi: [] as number[], scp: [] as number[] };
-  const scp = () =>
-    shell(
-      `scp -O -q -p -F ${setup.config} ` +
-        `-o ControlPath=${nodes[0].controlDir}/%C ${setup.file} ` +
-        `${rig.user}@${rig.hosts[0]}:${remoteDir}/scp.bin`,
-    );
-  for (let i = 0; i < ROUNDS; i++) {
-    one.fiwi.push(await time(fiwiPush(nodes.slice(0, 1))));
-    one.scp.push(await time(scp));
   }
   console.log(
-    `${MB} MB file, ${NODES} loopback nodes at once, medians of ${ROUNDS}`,
+    `${MB} MB file, ${NODES} loopback nodes at once (a directory each), ` +
+      `medians of ${ROUNDS}`,
   );
   report("push", push);
   report("pull", pull);
-  console.log(
-    `one node over a warm master: fiwi push ${ms(median(one.fiwi))}, ` +
-      `scp -O ${ms(median(one.scp))}`,
-  );
 } finally {
-  await closeMasters();
-  await shell(
-    `ssh -F ${setup.config} ${rig.user}@${rig.hosts[0]} rm -rf ${remoteDir}`,
-  )
-    .catch(() => {});
+  await Promise.all(nodes.map((n) => n.close()));
+  await measure(fiwi("close"), fiwiEnv).catch(() => {});
+  for (let i = 0; i < NODES; i++) {
+    await Deno.remove(`${homeOf(i)}/${DEST}`, { recursive: true }).catch(
+      () => {},
+    );
+  }
   await Deno.remove(work, { recursive: true });
 }
