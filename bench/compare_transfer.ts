@@ -29,7 +29,7 @@
  */
 
 import { installed, median } from "./_measure.ts";
-import { pullAll, pushAll, type SshNode, type TransferResult } from "../mod.ts";
+import { pullAll, pushAll, type TransferResult } from "../mod.ts";
 import { startLoopbackRig } from "../tests/_loopback.ts";
 
 const NODES = 16;
