@@ -17,7 +17,7 @@ import {
   summarize,
   tempName,
 } from "./_transfer_local.ts";
-import { Extractor, PullReceiver } from "./_transfer_receive.ts";
+import { Extractor, pulledHeader, settlePulled } from "./_transfer_receive.ts";
 import {
   remoteFailure,
   resultOf,
@@ -171,20 +171,86 @@ async function pullInto(
 }
 
 /**
- * Receive one group's archive into `tmp`; resolves null when it all
- * arrived, else the run and the error.
+ * Receive one group into `tmp`; resolves null when it all arrived, else
+ * the run and the error.
  */
-async function receive(
+function receive(
   node: TransferTarget,
   group: RemoteGroup,
   tmp: string,
   options: TransferOptions,
   onBytes: (n: number) => void,
-): Promise<{ run: RunResult | null; error: FiwiError | null } | null> {
-  const one = group.names.length === 1;
-  const extractor = one
-    ? new PullReceiver(tmp, group.names[0])
-    : new Extractor(tmp);
+): Promise<Received> {
+  return group.names.length === 1
+    ? receiveOne(node, group, tmp, options, onBytes)
+    : receiveMany(node, group, tmp, options, onBytes);
+}
+
+type Received = { run: RunResult | null; error: FiwiError | null } | null;
+
+/**
+ * One remote path: the ssh client writes it (the file, or an archive of a
+ * directory) straight into a file next to `tmp`, which then becomes
+ * `tmp/<name>`.
+ */
+async function receiveOne(
+  node: TransferTarget,
+  group: RemoteGroup,
+  tmp: string,
+  options: TransferOptions,
+  onBytes: (n: number) => void,
+): Promise<Received> {
+  const name = group.names[0];
+  const data = `${tmp}.part`;
+  await Deno.writeFile(data, new Uint8Array(), {
+    createNew: true,
+    mode: 0o600,
+  });
+  try {
+    let seen = 0;
+    const run = await runWithRetry(
+      node,
+      pullOneCommand(group.parent, name),
+      () => ({
+        ...runOptions(options),
+        stdoutFile: data,
+        onStdoutFile: (bytes) => {
+          onBytes(bytes - seen);
+          seen = bytes;
+        },
+      }),
+      options.signal,
+    );
+    const { kind, rest } = pulledHeader(run.stderr);
+    const path = `${group.parent}/${name}`;
+    if (!run.success) {
+      const said = { ...run, stderr: rest };
+      return { run, error: remoteFailure("Pull of", node.name, path, said) };
+    }
+    const complaint = kind
+      ? await settlePulled(data, kind, tmp, name)
+      : "the node said neither file nor archive";
+    if (!complaint) return null;
+    return {
+      run: null,
+      error: new FiwiError(
+        `Unpacking "${path}" from node "${node.name}" failed: ${complaint}`,
+      ),
+    };
+  } finally {
+    await Deno.remove(data).catch(() => {});
+  }
+}
+
+/** Several paths under one directory: one archive, unpacked as it arrives. */
+async function receiveMany(
+  node: TransferTarget,
+  group: RemoteGroup,
+  tmp: string,
+  options: TransferOptions,
+  onBytes: (n: number) => void,
+): Promise<Received> {
+  const extractor = new Extractor(tmp);
   // A local tar that stops reading ends the run: nothing more can land.
   const local = new AbortController();
   const signal = options.signal
@@ -192,9 +258,7 @@ async function receive(
     : local.signal;
   const run = await runWithRetry(
     node,
-    one
-      ? pullOneCommand(group.parent, group.names[0])
-      : pullCommand(group.parent, group.names),
+    pullCommand(group.parent, group.names),
     () => ({
       ...runOptions(options),
       signal,

@@ -1,14 +1,15 @@
 /**
  * The local end of a pull: what the node's stdout becomes. A local
- * `tar -x` (spawned through src/process/spawn.ts) for an archive, or a
- * file written as it arrives for a single regular file.
+ * `tar -x` fed as the archive arrives (several paths), or, for one path,
+ * the file the ssh client wrote its stdout into: renamed into place when
+ * it is the file itself, unpacked when it is an archive.
  *
  * @module
  */
 
 import { join } from "jsr:@std/path@^1";
 import { FiwiError } from "../errors.ts";
-import { type Client, spawnClient } from "../process/spawn.ts";
+import { type Client, runHelper, spawnClient } from "../process/spawn.ts";
 import { firstLines } from "./_transfer_local.ts";
 import { RAW_MARK, TAR_MARK } from "./_transfer_scripts.ts";
 
@@ -65,6 +66,9 @@ export class Extractor {
   }
 }
 
+/** How long a local tar may take to unpack a pulled archive file. */
+const EXTRACT_FILE_MS = 60 * 60 * 1000;
+
 /** What the header of a raw file says about it. */
 interface RawInfo {
   mode: number;
@@ -72,116 +76,65 @@ interface RawInfo {
   size: number;
 }
 
-/** Where one received file is written as it arrives, then given its mode and mtime. */
-class RawFile {
-  #file: Deno.FsFile;
-  #path: string;
-  #info: RawInfo;
-  #written = 0;
-
-  private constructor(file: Deno.FsFile, path: string, info: RawInfo) {
-    this.#file = file;
-    this.#path = path;
-    this.#info = info;
-  }
-
-  /** Create `path` (private until it is complete). */
-  static async create(path: string, info: RawInfo): Promise<RawFile> {
-    const file = await Deno.open(path, {
-      write: true,
-      createNew: true,
-      mode: 0o600,
-    });
-    return new RawFile(file, path, info);
-  }
-
-  async write(chunk: Uint8Array): Promise<void> {
-    for (let done = 0; done < chunk.length;) {
-      done += await this.#file.write(chunk.subarray(done));
-    }
-    this.#written += chunk.length;
-  }
-
-  async finish(): Promise<string | null> {
-    try {
-      this.#file.close();
-      // A file that shrank on the node while cat read it ends early, not
-      // with an error.
-      if (this.#written !== this.#info.size) {
-        return `${this.#written} of ${this.#info.size} bytes arrived (the file changed while it was read)`;
-      }
-      await Deno.chmod(this.#path, this.#info.mode);
-      await Deno.utime(this.#path, this.#info.mtime, this.#info.mtime);
-      return null;
-    } catch (e) {
-      return (e as Error).message;
-    }
-  }
-
-  stop(): Promise<void> {
-    try {
-      this.#file.close();
-    } catch { /* closed */ }
-    return Promise.resolve();
-  }
-}
+const RAW_RE = new RegExp(`^${RAW_MARK} ([0-7]{1,4}) (\\d+) (\\d+)$`);
 
 /**
- * What a pull of one remote path receives: a first line saying whether the
- * raw file (`fiwi-file MODE MTIME SIZE`) or a tar archive (`fiwi-tar`) follows,
- * then that, written to `dir/name` or unpacked into `dir`.
+ * What a pull of one remote path sent: the header line it printed on
+ * stderr (see `pullOneCommand`), and the rest of stderr without it.
  */
-export class PullReceiver {
-  #dir: string;
-  #name: string;
-  #head: number[] = [];
-  #target: Promise<Extractor | RawFile> | null = null;
-
-  /** Receive into `dir`; a raw file gets `name`. */
-  constructor(dir: string, name: string) {
-    this.#dir = dir;
-    this.#name = name;
-  }
-
-  /** Take the next chunk of the node's stdout. */
-  async write(chunk: Uint8Array): Promise<void> {
-    if (this.#target) return await (await this.#target).write(chunk);
-    const nl = chunk.indexOf(10);
-    this.#head.push(
-      ...chunk.subarray(0, Math.min(nl < 0 ? chunk.length : nl, 65)),
-    );
-    if (nl < 0) {
-      if (this.#head.length > 64) throw new FiwiError("No transfer header");
-      return;
-    }
-    this.#target = this.#open(
-      new TextDecoder().decode(new Uint8Array(this.#head)),
-    );
-    const rest = chunk.subarray(nl + 1);
-    if (rest.length > 0) await (await this.#target).write(rest);
-  }
-
-  #open(head: string): Promise<Extractor | RawFile> {
-    if (head === TAR_MARK) return Promise.resolve(new Extractor(this.#dir));
-    const m = new RegExp(`^${RAW_MARK} ([0-7]{1,4}) (\\d+) (\\d+)$`).exec(head);
-    if (!m) {
-      throw new FiwiError(`Unexpected transfer header ${JSON.stringify(head)}`);
-    }
-    return RawFile.create(join(this.#dir, this.#name), {
+export function pulledHeader(
+  stderr: string,
+): { kind: RawInfo | "tar" | null; rest: string } {
+  const lines = stderr.split("\n");
+  const at = lines.findIndex((l) => l === TAR_MARK || RAW_RE.test(l));
+  if (at < 0) return { kind: null, rest: stderr };
+  const m = RAW_RE.exec(lines[at]);
+  const kind = m
+    ? {
       mode: parseInt(m[1], 8),
       mtime: new Date(Number(m[2]) * 1000),
       size: Number(m[3]),
-    });
-  }
+    }
+    : "tar";
+  lines.splice(at, 1);
+  return { kind, rest: lines.join("\n") };
+}
 
-  /** All arrived: finish the file or the unpacking; a complaint or null. */
-  async finish(): Promise<string | null> {
-    if (!this.#target) return "nothing arrived";
-    return await (await this.#target).finish();
+/**
+ * Turn the file a pull of one path wrote (`data`) into `dir/name`: a raw
+ * file is checked for its size, given its mode and mtime and renamed; an
+ * archive is unpacked into `dir` and removed. Resolves with a complaint,
+ * or null when it is in place.
+ */
+export async function settlePulled(
+  data: string,
+  kind: RawInfo | "tar",
+  dir: string,
+  name: string,
+): Promise<string | null> {
+  try {
+    if (kind === "tar") return await extractFile(data, dir);
+    const { size } = await Deno.stat(data);
+    // A file that shrank on the node while cat read it ends early, not
+    // with an error.
+    if (size !== kind.size) {
+      return `${size} of ${kind.size} bytes arrived (the file changed while it was read)`;
+    }
+    await Deno.chmod(data, kind.mode);
+    await Deno.utime(data, kind.mtime, kind.mtime);
+    await Deno.rename(data, join(dir, name));
+    return null;
+  } catch (e) {
+    return (e as Error).message;
   }
+}
 
-  /** Stop at once (a failed or aborted pull). */
-  async stop(): Promise<void> {
-    await (await this.#target?.catch(() => null))?.stop();
-  }
+/** Unpack the archive file `data` into `dir`; a complaint or null. */
+async function extractFile(data: string, dir: string): Promise<string | null> {
+  const r = await runHelper(
+    ["tar", "-x", "--no-same-owner", "-f", data, "-C", dir],
+    EXTRACT_FILE_MS,
+  );
+  if (r.code === 0) return null;
+  return firstLines(r.stderr) || `tar exit ${r.code ?? "(stopped)"}`;
 }

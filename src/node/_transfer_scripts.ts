@@ -194,22 +194,23 @@ export function pullCommand(parent: string, names: readonly string[]): string {
   }`;
 }
 
-/** First line of {@linkcode pullOneCommand}'s stdout: the raw file follows. */
+/** The line {@linkcode pullOneCommand} prints on stderr before a raw file. */
 export const RAW_MARK = "fiwi-file";
-/** First line of {@linkcode pullOneCommand}'s stdout: a tar archive follows. */
+/** The line {@linkcode pullOneCommand} prints on stderr before an archive. */
 export const TAR_MARK = "fiwi-tar";
 
 /**
- * The pull command for one remote path: a regular file comes as it is
- * (`fiwi-file MODE MTIME SIZE`, then its bytes), anything else as a tar archive
- * (`fiwi-tar`, then the archive). Skipping tar on both ends for the common
- * single file saves two copies of every byte.
+ * The pull command for one remote path: a regular file comes as it is on
+ * stdout, after `fiwi-file MODE MTIME SIZE` on stderr; anything else as a
+ * tar archive, after `fiwi-tar`. Skipping tar on both ends for the common
+ * single file saves two copies of every byte; the header goes on stderr
+ * because stdout is written straight into a local file.
  */
 export function pullOneCommand(parent: string, name: string): string {
   const path = shellQuote(parent === "/" ? `/${name}` : `${parent}/${name}`);
   return `p=${path}; if [ -f "$p" ] && [ ! -L "$p" ] && ` +
-    `m=$(stat -c '%a %Y %s' -- "$p"); then printf '${RAW_MARK} %s\\n' "$m" && ` +
-    `cat -- "$p"; exit; fi; printf '${TAR_MARK}\\n' && ${
+    `m=$(stat -c '%a %Y %s' -- "$p"); then printf '${RAW_MARK} %s\\n' "$m" >&2 && ` +
+    `exec cat -- "$p"; fi; printf '${TAR_MARK}\\n' >&2 && exec ${
       pullCommand(parent, [name])
     }`;
 }

@@ -1,6 +1,7 @@
 /**
  * The byte paths of a run that bypass lines: a stdin payload copied from a
- * stream of known size (file transfers), and raw stdout handed to a sink.
+ * stream of known size (file transfers), raw stdout handed to a sink, and
+ * the growth of a file the client writes its stdout into.
  *
  * @module
  */
@@ -60,4 +61,34 @@ export async function pumpRaw(
       log.debug("The stdout sink failed: {error}", { error: e });
     }
   });
+}
+
+/** How often the size of a client's stdout file is looked at, in ms. */
+const FILE_POLL_MS = 200;
+
+/**
+ * Watch a file that a client writes by itself, calling `onGrowth` with its
+ * size whenever it grew. Polled: an inotify watch (`Deno.watchFs`) wakes
+ * this process on every write the client makes, which is the cost the
+ * file spares. `stop` ends the watch and waits for a look in progress.
+ */
+export function watchGrowth(
+  path: string,
+  onGrowth: (bytes: number) => void,
+): { stop(): Promise<void> } {
+  let seen = 0;
+  let looking: Promise<void> = Promise.resolve();
+  const look = async () => {
+    const size = (await Deno.stat(path).catch(() => null))?.size ?? 0;
+    if (size > seen) onGrowth(seen = size);
+  };
+  const timer = setInterval(() => {
+    looking = looking.then(look);
+  }, FILE_POLL_MS);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await (looking = looking.then(look));
+    },
+  };
 }

@@ -39,6 +39,15 @@ export interface RunOptions {
    * dropped: the caller decides whether to stop the run.
    */
   stdoutSink?: (chunk: Uint8Array) => void | Promise<void>;
+  /**
+   * Raw stdout straight into this existing file, written by the client
+   * itself (file transfers): `stdout` in the result stays empty. The file's
+   * growth counts as activity for the io timeout and is reported to
+   * `onStdoutFile` (bytes so far).
+   */
+  stdoutFile?: string;
+  /** With `stdoutFile`: called with the file's size as it grows. */
+  onStdoutFile?: (bytes: number) => void;
   /** Bytes kept per stream in the result (default 1 MiB); lines still stream. */
   maxOutput?: number;
   /**
@@ -170,6 +179,28 @@ export function validateRunOptions(options: RunOptions): void {
   if (stdoutSink !== undefined && typeof stdoutSink !== "function") {
     throw new ConfigurationError(
       `Invalid stdoutSink ${showValue(stdoutSink)}: give a function`,
+    );
+  }
+  validateStdoutFile(options);
+}
+
+function validateStdoutFile(
+  { stdoutFile, stdoutSink, onStdoutFile }: RunOptions,
+): void {
+  if (
+    stdoutFile !== undefined &&
+    (typeof stdoutFile !== "string" || stdoutFile === "" ||
+      stdoutSink !== undefined)
+  ) {
+    throw new ConfigurationError(
+      `Invalid stdoutFile ${
+        showValue(stdoutFile)
+      }: give a file path, and no stdoutSink with it`,
+    );
+  }
+  if (onStdoutFile !== undefined && typeof onStdoutFile !== "function") {
+    throw new ConfigurationError(
+      `Invalid onStdoutFile ${showValue(onStdoutFile)}: give a function`,
     );
   }
 }

@@ -27,7 +27,7 @@ import {
   validateRunOptions,
 } from "./run_options.ts";
 import { type Client, hasControllingTerminal, spawnClient } from "./spawn.ts";
-import { feedStream, pumpRaw } from "./_stream_io.ts";
+import { feedStream, pumpRaw, watchGrowth } from "./_stream_io.ts";
 import { type TimeoutKind, Watchdog } from "./watchdog.ts";
 
 export type { RunOptions, RunResult, StdinStream } from "./run_options.ts";
@@ -247,6 +247,7 @@ async function runClient(
   // tears down in order; for "local" always, so the shell's pid is its group.
   const client = spawnClient(argv, {
     ownSession: target.transport === "local" || hasControllingTerminal(),
+    stdoutFile: opts.stdoutFile,
   });
   const limits = limitsOf(target, opts);
   let stopped: TimeoutKind | "abort" | "lost" | null = null;
@@ -296,6 +297,12 @@ async function runClient(
         }
       });
   const readers = Promise.all([read("stdout"), read("stderr")]);
+  const growth = opts.stdoutFile === undefined
+    ? null
+    : watchGrowth(opts.stdoutFile, (bytes) => {
+      onBytes();
+      opts.onStdoutFile?.(bytes);
+    });
   const onAbort = () => stop("abort");
   signal.addEventListener("abort", onAbort, { once: true });
   if (signal.aborted) stop("abort");
@@ -324,6 +331,7 @@ async function runClient(
       await readers;
     }
   } finally {
+    await growth?.stop();
     dog.dispose();
     signal.removeEventListener("abort", onAbort);
     admission?.lost?.removeEventListener("abort", onLost);

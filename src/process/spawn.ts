@@ -38,6 +38,13 @@ export interface SpawnOptions {
   ownSession?: boolean;
   /** Pipe stdin and hold it open as the run's lifeline (default true). */
   lifeline?: boolean;
+  /**
+   * Let the client write its stdout straight into this existing file
+   * (through `sh`, which opens it and execs the client): the bytes never
+   * pass through this process. A pull of 100 MB from each of 16 loopback
+   * nodes took 4.0 s this way against 7.0 s through a pipe read here.
+   */
+  stdoutFile?: string;
 }
 
 let terminalFound: boolean | undefined;
@@ -232,9 +239,12 @@ export function spawnClient(
   // thread instead, which made a 64-node fan-out 1.6x slower than ssh +
   // xargs.
   const setsid = options.ownSession ? setsidPath() : null;
+  const full = options.stdoutFile === undefined
+    ? argv
+    : ["sh", "-c", 'exec "$@" >"$0"', options.stdoutFile, ...argv];
   try {
-    const child = new Deno.Command(setsid ?? argv[0], {
-      args: setsid ? [...argv] : argv.slice(1),
+    const child = new Deno.Command(setsid ?? full[0], {
+      args: setsid ? [...full] : full.slice(1),
       stdin: lifeline ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
