@@ -23,7 +23,8 @@
  * - the library without masters (one connection per run, as the tools).
  *
  * Rounds alternate the contenders (FIWI_BENCH_ROUNDS, default 3; size in
- * MB: FIWI_BENCH_MB, default 100).
+ * MB: FIWI_BENCH_MB, default 100). FIWI_BENCH_PARTS=push,pull picks parts
+ * (a pull needs the files a push left: it pushes them once first).
  *
  * @module
  */
@@ -39,6 +40,9 @@ const SIZE = MB * 1024 * 1024;
 const ROOT = new URL("../", import.meta.url).pathname;
 /** The destination, relative to each node user's home. */
 const DEST = "fiwi_bench_xfer";
+const PARTS = new Set(
+  (Deno.env.get("FIWI_BENCH_PARTS") ?? "push,pull").split(","),
+);
 
 if (Deno.uid() !== 0) {
   console.error(
@@ -354,7 +358,7 @@ try {
   const push: Record<string, Measured[]> = {};
   const pull: Record<string, Measured[]> = {};
   for (let i = 0; i < ROUNDS; i++) {
-    for (const [name, fn] of Object.entries(pushers)) {
+    for (const [name, fn] of Object.entries(PARTS.has("push") ? pushers : {})) {
       await clearRemote();
       const m = await fn();
       const copies = await remoteCopies();
@@ -362,6 +366,10 @@ try {
         throw new Error(`${name} left ${copies} of ${NODES} copies`);
       }
       (push[name] ??= []).push(m);
+    }
+    if (!PARTS.has("pull")) continue;
+    if (await remoteCopies() !== NODES) {
+      mustSucceed(await pushAll(nodes, file, DEST, { concurrency: 16 }));
     }
     for (const [name, [sub, fn]] of Object.entries(pullers)) {
       await Deno.remove(`${localDir}/${sub}`, { recursive: true }).catch(
@@ -380,8 +388,8 @@ try {
     `${MB} MB file, ${NODES} loopback nodes at once (a directory each), ` +
       `medians of ${ROUNDS}`,
   );
-  report("push", push);
-  report("pull", pull);
+  if (PARTS.has("push")) report("push", push);
+  if (PARTS.has("pull")) report("pull", pull);
 } finally {
   await Promise.all(nodes.map((n) => n.close()));
   await measure(fiwi("close"), fiwiEnv).catch(() => {});

@@ -19,8 +19,8 @@
  * lifeline kills the remote tar (a pull), and the temp directory is
  * removed.
  *
- * Measured against sftp over the same master for the push of one 100 MB
- * file on loopback: see README.md, "Files to and from nodes".
+ * Why not scp or sftp, and how it compares with pdcp, clush and
+ * parallel-scp on 16 loopback nodes: README.md, "Benchmarks".
  *
  * @example
  * ```ts

@@ -254,7 +254,13 @@ export function spawnClient(
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new ConfigurationError(
-        `Program "${argv[0]}" was not found: install it or put it on PATH`,
+        `Program "${full[0]}" was not found: install it or put it on PATH`,
+        { cause: e },
+      );
+    }
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new ConfigurationError(
+        `Running "${setsid ?? full[0]}" is not allowed: add it to --allow-run`,
         { cause: e },
       );
     }
