@@ -19,7 +19,10 @@ const ignore = skipReasonFor(
   "node-is-local",
 ) !== null;
 const CHILD = new URL("./fixtures/lifeline_child.ts", import.meta.url);
-const PUSH_CHILD = new URL("./fixtures/push_child.ts", import.meta.url);
+const TRANSFER_CHILD = new URL(
+  "./fixtures/transfer_child.ts",
+  import.meta.url,
+);
 
 /** Local processes whose whole command line is `text`. */
 async function countLocalExact(text: string): Promise<number> {
@@ -137,27 +140,50 @@ Deno.test({
   await controlPool.closeAll();
 });
 
+/** Names in `dir`; with `nested`, the names in each of its directories. */
+async function entries(dir: string, nested: boolean): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (!nested) names.push(e.name);
+    else if (e.isDirectory) {
+      names.push(...await entries(`${dir}/${e.name}`, false));
+    }
+  }
+  return names;
+}
+
 /**
- * SIGKILL a program in the middle of pushing a 256 MiB file to 4 nodes: no
- * receiver is left on the node, no ssh client here, no temp directory and
- * nothing under the final name.
+ * SIGKILL a program in the middle of moving a 256 MiB file to or from 4
+ * nodes: no remote command is left, no ssh client here, and no file in
+ * the destination.
  */
-async function killedPushLeavesNothing(
+async function killedTransferLeavesNothing(
   rig: LoopbackRig,
+  direction: "push" | "pull",
   extra: Partial<SshNodeOptions>,
   token: string,
 ): Promise<void> {
-  const dest = `/tmp/fiwi_push_kill_${rig.port}_${token}`;
+  const dest = `/tmp/fiwi_kill_${direction}_${rig.port}_${token}`;
+  // The node is this machine: a pull reads the same file from every node.
   const source = `${rig.dir}/payload-${token}.bin`;
   await using file = await Deno.create(source);
   await file.truncate(256 * 1024 * 1024); // sparse: quick to make and read
-  const specFile = `${rig.dir}/push-${token}.json`;
+  await Deno.chmod(source, 0o644);
+  const specFile = `${rig.dir}/${direction}-${token}.json`;
   await Deno.writeTextFile(
     specFile,
     JSON.stringify(eightNodes(rig, extra).slice(0, 4)),
   );
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", PUSH_CHILD.pathname, specFile, source, dest],
+    args: [
+      "run",
+      "-A",
+      TRANSFER_CHILD.pathname,
+      specFile,
+      direction,
+      source,
+      dest,
+    ],
     stdin: "null",
     stdout: "piped",
     stderr: "null",
@@ -169,41 +195,44 @@ async function killedPushLeavesNothing(
     await child.status;
     await child.stdout.cancel().catch(() => {});
   }
-  const remote = await settlesToZero(() => countRemote(rig, dest), 5000);
-  const clients = await settlesToZero(() => countLocal(dest), 5000);
-  assertEquals([remote, clients], [0, 0], "receivers or clients left behind");
-  const left = [];
-  for await (const e of Deno.readDir(dest)) left.push(e.name);
-  assertEquals(left, [], "temp directory or file left in the destination");
+  // The remote commands name the destination (a push) or the source.
+  const named = direction === "push" ? dest : source;
+  const remote = await settlesToZero(() => countRemote(rig, named), 5000);
+  const clients = await settlesToZero(() => countLocal(named), 5000);
+  assertEquals([remote, clients], [0, 0], "commands or clients left behind");
+  // A push's receiver removes what it got when its input ends early; a
+  // SIGKILLed program cannot remove its own hidden temp files of a pull.
+  const left = (await entries(dest, direction === "pull")).filter((name) =>
+    direction === "push" || !name.startsWith(".fiwi-tmp-")
+  );
+  assertEquals(left, [], "a file left in the destination");
   await Deno.remove(dest, { recursive: true });
 }
 
 Deno.test({
   name:
-    "lifeline: a program SIGKILLed mid-push leaves no receiver, no client and no file",
+    "lifeline: a program SIGKILLed mid-push or mid-pull leaves no command, no client and no file",
   ignore,
 }, async (t) => {
   await using rig = await startLoopbackRig();
-  await t.step(
-    "with a ControlMaster",
-    () => killedPushLeavesNothing(rig, {}, "3711"),
-  );
-  await t.step(
-    "without a ControlMaster",
-    () => killedPushLeavesNothing(rig, { controlMaster: false }, "3712"),
-  );
-  await t.step({
-    name: "through a nested relay",
-    ignore: !rig.relayReady,
-    fn: () =>
-      killedPushLeavesNothing(rig, {
-        relay: `${rig.user}@${rig.hosts[0]}:${rig.port}`,
-      }, "3713"),
-  });
-  await t.step(
-    "with the local transport",
-    () => killedPushLeavesNothing(rig, { transport: "local" }, "3714"),
-  );
+  const relay = `${rig.user}@${rig.hosts[0]}:${rig.port}`;
+  const cases: [string, Partial<SshNodeOptions>, boolean][] = [
+    ["with a ControlMaster", {}, true],
+    ["without a ControlMaster", { controlMaster: false }, true],
+    ["through a nested relay", { relay }, rig.relayReady],
+    ["with the local transport", { transport: "local" }, true],
+  ];
+  let token = 3711;
+  for (const direction of ["push", "pull"] as const) {
+    for (const [what, extra, ready] of cases) {
+      const mine = String(token++);
+      await t.step({
+        name: `${direction}, ${what}`,
+        ignore: !ready,
+        fn: () => killedTransferLeavesNothing(rig, direction, extra, mine),
+      });
+    }
+  }
   await controlPool.closeAll();
 });
 
