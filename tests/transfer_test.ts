@@ -269,6 +269,28 @@ Deno.test({
     });
 
     await t.step(
+      "a pull clears the temp files a killed pull left over a day ago",
+      async () => {
+        const dir = `${local}/got/${node.name}`;
+        const old = new Date(Date.now() - 25 * 3600_000);
+        await Deno.mkdir(`${dir}/.fiwi-tmp-0000000000000001`);
+        await Deno.writeTextFile(`${dir}/.fiwi-tmp-0000000000000001.part`, "x");
+        await Deno.mkdir(`${dir}/.fiwi-tmp-0000000000000002`);
+        for (const stale of ["1", "1.part"]) {
+          await Deno.utime(
+            `${dir}/.fiwi-tmp-000000000000000${stale}`,
+            old,
+            old,
+          );
+        }
+        ok(await node.pull(`${base}/one file`, `${local}/got`));
+        // A fresh one may belong to a pull still running.
+        assertEquals(await tempDirsIn(dir), [".fiwi-tmp-0000000000000002"]);
+        await Deno.remove(`${dir}/.fiwi-tmp-0000000000000002`);
+      },
+    );
+
+    await t.step(
       "a missing remote source fails naming node and path",
       async () => {
         const r = await node.pull(`${base}/absent`, `${local}/got2`);

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve } from "jsr:@std/path@^1";
 import { ConfigurationError, FiwiError } from "../errors.ts";
 import { runHelper } from "../process/spawn.ts";
-import { TEMP_PREFIX } from "./_transfer_scripts.ts";
+import { STALE_MINUTES, TEMP_PREFIX } from "./_transfer_scripts.ts";
 
 /**
  * Bytes read from the archive per chunk, into one buffer reused for every
@@ -237,6 +237,22 @@ export async function place(from: string, to: string): Promise<void> {
   }
   if (info.mode !== null) await Deno.chmod(to, info.mode & 0o7777);
   if (info.mtime) await Deno.utime(to, info.atime ?? info.mtime, info.mtime);
+}
+
+/**
+ * Remove the temp directories and files of transfers in `dir` older than a
+ * day: a program killed mid-pull cannot remove its own. Best effort.
+ */
+export async function removeStaleTemps(dir: string): Promise<void> {
+  const before = Date.now() - STALE_MINUTES * 60_000;
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.name.startsWith(TEMP_PREFIX)) continue;
+    const path = join(dir, e.name);
+    const info = await Deno.lstat(path).catch(() => null);
+    if (info?.mtime && info.mtime.getTime() < before) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+  }
 }
 
 /** A unique hidden name for one transfer's temp directory. */

@@ -12,6 +12,7 @@ import type { RunResult } from "../process/run_options.ts";
 import {
   place,
   refuseDuplicateNames,
+  removeStaleTemps,
   sha256File,
   sourceList,
   summarize,
@@ -110,6 +111,7 @@ export async function pull(
   await node.prepare();
   const nodeDir = nodeDirOf(destDir, node.name);
   await Deno.mkdir(nodeDir, { recursive: true });
+  await removeStaleTemps(nodeDir);
   const tmp = join(nodeDir, tempName());
   await Deno.mkdir(tmp);
   try {
