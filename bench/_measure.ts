@@ -41,3 +41,33 @@ export async function shell(
     throw new Error(`${script} failed (${out.code}): ${text.slice(0, 2000)}`);
   }
 }
+
+/** Wall time and peak RSS of one measured command. */
+export interface Measured {
+  /** Wall-clock milliseconds. */
+  ms: number;
+  /** Peak resident set size in MB. */
+  rssMb: number;
+}
+
+/** Run `script` under `/usr/bin/time -v`; wall ms and peak RSS. */
+export async function measure(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<Measured> {
+  const t = performance.now();
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-v", "sh", "-c", script],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const ms = performance.now() - t;
+  const text = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${script} failed: ${text.slice(-2000)}`);
+  const kb = Number(
+    /Maximum resident set size \(kbytes\): (\d+)/.exec(text)?.[1],
+  );
+  return { ms, rssMb: kb / 1024 };
+}

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { median } from "./_measure.ts";
+import { measure, median } from "./_measure.ts";
 import { startLoopbackRig } from "../tests/_loopback.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -39,33 +39,6 @@ const TASKS: Record<string, string> = JSON.parse(
 ).tasks;
 /** The exact `deno run` flags of the `fiwi` task. */
 const FIWI_FLAGS = /^deno run (.+) scripts\/fiwi\.ts$/.exec(TASKS.fiwi)![1];
-
-interface Measured {
-  ms: number;
-  rssMb: number;
-}
-
-/** Run `script` under `/usr/bin/time -v`; wall ms and peak RSS. */
-async function measure(
-  script: string,
-  env: Record<string, string>,
-): Promise<Measured> {
-  const t = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-v", "sh", "-c", script],
-    env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const ms = performance.now() - t;
-  const text = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${script} failed: ${text.slice(-2000)}`);
-  const kb = Number(
-    /Maximum resident set size \(kbytes\): (\d+)/.exec(text)?.[1],
-  );
-  return { ms, rssMb: kb / 1024 };
-}
 
 await using rig = await startLoopbackRig({ extraHosts: NODES - 2 });
 const dir = await Deno.makeTempDir({ prefix: "fiwi_bench_cli_" });

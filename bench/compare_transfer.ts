@@ -29,7 +29,8 @@
  * @module
  */
 
-import { installed, median } from "./_measure.ts";
+import { installed, measure, type Measured, median } from "./_measure.ts";
+import { must } from "../tests/_sh.ts";
 import { pullAll, pushAll, type TransferResult } from "../mod.ts";
 import { startLoopbackRig } from "../tests/_loopback.ts";
 
@@ -56,42 +57,6 @@ const TASKS: Record<string, string> = JSON.parse(
 ).tasks;
 /** The exact `deno run` flags of the `fiwi` task. */
 const FIWI_FLAGS = /^deno run (.+) scripts\/fiwi\.ts$/.exec(TASKS.fiwi)![1];
-
-interface Measured {
-  ms: number;
-  rssMb: number;
-}
-
-async function must(cmd: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-}
-
-/** Run `script` under `/usr/bin/time -v`: wall ms and peak RSS. */
-async function measure(
-  script: string,
-  env: Record<string, string> = {},
-): Promise<Measured> {
-  const t = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-v", "sh", "-c", script],
-    env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const ms = performance.now() - t;
-  const text = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${script} failed: ${text.slice(-2000)}`);
-  const kb = Number(
-    /Maximum resident set size \(kbytes\): (\d+)/.exec(text)![1],
-  );
-  return { ms, rssMb: kb / 1024 };
-}
 
 /** Time `fn` in this process, sampling its RSS. */
 async function measureHere(fn: () => Promise<unknown>): Promise<Measured> {

@@ -239,7 +239,8 @@ export async function pushArchive(
   const received = await receive(node, archive, destDir, temp, oneRun, options);
   const { sent, short } = received;
   let run = received.run;
-  if (run.success && !short && !oneRun) {
+  // A short archive stops the first run (aborted): no second run follows.
+  if (run.success && !oneRun) {
     run = await runWithRetry(
       node,
       finishScript(destDir, temp, archive.names, archive.expect),
