@@ -93,11 +93,14 @@ export function transferSpec(direction: Direction): CliSpec {
     notes:
       (push
         ? "Each SRC (recursively) lands in DESTDIR on every node under its own name;\n" +
-          "DESTDIR is created if missing."
-        : "Each remote SRC lands in DESTDIR/<node>/ under its own name (like rpdcp).") +
+          "DESTDIR is created if missing. A symbolic link already in DESTDIR is never\n" +
+          "followed: a file replaces it, a directory is refused."
+        : "Each remote SRC lands in DESTDIR/<node>/ under its own name (like rpdcp),\n" +
+          "owned by you, without setuid, setgid or group/world write bits; a\n" +
+          "DESTDIR/<node> another user could redirect is refused.") +
       "\nModes, mtimes and symlinks are kept; a file appears under its final name only\n" +
-      "once it arrived whole. --json prints one object per node as it finishes, then a\n" +
-      "summary object.",
+      "once it arrived whole. Byte counts are what was put in place. --json prints one\n" +
+      "object per node as it finishes, then a summary object.",
     examples: push
       ? [
         "fiwi push -w @duts fw.bin /lib/firmware",

@@ -24,6 +24,7 @@
 import {
   checkPull,
   packForPush,
+  preparePullDirs,
   pull,
   pushArchive,
   type TransferOptions,
@@ -69,25 +70,36 @@ function split(options: TransferAllOptions) {
 
 /**
  * Per-node transfer options whose `onProgress` reports the bytes moved by
- * all nodes together.
+ * all nodes together, and `settle`, which replaces a finished node's share
+ * with what its result counts: a failed transfer's bytes that never landed
+ * leave the total.
  */
 function summedProgress(
   nodes: number,
   options: TransferOptions,
-): (index: number, signal: AbortSignal) => TransferOptions {
+): {
+  optionsFor: (index: number, signal: AbortSignal) => TransferOptions;
+  settle: (index: number, result: TransferResult) => TransferResult;
+} {
   const report = options.onProgress;
   const each = new Array<number>(nodes).fill(0);
   let total = 0;
-  return (index, signal) => ({
-    ...options,
-    signal,
-    onProgress: report &&
-      ((bytes) => {
-        total += bytes - each[index];
-        each[index] = bytes;
-        report(total);
-      }),
-  });
+  const update = (index: number, bytes: number) => {
+    total += bytes - each[index];
+    each[index] = bytes;
+    report?.(total);
+  };
+  return {
+    optionsFor: (index, signal) => ({
+      ...options,
+      signal,
+      onProgress: report && ((bytes) => update(index, bytes)),
+    }),
+    settle: (index, result) => {
+      if (result.bytes !== each[index]) update(index, result.bytes);
+      return result;
+    },
+  };
 }
 
 const failed = (r: TransferResult) => !r.success && !r.aborted;
@@ -97,7 +109,8 @@ const failed = (r: TransferResult) => !r.success && !r.aborted;
  * at a time; one {@linkcode TransferResult} per node, in node order.
  * Rejects only for bad input (a missing source: `ConfigurationError`
  * naming it), before anything runs. `onProgress` gets the bytes sent to
- * all nodes together.
+ * all nodes together (a node that failed counts, once done, only what it
+ * put in place).
  *
  * @param nodes where to copy to, in the order results are wanted
  * @param sources local files or directories
@@ -115,14 +128,13 @@ export async function pushAll(
   validateTransferOptions(rest);
   await Promise.all(nodes.map((node) => node.prepare()));
   await using archive = await packForPush(sources, destDir, rest);
-  const optionsFor = summedProgress(nodes.length, rest);
+  const { optionsFor, settle } = summedProgress(nodes.length, rest);
   return await fanOut(
     nodes.map((node, index) => ({ node, index })),
     { concurrency, failFast, signal: rest.signal },
     ({ node, index }, signal) =>
-      pushArchive(node, archive, destDir, optionsFor(index, signal)).then(
-        report,
-      ),
+      pushArchive(node, archive, destDir, optionsFor(index, signal))
+        .then((r) => report(settle(index, r))),
     failed,
   );
 }
@@ -130,8 +142,10 @@ export async function pushAll(
 /**
  * Copy remote `sources` from every node into `destDir/<node name>/`, at
  * most `concurrency` at a time; one {@linkcode TransferResult} per node, in
- * node order. Rejects only for bad input, before anything runs.
- * `onProgress` gets the bytes received from all nodes together.
+ * node order. Rejects only for bad input, before anything runs (an unsafe
+ * `destDir/<node>`, one another user could redirect, included).
+ * `onProgress` gets the bytes received from all nodes together (a node
+ * that failed counts, once done, only what it put in place).
  *
  * @param nodes where to copy from, in the order results are wanted
  * @param sources remote files or directories
@@ -148,12 +162,15 @@ export async function pullAll(
   validateFanOut(nodes, concurrency, failFast);
   checkPull(nodes, sources, destDir, rest);
   await Promise.all(nodes.map((node) => node.prepare()));
-  const optionsFor = summedProgress(nodes.length, rest);
+  // Every node's directory is checked before any pull starts.
+  await preparePullDirs(nodes, destDir);
+  const { optionsFor, settle } = summedProgress(nodes.length, rest);
   return await fanOut(
     nodes.map((node, index) => ({ node, index })),
     { concurrency, failFast, signal: rest.signal },
     ({ node, index }, signal) =>
-      pull(node, sources, destDir, optionsFor(index, signal)).then(report),
+      pull(node, sources, destDir, optionsFor(index, signal))
+        .then((r) => report(settle(index, r))),
     failed,
   );
 }

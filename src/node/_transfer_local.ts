@@ -38,6 +38,8 @@ export interface TreeFile {
   path: string;
   /** Absolute local path. */
   local: string;
+  /** Size in bytes. */
+  size: number;
 }
 
 /** What a walk over local entries found. */
@@ -116,7 +118,9 @@ async function walk(path: string, rel: string, into: TreeSummary) {
   const info = await Deno.lstat(path);
   if (!info.isDirectory) {
     into.entries++;
-    if (info.isFile) into.files.push({ path: rel, local: path });
+    if (info.isFile) {
+      into.files.push({ path: rel, local: path, size: info.size });
+    }
     return;
   }
   for await (const entry of Deno.readDir(path)) {
@@ -214,26 +218,43 @@ export function archiveStream(
   }, { highWaterMark: 0 });
 }
 
+/** What was put in place so far: entries (not directories) and file bytes. */
+export interface Landed {
+  files: number;
+  bytes: number;
+}
+
 /**
  * Put `from` at `to`: a file or link by rename (atomic); a directory by
  * rename when `to` is missing, else merged entry by entry, then given the
- * mode and mtime it arrived with.
+ * mode and mtime it arrived with. A link at `to` is never followed: it is
+ * replaced by a file, and refused as a directory's place. `landed` counts
+ * what each rename put in place.
  */
-export async function place(from: string, to: string): Promise<void> {
+export async function place(
+  from: string,
+  to: string,
+  landed: Landed = { files: 0, bytes: 0 },
+): Promise<void> {
   const info = await Deno.lstat(from);
   const there = await Deno.lstat(to).catch(() => null);
   if (!info.isDirectory || !there) {
     if (there?.isDirectory && !info.isDirectory) {
       throw new FiwiError(`"${to}" is a directory, in the way of a file`);
     }
+    const moved = info.isDirectory
+      ? await summarize([{ local: from, rel: "." }])
+      : { entries: 1, files: info.isFile ? [{ size: info.size }] : [] };
     await Deno.rename(from, to);
+    landed.files += moved.entries;
+    for (const f of moved.files) landed.bytes += f.size;
     return;
   }
   if (!there.isDirectory) {
     throw new FiwiError(`"${to}" is not a directory, in the way of one`);
   }
   for await (const entry of Deno.readDir(from)) {
-    await place(join(from, entry.name), join(to, entry.name));
+    await place(join(from, entry.name), join(to, entry.name), landed);
   }
   if (info.mode !== null) await Deno.chmod(to, info.mode & 0o7777);
   if (info.mtime) await Deno.utime(to, info.atime ?? info.mtime, info.mtime);
@@ -252,6 +273,48 @@ export async function removeStaleTemps(dir: string): Promise<void> {
     if (info?.mtime && info.mtime.getTime() < before) {
       await Deno.remove(path, { recursive: true }).catch(() => {});
     }
+  }
+}
+
+/**
+ * The mode a pulled entry is given here, from the mode it had on the node.
+ *
+ * A node is not trusted with this machine's permissions: a pull as root
+ * must not hand out a setuid-root copy of whatever the node sent, nor a
+ * file or directory others may change. So the setuid, setgid and sticky
+ * bits are always dropped, and so are the group and world write bits,
+ * whatever the source had: a 0777 directory from the node becomes 0755
+ * here. That fixed rule was chosen over masking with the local umask
+ * because the umask says what this program may create for itself, not how
+ * far to trust another machine (a shared-group umask of 002 would keep a
+ * hostile node's group-write bit), and a fixed rule gives every user the
+ * same result; who wants a pulled tree shared for writing can chmod it.
+ * Anything that is neither a file nor a directory (a device node, a FIFO
+ * or a socket a hostile archive may hold, which tar creates as root) is
+ * kept for the owner alone.
+ */
+export function pulledMode(
+  mode: number,
+  kind: "file" | "dir" | "other",
+): number {
+  return mode & (kind === "other" ? 0o600 : 0o755);
+}
+
+/**
+ * Give `path` and everything under it its {@linkcode pulledMode} (links
+ * are left as they are: chmod would reach their targets). Run in the
+ * pull's private temp directory, before anything is put in place.
+ */
+export async function tamePulled(path: string): Promise<void> {
+  const info = await Deno.lstat(path);
+  if (info.isSymlink) return;
+  const kind = info.isFile ? "file" : info.isDirectory ? "dir" : "other";
+  const mode = (info.mode ?? 0) & 0o7777;
+  const safe = pulledMode(mode, kind);
+  if (safe !== mode) await Deno.chmod(path, safe);
+  if (!info.isDirectory) return;
+  for await (const entry of Deno.readDir(path)) {
+    await tamePulled(join(path, entry.name));
   }
 }
 

@@ -1,7 +1,10 @@
 /**
  * The pull side of transfers: remote `tar -c` on the node's stdout into a
- * local `tar -x` in a temp directory inside `destDir/<node>`, optionally
- * compared by SHA-256 with the node's files, then renamed into place.
+ * local `tar -x` in a private temp directory inside `destDir/<node>`,
+ * optionally compared by SHA-256 with the node's files, then renamed into
+ * place. The node is not trusted with this machine: `destDir/<node>` is
+ * checked so no other user can redirect the pull, and what arrives is ours
+ * and loses setuid, setgid and write-for-others bits (`pulledMode`).
  *
  * @module
  */
@@ -9,13 +12,16 @@
 import { join, resolve } from "jsr:@std/path@^1";
 import { ConfigurationError, FiwiError } from "../errors.ts";
 import type { RunResult } from "../process/run_options.ts";
+import { ensureSafeDir, type SafeDirRules } from "./_control_dir.ts";
 import {
+  type Landed,
   place,
   refuseDuplicateNames,
   removeStaleTemps,
   sha256File,
   sourceList,
   summarize,
+  tamePulled,
   tempName,
 } from "./_transfer_local.ts";
 import { Extractor, pulledHeader, settlePulled } from "./_transfer_receive.ts";
@@ -78,6 +84,45 @@ function nodeDirOf(destDir: string, node: string): string {
 }
 
 /**
+ * How the local directory a pull writes into is checked: every component
+ * of `destDir/<node>` as the ControlMaster directory's (owned by us or
+ * root, writable by nobody else but a root-owned sticky directory such as
+ * `/tmp`, no link another user could have planted), and `destDir/<node>`
+ * itself a real directory nobody else can write, since a pull as root would
+ * otherwise write wherever another user's link points.
+ */
+const PULL_DIR_RULES: SafeDirRules = {
+  label: "pull destination",
+  hint: "remove it, or pull into a directory only you can write",
+  createMode: 0o777,
+  last: "safe",
+};
+
+/**
+ * Create `destDir/<node>` for each of `nodes` if missing and check it (see
+ * {@linkcode PULL_DIR_RULES}); rejects with {@linkcode ConfigurationError}
+ * naming the unsafe path and its owner. Returns the last node's directory.
+ */
+export async function preparePullDirs(
+  nodes: readonly { name: string }[],
+  destDir: string,
+): Promise<string> {
+  const dirs = nodes.map((node) => nodeDirOf(destDir, node.name));
+  // Those already there first (a planted link among them): a refusal
+  // comes before any directory was made.
+  const there = await Promise.all(
+    dirs.map((d) => Deno.lstat(d).then(() => true, () => false)),
+  );
+  for (const [i, dir] of dirs.entries()) {
+    if (there[i]) await ensureSafeDir(dir, PULL_DIR_RULES);
+  }
+  for (const [i, dir] of dirs.entries()) {
+    if (!there[i]) await ensureSafeDir(dir, PULL_DIR_RULES);
+  }
+  return dirs.at(-1) ?? "";
+}
+
+/**
  * Check the arguments of a pull from `nodes`; throws
  * {@linkcode ConfigurationError} naming the bad one. Returns the sources
  * grouped by remote directory.
@@ -109,11 +154,11 @@ export async function pull(
   const t0 = performance.now();
   const groups = checkPull([node], sources, destDir, options);
   await node.prepare();
-  const nodeDir = nodeDirOf(destDir, node.name);
-  await Deno.mkdir(nodeDir, { recursive: true });
+  const nodeDir = await preparePullDirs([node], destDir);
   await removeStaleTemps(nodeDir);
+  // Private until each entry is put in place, with its mode made safe.
   const tmp = join(nodeDir, tempName());
-  await Deno.mkdir(tmp);
+  await Deno.mkdir(tmp, { mode: 0o700 });
   try {
     return await pullInto(node, groups, tmp, nodeDir, options, t0);
   } finally {
@@ -130,14 +175,20 @@ async function pullInto(
   t0: number,
 ): Promise<TransferResult> {
   let bytes = 0;
+  // A failed pull reports what it put in place under final names (usually
+  // nothing), not the bytes it received and threw away.
+  const landed: Landed = { files: 0, bytes: 0 };
   const fail = (run: RunResult | null, error: FiwiError | null) =>
-    resultOf(node.name, run, { files: 0, bytes, error }, t0);
+    resultOf(node.name, run, { ...landed, error }, t0);
   for (const group of groups) {
     const got = await receive(node, group, tmp, options, (n) => {
       bytes += n;
       options.onProgress?.(bytes);
     });
     if (got) return fail(got.run, got.error);
+  }
+  for (const name of groups.flatMap((g) => g.names)) {
+    await tamePulled(join(tmp, name));
   }
   const tree = await summarize(
     groups.flatMap((g) => g.names).map((n) => ({
@@ -151,7 +202,7 @@ async function pullInto(
   }
   for (const name of groups.flatMap((g) => g.names)) {
     try {
-      await place(join(tmp, name), join(nodeDir, name));
+      await place(join(tmp, name), join(nodeDir, name), landed);
     } catch (e) {
       return fail(
         null,

@@ -10,8 +10,16 @@
 import { join } from "jsr:@std/path@^1";
 import { FiwiError } from "../errors.ts";
 import { type Client, runHelper, spawnClient } from "../process/spawn.ts";
-import { firstLines } from "./_transfer_local.ts";
+import { firstLines, pulledMode } from "./_transfer_local.ts";
 import { RAW_MARK, TAR_MARK } from "./_transfer_scripts.ts";
+
+/**
+ * The local `tar -x` of a pull. As root GNU tar would otherwise default to
+ * `--same-owner` (chown to the node's uids) and `--same-permissions` (keep
+ * setuid and setgid bits): the files are ours, and their modes are made
+ * safe afterwards (`tamePulled`) before anything leaves the temp directory.
+ */
+const TAR_EXTRACT = ["tar", "-x", "--no-same-owner", "--no-same-permissions"];
 
 /** How long a local tar may take to finish once its input ended. */
 const EXTRACT_FINISH_MS = 60_000;
@@ -22,10 +30,10 @@ export class Extractor {
   #stderr: Promise<string>;
   #failed = false;
 
-  /** Start `tar -x` into `dir` (files owned by this user). */
+  /** Start `tar -x` into `dir` (see {@linkcode TAR_EXTRACT}). */
   constructor(dir: string) {
     this.#client = spawnClient(
-      ["tar", "-x", "--no-same-owner", "-f", "-", "-C", dir],
+      [...TAR_EXTRACT, "-f", "-", "-C", dir],
       { lifeline: true },
     );
     this.#client.stdout.cancel().catch(() => {});
@@ -102,7 +110,7 @@ export function pulledHeader(
 
 /**
  * Turn the file a pull of one path wrote (`data`) into `dir/name`: a raw
- * file is checked for its size, given its mode and mtime and renamed; an
+ * file is checked for its size, given its (safe) mode and mtime and renamed; an
  * archive is unpacked into `dir` and removed. Resolves with a complaint,
  * or null when it is in place.
  */
@@ -120,7 +128,9 @@ export async function settlePulled(
     if (size !== kind.size) {
       return `${size} of ${kind.size} bytes arrived (the file changed while it was read)`;
     }
-    await Deno.chmod(data, kind.mode);
+    // The file is ours (the ssh client wrote it); its mode is the node's,
+    // made safe (no setuid, no write for others: see pulledMode).
+    await Deno.chmod(data, pulledMode(kind.mode, "file"));
     await Deno.utime(data, kind.mtime, kind.mtime);
     await Deno.rename(data, join(dir, name));
     return null;
@@ -132,7 +142,7 @@ export async function settlePulled(
 /** Unpack the archive file `data` into `dir`; a complaint or null. */
 async function extractFile(data: string, dir: string): Promise<string | null> {
   const r = await runHelper(
-    ["tar", "-x", "--no-same-owner", "-f", data, "-C", dir],
+    [...TAR_EXTRACT, "-f", data, "-C", dir],
     EXTRACT_FILE_MS,
   );
   if (r.code === 0) return null;

@@ -41,9 +41,18 @@ export interface TransferResult {
   node: string;
   /** Everything arrived and was put in place (and verified, if asked). */
   success: boolean;
-  /** Entries transferred that are not directories (files and links). */
+  /**
+   * Entries transferred that are not directories (files and links). When
+   * the transfer failed: only those it put in place under their final
+   * names (usually 0).
+   */
   files: number;
-  /** Bytes of the tar stream moved (contents plus headers). */
+  /**
+   * Bytes of the stream moved (contents plus tar headers). When the
+   * transfer failed: only the bytes of the files it put in place under
+   * their final names (usually 0), never what was sent or received and
+   * then thrown away.
+   */
   bytes: number;
   /** Which timeout stopped the transfer, if one did. */
   timedOut: "connect" | "command" | "io" | null;
@@ -84,6 +93,7 @@ export function validateTransferOptions(options: TransferOptions): void {
   }
 }
 
+/** Refuse a destination that is not a usable path. */
 export function validateDestDir(destDir: unknown): asserts destDir is string {
   if (
     typeof destDir !== "string" || destDir.trim() === "" ||

@@ -34,14 +34,36 @@ export interface ExpectedHash {
  * mtime from a stamp taken first: moving entries out changes it). Variables
  * are global in sh: the stamp's path rides in `$2`, which is the call's own,
  * and each loop's word list is fixed before it starts.
+ *
+ * A symbolic link already inside the destination is never followed: a
+ * file or link pushed to its name replaces the link itself (`mv -T`, a
+ * rename onto the name, where the mv supports it; else the link is removed
+ * first, since plain `mv` onto a link to a directory moves into that
+ * directory), and a directory pushed to its name is refused, naming the
+ * link, leaving the link and what it points to as they were. Replacing a
+ * link with a directory would silently break a layout the node relies on
+ * (`/lib -> usr/lib`); writing into its target is what an attacker who
+ * planted it wants. The destination directory itself is the caller's path:
+ * links in it are followed.
+ *
+ * `$f` and `$b` count the entries (not directories) and the bytes of the
+ * regular files put in place, for {@linkcode LANDED_MARK}.
  */
-const PUT_FUNCTION = `k=0
+const PUT_FUNCTION = `k=0 f=0 b=0 T=
+: > "$t/.fiwi-mv" && mv -f -T -- "$t/.fiwi-mv" "$t/.fiwi-mv2" 2>/dev/null && T=-T
+nolink() {
+  [ -L "$d/$1" ] || return 0
+  echo "fiwi: $d/$1: a symbolic link is in the way of a directory (links on the node are not followed)" >&2
+  return 1
+}
 put() {
   if [ -d "$t/$1" ] && [ ! -L "$t/$1" ]; then
     k=$((k+1)); set -- "$1" "$t/.fiwi-mtime-$k"
     touch -r "$t/$1" -- "$2" 2>/dev/null
+    nolink "$1" || return 1
     if [ ! -d "$d/$1" ]; then
       mkdir -- "$d/$1" 2>/dev/null || [ -d "$d/$1" ] || { mkdir -- "$d/$1"; return 1; }
+      nolink "$1" || return 1
     fi
     for c in "$t/$1"/* "$t/$1"/.[!.]* "$t/$1"/..?*; do
       [ -e "$c" ] || [ -L "$c" ] || continue
@@ -52,7 +74,11 @@ put() {
   elif [ -d "$d/$1" ] && [ ! -L "$d/$1" ]; then
     echo "fiwi: $d/$1: a directory is in the way of a file" >&2; return 1
   else
-    mv -f -- "$t/$1" "$d/$1"
+    s=0
+    if [ -f "$t/$1" ] && [ ! -L "$t/$1" ]; then s=$(stat -c %s -- "$t/$1") || s=0; fi
+    if [ -z "$T" ] && [ -L "$d/$1" ] && [ -d "$d/$1" ]; then rm -f -- "$d/$1" || return 1; fi
+    mv -f $T -- "$t/$1" "$d/$1" || return 1
+    f=$((f+1)); b=$((b+s))
   fi
 }`;
 
@@ -112,11 +138,31 @@ function pushVariables(destDir: string, tempName: string): string {
 /** Removes the temp directory on exit, on failure and on a signal. */
 const CLEANUP_TRAP = `trap 'rm -rf -- "$t"' EXIT; trap 'exit 143' HUP INT TERM`;
 
-/** Puts each top-level `name` from `$t` in place. */
+/**
+ * The line a push's put step prints on stdout when it fails:
+ * `fiwi-put FILES BYTES`, what it had put in place by then.
+ */
+export const LANDED_MARK = "fiwi-put";
+
+/**
+ * Puts each top-level `name` from `$t` in place; on a failure says what
+ * landed before it ({@linkcode LANDED_MARK}).
+ */
 function putStep(names: readonly string[]): string {
   return `${PUT_FUNCTION}\nfor n in ${
     names.map(shellQuote).join(" ")
-  }; do put "$n" || exit 1; done`;
+  }; do put "$n" || { echo "${LANDED_MARK} $f $b"; exit 1; }; done`;
+}
+
+/**
+ * What a failed push put in place, from its run's stdout; zero when it did
+ * not say (it failed before its put step, or was killed in it).
+ */
+export function parseLanded(stdout: string): { files: number; bytes: number } {
+  const m = new RegExp(`^${LANDED_MARK} (\\d+) (\\d+)$`, "m").exec(stdout);
+  return m
+    ? { files: Number(m[1]), bytes: Number(m[2]) }
+    : { files: 0, bytes: 0 };
 }
 
 /**
@@ -144,7 +190,11 @@ export function receiveScript(
 ): string {
   return [
     pushVariables(destDir, tempName),
-    `mkdir -p -- "$d" && mkdir -- "$t" || exit 1`,
+    // The destination gets the node's usual mode; what is in transit is
+    // private: the temp directory 0700 (also where a default ACL would
+    // widen the umask's mode) and every file in it created 0600, until
+    // each is given its own mode and renamed into place.
+    `mkdir -p -- "$d" && umask 077 && mkdir -m 700 -- "$t" || exit 1`,
     // A push killed before its trap ran leaves its temp directory behind;
     // the next push into the directory removes those older than a day.
     `find "$d" -maxdepth 1 -type d -name '${TEMP_PREFIX}*' -mmin +${STALE_MINUTES} ` +

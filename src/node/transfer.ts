@@ -10,9 +10,13 @@
  * a local temp archive (one regular file goes as it is, without tar), and
  * streams it to a receiver on the node (`tar -x`, or `cat` for one file)
  * that reads the run's stdin itself up to the EOF fiwi sends after the
- * payload, in a hidden temp directory inside the destination. A pull reads
- * `tar -c` (or `cat`) from the node's stdout into a temp directory inside
- * `destDir/<node>`. Only then are the entries renamed into place, so a
+ * payload, in a hidden temp directory inside the destination (0700, its
+ * files created 0600, so other users of the node cannot read them in
+ * transit). A pull reads `tar -c` (or `cat`) from the node's stdout into a
+ * private temp directory inside `destDir/<node>`, a directory checked so
+ * that no other local user can redirect it, and gives what arrived safe
+ * modes (no setuid or setgid, no write for others). Only then are the
+ * entries renamed into place, so a
  * file appears under its final name only when it arrived whole (and, with
  * `verify`, matched its SHA-256). A timeout or an abort stops the run the
  * way it stops `rexec`: the receiver's input ends early (a push) or the
@@ -66,6 +70,7 @@ import {
   type ExpectedHash,
   finishScript,
   MAX_SCRIPT_BYTES,
+  parseLanded,
   type PushPayload,
   receiveScript,
 } from "./_transfer_scripts.ts";
@@ -76,7 +81,12 @@ export type {
   TransferTarget,
 } from "./_transfer_run.ts";
 export { validateTransferOptions } from "./_transfer_run.ts";
-export { checkPull, pull, remoteGroups } from "./_transfer_pull.ts";
+export {
+  checkPull,
+  preparePullDirs,
+  pull,
+  remoteGroups,
+} from "./_transfer_pull.ts";
 export type { RemoteGroup } from "./_transfer_pull.ts";
 
 const log = getLogger(["fiwi", "transfer"]);
@@ -237,7 +247,7 @@ export async function pushArchive(
   const temp = tempName();
   const oneRun = archive.payload !== "tar" && archive.expect.length === 0;
   const received = await receive(node, archive, destDir, temp, oneRun, options);
-  const { sent, short } = received;
+  const { short } = received;
   let run = received.run;
   // A short archive stops the first run (aborted): no second run follows.
   if (run.success && !oneRun) {
@@ -252,17 +262,21 @@ export async function pushArchive(
     await removeTemp(node, destDir, temp);
   }
   if (short) {
+    // The receiver refused the short payload: nothing was put in place.
     return resultOf(node.name, null, {
       files: 0,
-      bytes: sent,
+      bytes: 0,
       error: new FiwiError(
         `"${archive.path}" shrank while it was sent to node "${node.name}": push it again`,
       ),
     }, t0);
   }
+  // A failed push counts only what its put step had put in place: bytes
+  // that were sent but never landed are not a transfer.
+  const landed = parseLanded(run.stdout);
   const result = resultOf(node.name, run, {
-    files: archive.entries,
-    bytes: run.success ? archive.size : sent,
+    files: run.success ? archive.entries : landed.files,
+    bytes: run.success ? archive.size : landed.bytes,
     error: remoteFailure("Push to", node.name, destDir, run),
   }, t0);
   log.info(
@@ -286,27 +300,28 @@ async function receive(
   temp: string,
   oneRun: boolean,
   options: TransferOptions,
-): Promise<{ run: RunResult; sent: number; short: boolean }> {
+): Promise<{ run: RunResult; short: boolean }> {
   const script = receiveScript(
     destDir,
     temp,
     archive.payload,
     oneRun ? archive.names : null,
   );
-  let sent = 0;
   let short = false;
   const run = await runWithRetry(node, script, () => ({
     ...runOptions(options),
     stdin: {
       size: archive.size,
       direct: true,
-      stream: archiveStream(archive.path, archive.size, (n) => {
-        sent = n;
-        options.onProgress?.(sent);
-      }, () => short = true),
+      stream: archiveStream(
+        archive.path,
+        archive.size,
+        (n) => options.onProgress?.(n),
+        () => short = true,
+      ),
     },
   }), options.signal);
-  return { run, sent, short };
+  return { run, short };
 }
 
 /**
