@@ -15,6 +15,8 @@ export function fakeResult(over: Partial<RunResult> = {}): RunResult {
     truncated: false,
     started: true,
     remotePid: 1,
+    killed: 0,
+    notice: null,
     timedOut: null,
     aborted: false,
     error: null,

@@ -30,6 +30,8 @@ const refused = () =>
     success: false,
     started: false,
     remotePid: null,
+    killed: 0,
+    notice: null,
     error: new ConnectionError('Cannot reach node "n": Connection refused'),
   });
 

@@ -1,15 +1,21 @@
 /**
  * Where the lines of one run go: the start line is taken off stderr (it
  * tells that the command began and its pid), ssh's noise before it is
- * dropped, and every other line is kept (up to `maxOutput` bytes), logged
- * unless the node is silent, and handed to `onLine`. Pure: no I/O, so it is
- * tested by feeding it lines.
+ * dropped, the lifeline watcher's report of what it killed after the
+ * linger is taken off too (a fragment a process wrote before it without a
+ * newline stays, as a final fragment), and every other line is kept (up to
+ * `maxOutput` bytes), logged unless the node is silent, and handed to
+ * `onLine`. Pure: no I/O, so it is tested by feeding it lines.
  *
  * @module
  */
 
 import { getLogger } from "npm:@logtape/logtape@^2";
-import { isClientNoise, parseStartLine } from "../transport/wrapper.ts";
+import {
+  isClientNoise,
+  parseKilledLine,
+  parseStartLine,
+} from "../transport/wrapper.ts";
 import type { Line, LineSink, StreamName } from "./lines.ts";
 
 const log = getLogger(["fiwi", "session"]);
@@ -62,6 +68,8 @@ export interface OutputRouterOptions {
   onLine?: (line: Line) => void;
   /** Called once, with the remote pid, when the start line arrives. */
   onStart(pid: number): void;
+  /** Drop a final fragment (`eof: "strict"`). */
+  strict?: boolean;
 }
 
 /** Routes the lines of one run; see the module doc. */
@@ -72,6 +80,8 @@ export class OutputRouter {
   readonly stderr: Kept;
   /** The remote pid, once the start line arrived. */
   remotePid: number | null = null;
+  /** Processes the watcher killed after the linger, from its report. */
+  killed = 0;
   /** Arrival time of the current chunk: every line of a chunk shares it. */
   now = Date.now();
   #o: OutputRouterOptions;
@@ -98,6 +108,18 @@ export class OutputRouter {
     return true;
   }
 
+  /**
+   * The watcher's report: its count is noted, and whatever preceded it on
+   * that line is returned as a final fragment, or null when there is none
+   * to deliver.
+   */
+  #killed(text: string): { rest: string | null } | null {
+    const report = parseKilledLine(text);
+    if (!report) return null;
+    this.killed += report.killed;
+    return { rest: report.rest === "" || this.#o.strict ? null : report.rest };
+  }
+
   /** The sink for one stream's lines. Runs once per line: kept flat. */
   sink(stream: StreamName): LineSink {
     const keep = this[stream];
@@ -105,6 +127,14 @@ export class OutputRouter {
     const { node, logLines, onLine } = this.#o;
     return (text, partial) => {
       if (stderr && this.remotePid === null && this.#beforeStart(text)) return;
+      if (stderr && this.remotePid !== null) {
+        const report = this.#killed(text);
+        if (report) {
+          if (report.rest === null) return;
+          text = report.rest;
+          partial = true;
+        }
+      }
       if (!keep.truncated) keep.add(text, !partial);
       if (logLines) log.info("{node} {stream}: {text}", { node, stream, text });
       if (onLine) {

@@ -10,6 +10,8 @@ import { classifyFailure } from "../transport/classify.ts";
 import type { TimeoutKind } from "./watchdog.ts";
 import type { RunResult } from "./run_options.ts";
 
+import { LINGER_MS } from "../transport/wrapper.ts";
+
 /** Everything a run learned, as {@linkcode buildResult} needs it. */
 export interface RunFacts {
   /** Node name. */
@@ -28,6 +30,8 @@ export interface RunFacts {
   limit?: number;
   /** Stopped by abort or close. */
   aborted: boolean;
+  /** Processes killed after the linger (see `RunResult.killed`). */
+  killed?: number;
   /** Why the connection was given up before the start line (a connection error). */
   lost?: string;
   /** Kept output. */
@@ -77,6 +81,14 @@ export function buildResult(f: RunFacts): RunResult {
     remotePid: f.remotePid,
     timedOut: f.timedOut,
     aborted: f.aborted,
+    killed: f.killed ?? 0,
+    notice: f.killed
+      ? `${f.killed} background process${
+        f.killed === 1 ? "" : "es"
+      } still held the output of the command on node "${f.node}" ${
+        LINGER_MS / 1000
+      } s after its shell exited, and ${f.killed === 1 ? "was" : "were"} killed`
+      : null,
     error,
     startedAt: f.startedAt,
     durationMs: f.durationMs,

@@ -107,6 +107,14 @@ export interface RunResult {
   timedOut: "connect" | "command" | "io" | null;
   /** The run was stopped by its signal or by closing the session. */
   aborted: boolean;
+  /**
+   * Processes of the command's group that still held its output half a
+   * second after its shell exited by itself, and were killed then (0: none;
+   * 1 also where the node could not count them).
+   */
+  killed: number;
+  /** What the caller should know beyond the status (e.g. what was killed), or null. */
+  notice: string | null;
   /** Why the run failed before the command began, or which timeout fired. */
   error: FiwiError | null;
   /** When the run was spawned. */
@@ -232,6 +240,8 @@ export function unstartedResult(
     started: false,
     remotePid: null,
     timedOut: null,
+    killed: 0,
+    notice: null,
     startedAt: new Date(),
     durationMs: 0,
   };

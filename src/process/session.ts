@@ -14,7 +14,11 @@
 import { getLogger } from "npm:@logtape/logtape@^2";
 import { FiwiError } from "../errors.ts";
 import { validateCommand } from "../transport/validate.ts";
-import { type StdinMode, wrapCommand } from "../transport/wrapper.ts";
+import {
+  LINGER_MS,
+  type StdinMode,
+  wrapCommand,
+} from "../transport/wrapper.ts";
 import { pumpLines, type StreamName } from "./lines.ts";
 import { OutputRouter } from "./_output_router.ts";
 import { buildResult } from "./result.ts";
@@ -269,6 +273,7 @@ async function runClient(
     maxOutput: opts.maxOutput ?? DEFAULT_MAX_OUTPUT,
     logLines: !target.silent && log.isEnabledFor("info"),
     onLine: opts.onLine,
+    strict: opts.eof === "strict",
     onStart: () => {
       admission?.release(true);
       dog.started();
@@ -278,13 +283,19 @@ async function runClient(
     router.now = Date.now();
     dog.activity();
   };
+  // Only the node writes the command's stdout: a byte there proves the
+  // connection even before the start line on stderr was read.
+  const onStdoutBytes = () => {
+    onBytes();
+    dog.started();
+  };
   const sink = opts.stdoutSink;
   const read = (stream: StreamName) =>
     (sink && stream === "stdout"
-      ? pumpRaw(client.stdout, sink, onBytes, client.readSignal)
+      ? pumpRaw(client.stdout, sink, onStdoutBytes, client.readSignal)
       : pumpLines(client[stream], router.sink(stream), {
         eof: opts.eof ?? "emit",
-        onBytes,
+        onBytes: stream === "stdout" ? onStdoutBytes : onBytes,
         // Client.drain() aborts it: a master may hold the pipes forever.
         signal: client.readSignal,
       })).catch((e) => {
@@ -321,8 +332,9 @@ async function runClient(
   let status: Deno.CommandStatus;
   try {
     status = await client.status;
-    // The lifeline's job is done once the client is gone; a command that
-    // already ended lets the remote watcher exit quietly.
+    // The shell is gone. A local one's watcher learns it here (over ssh,
+    // sshd closed its stdin already): what still holds the output is killed
+    // after the linger, so the readers end; the rest may stay.
     client.releaseLifeline();
     if (client.stopping) {
       await client.stop();
@@ -336,12 +348,20 @@ async function runClient(
     signal.removeEventListener("abort", onAbort);
     admission?.lost?.removeEventListener("abort", onLost);
   }
+  const killed = router.killed;
+  if (killed > 0) {
+    log.warn(
+      "{killed} process(es) of {cmd} on {node} still held its output {linger} ms after its shell exited; they were killed",
+      { node: target.name, cmd, killed, linger: LINGER_MS },
+    );
+  }
   const timedOut = stopped === "abort" || stopped === "lost" ? null : stopped;
   const result = buildResult({
     node: target.name,
     cmd,
     argv,
     status,
+    killed,
     remotePid: router.remotePid,
     timedOut,
     limit: timedOut ? limits[timedOut] : undefined,

@@ -3,10 +3,18 @@
  * injectable clock so tests can drive it without waiting.
  *
  * - connect: from the moment the client really started until the start
- *   line arrives;
+ *   line arrives, or any byte of the command's stdout (which only the node
+ *   can send: any byte proves the connection);
  * - command: wall clock from the start of the client;
  * - io: no bytes on either stream for that long, counted once the command
  *   began.
+ *
+ * A connect or io limit that expires is confirmed before it counts: the
+ * watchdog waits {@linkcode CONFIRM_MS} and a few turns of the event loop
+ * more, and gives up the expiry when bytes arrived meanwhile. On a busy
+ * controller the timer and the data that would have stopped it can become
+ * ready in the same turn; the data must win (a run is never failed while
+ * its output waits to be read).
  *
  * Activity is recorded as a timestamp, not by re-arming a timer, so a
  * chatty command costs one clock read per chunk; the io timer wakes at the
@@ -16,6 +24,16 @@
  */
 
 import { type Clock, monotonicClock } from "./clock.ts";
+
+/** How long an expired connect or io limit waits for late bytes, in ms. */
+export const CONFIRM_MS = 200;
+/** Turns of the event loop (each one polls I/O) after that wait. */
+const CONFIRM_TURNS = 3;
+
+/** One turn of the event loop: pending reads complete before it ends. */
+function turn(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
 
 /** Which limit expired. */
 export type TimeoutKind = "connect" | "command" | "io";
@@ -52,6 +70,8 @@ export class Watchdog {
   #stop = new AbortController();
   #connect = new AbortController();
   #last = 0;
+  #bytes = 0;
+  #begun = false;
   #done = false;
 
   /**
@@ -75,8 +95,13 @@ export class Watchdog {
     if (limits.command) this.#after(limits.command, "command");
   }
 
-  /** The command began: the connect timer stops and the io timer starts. */
+  /**
+   * The command began (its start line, or a byte of its stdout): the
+   * connect timer stops and the io timer starts. Later calls do nothing.
+   */
   started(): void {
+    if (this.#begun) return;
+    this.#begun = true;
     this.#connect.abort();
     if (!this.#limits.io || this.#done) return;
     this.#last = this.#clock.now();
@@ -86,6 +111,21 @@ export class Watchdog {
   /** Bytes arrived. Cheap: one clock read. */
   activity(): void {
     this.#last = this.#clock.now();
+    this.#bytes++;
+  }
+
+  /**
+   * Whether `kind`, which just expired, still holds once pending reads had
+   * their chance: no byte arrived (io) and the command did not begin
+   * (connect) while it waited.
+   */
+  async #confirmed(kind: TimeoutKind): Promise<boolean> {
+    if (kind === "command") return true;
+    const seen = this.#bytes;
+    await this.#clock.sleep(CONFIRM_MS, this.#stop.signal);
+    for (let i = 0; i < CONFIRM_TURNS && !this.#done; i++) await turn();
+    if (this.#done) return false;
+    return kind === "connect" ? !this.#begun : this.#bytes === seen;
   }
 
   /** Stop every timer; `onExpire` will not be called after this. */
@@ -106,13 +146,18 @@ export class Watchdog {
       ? AbortSignal.any([this.#stop.signal, extra])
       : this.#stop.signal;
     await this.#clock.sleep(ms, signal);
-    if (!signal.aborted) this.#expire(kind);
+    if (signal.aborted || !(await this.#confirmed(kind))) return;
+    this.#expire(kind);
   }
 
   async #watchIo(io: number): Promise<void> {
     for (;;) {
       const left = this.#last + io - this.#clock.now();
-      if (left <= 0) return this.#expire("io");
+      if (left <= 0) {
+        if (await this.#confirmed("io")) return this.#expire("io");
+        if (this.#done) return;
+        continue;
+      }
       await this.#clock.sleep(left, this.#stop.signal);
       if (this.#done) return;
     }
