@@ -15,13 +15,40 @@ import { UsageError, userPath } from "./_cli.ts";
 /** Most bytes `--stdin` reads: the payload is held in memory once. */
 export const MAX_STDIN = 256 * 1024 * 1024;
 
+/**
+ * One `read`, or a rejection with the signal's reason once it aborts. The
+ * read itself cannot be cancelled (a pipe whose writer never writes keeps
+ * it pending); the command then ends with `Deno.exit`, which does not wait
+ * for it.
+ */
+function readOrAbort(
+  file: Deno.FsFile | typeof Deno.stdin,
+  buf: Uint8Array,
+  signal?: AbortSignal,
+): Promise<number | null> {
+  if (!signal) return file.read(buf);
+  signal.throwIfAborted();
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([file.read(buf), aborted]).finally(() =>
+    signal.removeEventListener("abort", onAbort)
+  );
+}
+
 /** Read all of `file` (up to {@linkcode MAX_STDIN}) into one buffer. */
-async function readCapped(file: Deno.FsFile | typeof Deno.stdin, what: string) {
+async function readCapped(
+  file: Deno.FsFile | typeof Deno.stdin,
+  what: string,
+  signal?: AbortSignal,
+) {
   const parts: Uint8Array[] = [];
   let size = 0;
   const buf = new Uint8Array(1 << 16);
   for (;;) {
-    const n = await file.read(buf);
+    const n = await readOrAbort(file, buf, signal);
     if (n === null) break;
     size += n;
     if (size > MAX_STDIN) {
@@ -42,23 +69,47 @@ async function readCapped(file: Deno.FsFile | typeof Deno.stdin, what: string) {
   return all;
 }
 
+/** Options of {@linkcode stdinPayload}. */
+export interface StdinOptions {
+  /** `--no-stdin`: standard input is not read unless `flag` is "-". */
+  skipStdin?: boolean;
+  /**
+   * Stops the read (Ctrl-C, SIGTERM, SIGHUP): the payload then rejects
+   * with the signal's reason, also while a pipe sends nothing.
+   */
+  signal?: AbortSignal;
+  /**
+   * Called once before standard input is read, with whether it is a
+   * terminal (for the progress line: "reading standard input").
+   */
+  onStdin?: (terminal: boolean) => void;
+}
+
+/** The progress-line text while standard input is read. */
+export function readingStdinText(terminal: boolean): string {
+  return terminal
+    ? "reading standard input (Ctrl-D to end)…"
+    : "reading standard input until it ends (--no-stdin sends none)…";
+}
+
 /**
  * The bytes every node gets on its stdin: `--stdin FILE`, `--stdin -`, or
  * standard input when it is not a terminal and `skipStdin` is false;
  * undefined when there are none (the command reads EOF at once). Whether
  * standard input is /dev/null or a pipe cannot be asked without full read
  * access to /dev (Deno requires --allow-all for it), so it is read: EOF
- * comes at once from /dev/null, and a pipe that is never closed waits.
+ * comes at once from /dev/null, and a pipe that is never closed waits
+ * until it ends or `signal` aborts.
  */
 export async function stdinPayload(
   flag: string | undefined,
-  skipStdin = false,
+  options: StdinOptions = {},
 ): Promise<Uint8Array | undefined> {
-  if (
-    flag === "-" ||
-    (flag === undefined && !skipStdin && !Deno.stdin.isTerminal())
-  ) {
-    const bytes = await readCapped(Deno.stdin, "Standard input");
+  const { skipStdin = false, signal } = options;
+  const terminal = Deno.stdin.isTerminal();
+  if (flag === "-" || (flag === undefined && !skipStdin && !terminal)) {
+    options.onStdin?.(terminal);
+    const bytes = await readCapped(Deno.stdin, "Standard input", signal);
     return bytes.length > 0 || flag === "-" ? bytes : undefined;
   }
   if (flag === undefined) return undefined;
@@ -73,7 +124,8 @@ export async function stdinPayload(
     );
   }
   try {
-    return await readCapped(file, `--stdin "${path}"`);
+    // A FIFO given as FILE can wait as long as a pipe.
+    return await readCapped(file, `--stdin "${path}"`, signal);
   } finally {
     file.close();
   }

@@ -83,7 +83,8 @@ function target(node: SshNode): string {
   if (node.transport === "local") return "(this machine)";
   const port = node.port !== undefined ? `:${node.port}` : "";
   const via = node.relay ? ` via ${node.relay}` : "";
-  return `${node.user}@${node.host}${port}${via}`;
+  const user = node.user === null ? "" : `${node.user}@`;
+  return `${user}${node.host}${port}${via}`;
 }
 
 /**
@@ -238,6 +239,8 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
       detail,
       hint: hop === "relay"
         ? `${atRelay}it refused every key: check the relay's user and its authorized_keys (ssh-copy-id ${node.relay})`
+        : node.user === null
+        ? `The node refused every key for the user your ssh config gives: check its "User", "identityFile", and that user's ~/.ssh/authorized_keys on the node (ssh-copy-id)`
         : `The node refused every key for "${node.user}": check "user", "identityFile", and the node's ~${node.user}/.ssh/authorized_keys (ssh-copy-id)`,
     };
   }

@@ -47,13 +47,14 @@ const SPEC: CliSpec = {
       arg: "DURATION",
       help: `how long --wait waits for each node (default ${
         DEFAULT_POWER_TIMEOUT / 60_000
-      }m)`,
+      }m), and the longest any tool call may run (its own bound, 15s to 30s, if shorter)`,
     },
   ],
   notes:
     'Each selected node needs "power: { via, tool, id, port }" in the rig file; the tool\n' +
     "(uhubctl, ykushcmd, usbrelay or sispmctl) runs on the via node. Nodes behind one\n" +
-    "switch are switched one at a time. With --json, one JSON object per node, then a summary.",
+    "switch are switched one at a time; a tool call that runs over its bound is stopped and\n" +
+    "the node fails. With --json, one JSON object per node, then a summary.",
   examples: [
     "fiwi power status -w @duts",
     "fiwi power cycle -w dut1 --wait --off-time 5s",

@@ -23,7 +23,7 @@ import {
   UsageError,
 } from "./_cli.ts";
 import { colors, humanMs, type Output, padNames } from "./_output.ts";
-import { NodeFiles, stdinPayload } from "./_run_io.ts";
+import { NodeFiles, readingStdinText, stdinPayload } from "./_run_io.ts";
 import { observed, outcome, resultJson } from "./_runs.ts";
 
 const SPEC: CliSpec = {
@@ -135,13 +135,14 @@ function summaryJson(
   results: RunResult[],
   wallMs: number,
   interrupted: boolean,
+  nodes = results.length,
 ): Record<string, unknown> {
   const outcomes: Record<string, string[]> = {};
   for (const r of results) (outcomes[outcome(r)] ??= []).push(r.node);
   const ok = results.filter((r) => r.success).length;
   return {
     summary: {
-      nodes: results.length,
+      nodes,
       ok,
       failed: results.length - ok,
       interrupted,
@@ -172,6 +173,43 @@ function prefixedLines(out: Output, names: string[]): (line: Line) => void {
   };
 }
 
+/**
+ * The stdin payload, with "reading standard input" on the progress line
+ * while it is read; null when a signal stopped the read.
+ */
+async function readStdin(
+  ctx: CliContext,
+  total: number,
+): Promise<Uint8Array | undefined | null> {
+  const { flags, out, interrupt } = ctx;
+  try {
+    return await stdinPayload(flags.stdin as string | undefined, {
+      skipStdin: flags["no-stdin"] === true,
+      signal: interrupt,
+      onStdin: (terminal) =>
+        out.progress(0, 0, total, readingStdinText(terminal)),
+    });
+  } catch (e) {
+    if (interrupt.aborted) return null;
+    throw e;
+  } finally {
+    out.clearProgress();
+  }
+}
+
+/** A signal during the stdin read: nothing ran anywhere. */
+function interruptedReading(ctx: CliContext, total: number): number {
+  const { out, json, interrupt } = ctx;
+  const why = `Interrupted by ${
+    interrupt.signalName ?? "a signal"
+  } while reading standard input: nothing was run`;
+  if (json) {
+    out.out(JSON.stringify(summaryJson([], 0, true, total)));
+  }
+  out.err(why);
+  return interrupt.exitCode ?? 130;
+}
+
 async function run(ctx: CliContext): Promise<number> {
   const { flags, out, json, interrupt } = ctx;
   const cmd = ctx.rest.join(" ");
@@ -191,11 +229,10 @@ async function run(ctx: CliContext): Promise<number> {
       'Give either "--stdin FILE" or "--no-stdin", not both',
     );
   }
-  const stdin = await stdinPayload(
-    flags.stdin as string | undefined,
-    flags["no-stdin"] === true,
-  );
+  // Nodes first: a bad pattern fails before anything waits on stdin.
   const { nodes } = await ctx.selectNodes();
+  const stdin = await readStdin(ctx, nodes.length);
+  if (stdin === null) return interruptedReading(ctx, nodes.length);
   await files?.create(nodes.map((n) => n.name));
   const onLine = files
     ? (line: Line) => files.line(line)

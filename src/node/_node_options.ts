@@ -29,8 +29,12 @@ export interface SshNodeOptions {
   name: string;
   /** IP or host name. */
   host: string;
-  /** Remote user (default "root"). */
-  user?: string;
+  /**
+   * Remote user (default "root"). `null`: none in argv (`ssh host`), so
+   * ssh's config decides (its `User`, else the local login name), as for
+   * a host given on the command line without `user@`.
+   */
+  user?: string | null;
   /** Remote port. */
   port?: number;
   /** Transport (default "ssh"). */
@@ -125,7 +129,7 @@ async function which(program: string): Promise<string | null> {
 export interface NodeSettings {
   readonly name: string;
   readonly host: string;
-  readonly user: string;
+  readonly user: string | null;
   readonly port?: number;
   readonly transport: TransportKind;
   readonly relay?: string;
@@ -176,7 +180,7 @@ export function checkNodeOptions(n: NodeSettings): void {
   }
   if (n.transport !== "local") {
     validateHost(n.host);
-    validateUser(n.user);
+    if (n.user !== null) validateUser(n.user);
     if (n.port !== undefined) validatePort(n.port);
     if (n.relay !== undefined) parseRelay(n.relay);
     if (

@@ -5,8 +5,10 @@
  *
  * Layout on the node, in `${XDG_RUNTIME_DIR:-/tmp}/fiwi-proc-<uid>/` (0700):
  * `<id>.meta` (key=value lines: pid, monitor, group, host, user, started,
- * log, spec) and `<id>.status` (the exit code, written by the monitor when
- * the command ends). The command runs in its own session and process group
+ * log, spec), `<id>.status` (the exit code, written by the monitor when
+ * the command ends) and, unless the caller names a log file, `<id>.log`;
+ * `killAll` removes the logs of what it stopped, and the directory when
+ * empty. The command runs in its own session and process group
  * (`setsid`), as a child of a small monitor shell outside that group, so
  * signals sent to the group never hit the monitor and the exit status is
  * always recorded, also after KILL.
@@ -125,13 +127,19 @@ export function startScript(s: StartSpec): string {
   return `${DIR}
 mkdir -p "$d" && chmod 700 "$d" || exit 90
 id=${shellQuote(s.id)}
+f="$d/$id.fifo"
+# killAll() elsewhere removes the directory once it is empty: make it again
+# until the fifo holds it.
+n=0
+until rm -f "$f"; mkfifo "$f" 2>/dev/null; do
+  n=$((n+1)); [ "$n" -lt 5 ] || exit 92
+  mkdir -p "$d" && chmod 700 "$d" || exit 90
+done
 log=${shellQuote(s.logFile ?? "")}
 [ -n "$log" ] || log="$d/$id.log"
 case $log in /*) ;; *) log="$PWD/$log" ;; esac
 mkdir -p "$(dirname "$log")" 2>/dev/null
-: >> "$log" || exit 91
-f="$d/$id.fifo"
-rm -f "$f"; mkfifo "$f" || exit 92
+: >> "$log" || { rm -f "$f"; exit 91; }
 ${exports}set -- fiwi-mon "$d" "$id" "$log" ${shellQuote(s.cmd)} "$f" ${
     shellQuote(s.spec)
   }
@@ -205,6 +213,20 @@ rc=
 [ -e "$d/$id.status" ] && read -r rc < "$d/$id.status"
 rm -f "$d/$id.meta" "$d/$id.status"
 echo "$how $rc"
+`;
+}
+
+/**
+ * After {@linkcode killScript}: remove the log files fiwi chose for `ids`
+ * (`<id>.log` in the metadata directory; a `logFile` the caller named is
+ * the caller's and stays), then the directory itself if nothing else is
+ * left in it.
+ */
+export function cleanupScript(ids: readonly string[]): string {
+  return `${DIR}
+for id in ${ids.map(shellQuote).join(" ")}; do rm -f "$d/$id.log"; done
+rmdir "$d" 2>/dev/null
+true
 `;
 }
 

@@ -79,8 +79,8 @@ export class SshNode {
   readonly name: string;
   /** IP or host name. */
   readonly host: string;
-  /** Remote user. */
-  readonly user: string;
+  /** Remote user; null: none given, ssh's config decides. */
+  readonly user: string | null;
   /** Remote port, if set. */
   readonly port?: number;
   /** Transport kind. */
@@ -136,7 +136,8 @@ export class SshNode {
     const o = options ?? ({} as SshNodeOptions);
     this.name = o.name;
     this.host = o.host;
-    this.user = o.user ?? "root";
+    // null (no user: ssh's config decides) is kept; only absent means root.
+    this.user = o.user === null ? null : o.user ?? "root";
     this.port = o.port;
     this.transport = o.transport ?? "ssh";
     this.relay = o.relay;

@@ -54,6 +54,7 @@ import {
   type StartOptions,
 } from "./_process_meta.ts";
 import {
+  cleanupScript,
   crashScript,
   killScript,
   listScript,
@@ -337,6 +338,9 @@ export class ProcessManager {
   /**
    * Stop every process: the roles in `order` one after the other (the
    * processes of one role in parallel), then all the rest in parallel.
+   * Then, per node, the log files fiwi chose for the processes stopped
+   * (`<id>.log`; a `logFile` given to `start` stays) are removed, and the
+   * metadata directory too once empty: nothing of them is left on the node.
    * Resolves with each id's status; rejects after all stages if any kill
    * failed.
    */
@@ -365,6 +369,7 @@ export class ProcessManager {
         else errors.push(s.reason);
       });
     }
+    await this.#removeLogs(pending.filter((e) => results.has(e.info.id)));
     if (errors.length > 0) {
       throw new FiwiError(
         `Could not stop ${errors.length} process(es): ${
@@ -374,6 +379,30 @@ export class ProcessManager {
       );
     }
     return results;
+  }
+
+  /**
+   * Remove the default log files of `stopped` on their nodes, one run per
+   * node. The processes did stop: a node that cannot be reached now only
+   * keeps its files, with a warning.
+   */
+  async #removeLogs(stopped: readonly Entry[]): Promise<void> {
+    const byNode = new Map<SshNode, string[]>();
+    for (const e of stopped) {
+      byNode.set(e.info.node, [...(byNode.get(e.info.node) ?? []), e.info.id]);
+    }
+    await Promise.all(
+      [...byNode].map(async ([node, ids]) => {
+        const r = await node.rexec(cleanupScript(ids), { cmdTimeout: 30_000 });
+        if (!r.success) {
+          log.warn("Could not remove the logs of {ids} on {node}: {why}", {
+            ids,
+            node: node.name,
+            why: failure("remove logs", node, r).message,
+          });
+        }
+      }),
+    );
   }
 
   /**

@@ -109,6 +109,16 @@ export function toolProgram(sw: PowerSwitch): string {
   return sw.command ?? sw.tool;
 }
 
+/**
+ * How long one call of the switch's tool may run, in ms: the tool's own
+ * bound (`POWER_TOOLS`), or `limit` when that is shorter (`limit` 0 or
+ * undefined: none).
+ */
+export function toolTimeout(sw: PowerSwitch, limit?: number): number {
+  const own = powerTool(sw.tool)?.timeout ?? 30_000;
+  return limit !== undefined && limit > 0 ? Math.min(own, limit) : own;
+}
+
 /** The argv of `action` for the switch, in the tool's documented syntax. */
 export function powerArgv(sw: PowerSwitch, action: ToolAction): string[] {
   const program = toolProgram(sw);

@@ -38,7 +38,9 @@ import {
   type ToolAction,
   toolCheckCommand,
   toolProgram,
+  toolTimeout,
 } from "./_power_tools.ts";
+import { formatDuration } from "./duration.ts";
 
 export type { PowerState, PowerSwitch } from "./_power_tools.ts";
 
@@ -51,7 +53,13 @@ export interface PowerOptions {
   offTime?: number;
   /** After on or cycle, wait until the node answers again (default false). */
   wait?: boolean;
-  /** How long `wait` waits for each node (default 300 000: 5 min; 0: no limit). */
+  /**
+   * How long `wait` waits for each node (default 300 000: 5 min; 0: no
+   * limit), and the longest any one call of a switch's tool may run when
+   * that is shorter than the tool's own bound (`POWER_TOOLS[tool].timeout`,
+   * 15 to 30 s): a tool that runs over it is stopped, and the node's
+   * result says so.
+   */
   timeout?: number;
   /** Aborting it stops between steps; nodes not yet switched stay as they are. */
   signal?: AbortSignal;
@@ -89,8 +97,6 @@ export interface PowerRig {
 export const DEFAULT_OFF_TIME = 2000;
 /** Default of {@linkcode PowerOptions.timeout}: 5 min. */
 export const DEFAULT_POWER_TIMEOUT = 300_000;
-/** Longest a tool may run. */
-const TOOL_TIMEOUT = 60_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const ACTIONS: readonly PowerAction[] = ["on", "off", "cycle", "status"];
 
@@ -120,7 +126,7 @@ export async function powerNodes(
 ): Promise<PowerResult[]> {
   checkOptions(action, options);
   const targets = nodes.map((node) => resolveTarget(rig, node));
-  await preflight(targets, options.signal);
+  await preflight(targets, options);
   const groups = new Map<string, Target[]>();
   for (const t of targets) {
     const key = switchKey(t.sw);
@@ -186,16 +192,18 @@ function resolveTarget(rig: PowerRig, node: SshNode): Target {
 }
 
 /** Ask every `via` node involved whether its tool is there; throw at the first problem. */
-async function preflight(targets: Target[], signal?: AbortSignal) {
+async function preflight(targets: Target[], options: PowerOptions) {
   const checks = new Map<string, Target>();
   for (const t of targets) {
     checks.set(`${t.sw.via}\0${toolProgram(t.sw)}`, t);
   }
   const failures = await Promise.all(
     [...checks.values()].map(async (t) => {
+      // The tool's own bound, not the caller's shorter one: this first run
+      // also makes the connection (and warms the master the tool calls use).
       const r = await t.via.rexec(toolCheckCommand(t.sw), {
-        cmdTimeout: TOOL_TIMEOUT,
-        signal,
+        cmdTimeout: toolTimeout(t.sw),
+        signal: options.signal,
       });
       return r.success ? null : preflightError(t, r);
     }),
@@ -206,7 +214,7 @@ async function preflight(targets: Target[], signal?: AbortSignal) {
 
 function preflightError(t: Target, r: RunResult): FiwiError {
   const where = `the ${describeSwitch(t.sw)} that powers node "${t.node.name}"`;
-  if (!r.started || r.aborted) {
+  if (!r.started || r.aborted || r.timedOut) {
     const why = r.aborted ? "aborted" : (r.error?.message ?? "no answer");
     return new ConnectionError(
       `Cannot reach "${t.sw.via}" to run ${where}: ${why}; nothing was switched`,
@@ -255,11 +263,11 @@ async function switchOne(
     );
   }
   if (action === "status") {
-    const got = await runTool(t, "status", signal);
+    const got = await runTool(t, "status", options);
     return got instanceof FiwiError ? done("unknown", got) : done(got, null);
   }
   if (action !== "on") {
-    const off = await switchTo(t, "off", signal);
+    const off = await switchTo(t, "off", options);
     if (off instanceof FiwiError) return done("unknown", off);
     await endMaster(t);
     if (action === "off") return done("off", null);
@@ -272,7 +280,7 @@ async function switchOne(
       );
     }
   }
-  const on = await switchTo(t, "on", signal);
+  const on = await switchTo(t, "on", options);
   return on instanceof FiwiError
     ? done("unknown", on)
     : done("on", null, performance.now());
@@ -308,16 +316,16 @@ async function endMaster(t: Target): Promise<void> {
 async function switchTo(
   t: Target,
   want: "on" | "off",
-  signal?: AbortSignal,
+  options: PowerOptions,
 ): Promise<"on" | "off" | FiwiError> {
   log.info("Switching {node} {want} with {switch}", {
     node: t.node.name,
     want,
     switch: describeSwitch(t.sw),
   });
-  const done = await runTool(t, want, signal);
+  const done = await runTool(t, want, options);
   if (done instanceof FiwiError) return done;
-  const state = await runTool(t, "status", signal);
+  const state = await runTool(t, "status", options);
   if (state instanceof FiwiError) return state;
   if (state !== want) {
     return new FiwiError(
@@ -329,29 +337,42 @@ async function switchTo(
   return want;
 }
 
-/** Run the tool on the via node; the state it printed, or why it failed. */
+/**
+ * Run the tool on the via node, bounded by {@linkcode toolTimeout} (the
+ * run's end kills the tool's process group on the via node); the state it
+ * printed, or why it failed.
+ */
 async function runTool(
   t: Target,
   action: ToolAction,
-  signal?: AbortSignal,
+  options: PowerOptions,
 ): Promise<PowerState | FiwiError> {
+  const limit = toolTimeout(t.sw, options.timeout);
   const r = await t.via.rexec(powerCommand(t.sw, action), {
-    cmdTimeout: TOOL_TIMEOUT,
-    signal,
+    cmdTimeout: limit,
+    signal: options.signal,
   });
   if (r.success) return parsePowerState(t.sw, r.stdout);
+  const what = `${
+    action === "status" ? "Reading" : `Switching ${action}`
+  } node "${t.node.name}" with the ${describeSwitch(t.sw)} failed`;
+  if (r.timedOut) {
+    const why = r.started
+      ? `${t.sw.tool} did not finish within ${
+        formatDuration(limit)
+      } and was stopped`
+      : `no answer from "${t.sw.via}" within ${formatDuration(limit)}`;
+    return new TimeoutError("command", `${what}: ${why}`, {
+      cause: r.error ?? undefined,
+    });
+  }
   const why = r.error?.message ??
     (r.aborted
       ? "aborted"
       : `exit ${r.code}${
         r.stderr.trim() ? `: ${r.stderr.trim().split("\n").at(-1)}` : ""
       }`);
-  return new FiwiError(
-    `${
-      action === "status" ? "Reading" : `Switching ${action}`
-    } node "${t.node.name}" with the ${describeSwitch(t.sw)} failed: ${why}`,
-    { cause: r.error ?? undefined },
-  );
+  return new FiwiError(`${what}: ${why}`, { cause: r.error ?? undefined });
 }
 
 /** The node's final result, reported to `onResult` once. */

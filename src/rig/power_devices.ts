@@ -119,13 +119,20 @@ export interface PowerToolSpec {
   idMeaning: string;
   /** What `port` names for this tool, for messages. */
   portMeaning: string;
+  /**
+   * Longest one call of the tool may run, in ms, unless the caller's
+   * timeout is shorter: a tool that hangs (a wedged USB bus, a HID device
+   * that never answers) is stopped then instead of holding the rig.
+   */
+  timeout: number;
 }
 
 /**
  * The tools and their limits, from each tool's documentation: uhubctl
  * switches up to 14 ports of the hub at a location; a YKUSH board has 3
  * downstream ports; HID relay boards have up to 8 relays; SiS-PM strips
- * have up to 4 outlets.
+ * have up to 4 outlets. Each answers within seconds when the switch is
+ * there; `timeout` bounds a call that does not.
  */
 export const POWER_TOOLS: Readonly<Record<PowerToolName, PowerToolSpec>> = {
   uhubctl: {
@@ -133,18 +140,22 @@ export const POWER_TOOLS: Readonly<Record<PowerToolName, PowerToolSpec>> = {
     idRequired: true,
     idMeaning: 'the hub location, e.g. "1-1.4" (uhubctl -l)',
     portMeaning: "hub port",
+    // It scans every hub on the bus and waits for the port to settle.
+    timeout: 30_000,
   },
   ykushcmd: {
     ports: [1, 3],
     idRequired: false,
     idMeaning: "the board serial number (ykushcmd -s); default: the only board",
     portMeaning: "downstream port",
+    timeout: 15_000,
   },
   usbrelay: {
     ports: [1, 8],
     idRequired: true,
     idMeaning: 'the relay board serial, e.g. "PSUIS"',
     portMeaning: "relay",
+    timeout: 15_000,
   },
   sispmctl: {
     ports: [1, 4],
@@ -152,5 +163,6 @@ export const POWER_TOOLS: Readonly<Record<PowerToolName, PowerToolSpec>> = {
     idMeaning:
       "the power strip serial number (sispmctl -D); default: the first strip",
     portMeaning: "outlet",
+    timeout: 15_000,
   },
 };

@@ -167,7 +167,9 @@ export class Rig implements AsyncDisposable {
       ...this.adHocDefaults,
       name: text,
       host,
-      ...(user !== undefined && { user }),
+      // Without user@ and a rig-wide user, ssh's config decides, as for
+      // `ssh host` (not "root", SshNode's own default).
+      user: user ?? this.adHocDefaults.user ?? null,
       ...(port !== undefined && { port }),
     });
     node.validate();

@@ -20,8 +20,8 @@ export type HostKeyCheck = "default" | "accept-new" | "off";
 export interface TransportSpec {
   /** IP or host name. */
   host: string;
-  /** Remote user. */
-  user: string;
+  /** Remote user; absent or null: none in argv, ssh's config decides. */
+  user?: string | null;
   /** Remote port, when not the default. */
   port?: number;
   /** Transport kind. */
@@ -145,10 +145,19 @@ function localHopOptions(
 }
 
 /**
+ * `user@host`, or `host` alone without a user: ssh's config then picks the
+ * login name (its `User`, else the local one), as `ssh host` does; `%C` in
+ * the ControlPath hashes the user ssh resolved, so sockets stay distinct.
+ */
+function destination(user: string | null | undefined, host: string): string {
+  return user ? `${user}@${host}` : host;
+}
+
+/**
  * Build the argv that runs `remoteCommand` (a shell command line for the
  * node's shell, already wrapped if wanted) on the node described by `spec`.
  *
- * - ssh: `ssh [-F cfg] -o BatchMode=yes [-o ConnectTimeout=N] … -- user@host cmd`
+ * - ssh: `ssh [-F cfg] -o BatchMode=yes [-o ConnectTimeout=N] … -- [user@]host cmd`
  *   (no ConnectTimeout when `connectTimeout` is 0; an IPv6 host bare)
  * - ush: `[ssh … user@relay] ush host cmd`
  * - local: `sh -c cmd`
@@ -163,15 +172,18 @@ export function buildArgv(
   const relay = spec.relay ? parseRelay(spec.relay) : undefined;
   // ssh takes an IPv6 destination bare (`user@::1`), never in brackets.
   const host = bareHost(spec.host);
-  const target = `${spec.user}@${host}`;
+  const target = destination(spec.user, host);
 
   let inner: string[];
   if (spec.transport === "ush") {
     inner = [spec.ushPath, host, remoteCommand];
   } else if (relay && spec.relayMode === "jump") {
-    const jump = `${relay.user ?? spec.user}@${
-      relay.host.includes(":") ? `[${relay.host}]` : relay.host
-    }${relay.port !== undefined ? `:${relay.port}` : ""}`;
+    const jump = destination(
+      relay.user ?? spec.user,
+      `${relay.host.includes(":") ? `[${relay.host}]` : relay.host}${
+        relay.port !== undefined ? `:${relay.port}` : ""
+      }`,
+    );
     return [
       "ssh",
       ...localHopOptions(spec, spec.port, spec.sshOptions, jump),
@@ -210,7 +222,7 @@ export function buildArgv(
     "ssh",
     ...localHopOptions(spec, relay.port, {}),
     "--",
-    `${relay.user ?? spec.user}@${relay.host}`,
+    destination(relay.user ?? spec.user, relay.host),
     shellJoin(inner),
   ];
 }
