@@ -14,7 +14,11 @@ import {
   SshNode,
   TimeoutError,
 } from "../mod.ts";
-import { type TimeoutKind, Watchdog } from "../src/process/watchdog.ts";
+import {
+  CONFIRM_MS,
+  type TimeoutKind,
+  Watchdog,
+} from "../src/process/watchdog.ts";
 import {
   LIFELINE_NAME,
   parseStartLine,
@@ -24,15 +28,34 @@ import { OutputRouter } from "../src/process/_output_router.ts";
 import { buildResult, type RunFacts } from "../src/process/result.ts";
 import { ManualClock } from "./_manual_clock.ts";
 
-Deno.test("Watchdog: connect fires at its limit unless the command began", async () => {
+/** Real turns of the event loop: the confirmation waits a few of them. */
+async function turns(): Promise<void> {
+  for (let i = 0; i < 6; i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+Deno.test("Watchdog: connect fires at its limit, once confirmed, unless the command began", async () => {
   const clock = new ManualClock(0);
   const fired: TimeoutKind[] = [];
   const dog = new Watchdog({ connect: 1000 }, (k) => fired.push(k), clock);
   await clock.advance(999);
   assertEquals(fired, []);
   await clock.advance(1);
+  await turns();
+  assertEquals(fired, [], "not before the confirmation wait");
+  await clock.advance(CONFIRM_MS);
+  await turns();
   assertEquals(fired, ["connect"]);
   dog.dispose();
+
+  // The start line read during the confirmation wait wins over the timer.
+  const saved: TimeoutKind[] = [];
+  const slow = new Watchdog({ connect: 1000 }, (k) => saved.push(k), clock);
+  await clock.advance(1000);
+  slow.started();
+  await clock.advance(CONFIRM_MS);
+  await turns();
+  assertEquals(saved, []);
+  slow.dispose();
 
   const late: TimeoutKind[] = [];
   const ok = new Watchdog({ connect: 1000 }, (k) => late.push(k), clock);
@@ -58,7 +81,17 @@ Deno.test("Watchdog: io counts silence from the last bytes, command counts wall 
   }
   assertEquals(fired, []);
   await clock.advance(100);
-  assertEquals(fired, [["io", 400]]);
+  await turns();
+  // Bytes that were waiting to be read when the limit expired cancel it.
+  dog.activity();
+  await clock.advance(CONFIRM_MS);
+  await turns();
+  assertEquals(fired, []);
+  await clock.advance(100);
+  await turns();
+  await clock.advance(CONFIRM_MS);
+  await turns();
+  assertEquals(fired, [["io", 400 + 2 * CONFIRM_MS + 100]]);
   dog.dispose();
 
   const wall: TimeoutKind[] = [];
