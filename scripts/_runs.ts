@@ -113,6 +113,8 @@ export function resultJson(r: RunResult): Record<string, unknown> {
     truncated: r.truncated,
     timedOut: r.timedOut,
     aborted: r.aborted,
+    killed: r.killed,
+    notice: r.notice,
     error: r.error ? { kind: r.error.name, message: r.error.message } : null,
     startedAt: isoLocal(r.startedAt.getTime()),
     durationMs: Math.round(r.durationMs),

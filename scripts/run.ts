@@ -83,7 +83,15 @@ const SPEC: CliSpec = {
   ],
 };
 
+/** What a node's result says beyond its status: background processes killed. */
+function printNotices(results: RunResult[], out: Output): void {
+  for (const r of results) {
+    if (r.notice) out.err(`${r.node}: ${r.notice}`);
+  }
+}
+
 function summarize(results: RunResult[], out: Output, wallMs: number): void {
+  printNotices(results, out);
   const groups = new Map<string, RunResult[]>();
   for (const r of results) {
     const key = outcome(r);
@@ -278,7 +286,11 @@ async function run(ctx: CliContext): Promise<number> {
     summarize(results, out, wall);
   }
   if (interrupt.aborted) {
-    out.err("Interrupted: every command was stopped");
+    // The clients are gone; on each node the lifeline ends the group within
+    // about a second more (TERM, then KILL), which fiwi does not wait for.
+    out.err(
+      "Interrupted: every client was stopped; each node ends what is left of its command within 2 s",
+    );
     return interrupt.exitCode ?? 130;
   }
   return results.every((r) => r.success) ? 0 : 1;

@@ -7,9 +7,11 @@
 // ControlMaster, without one, through a nested relay, and on `local`.
 import { assert, assertEquals, assertMatch } from "jsr:@std/assert@^1";
 import { controlPool, SshNode, type SshNodeOptions } from "../mod.ts";
+import { eventually, fiwi, startFiwi } from "./_cli_harness.ts";
 import {
   countRemote,
   type LoopbackRig,
+  skipHere,
   skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
@@ -296,4 +298,61 @@ Deno.test("SshNode: the status of an exited shell comes back also through exit, 
   }
   const partial = await node.rexec("printf 'no newline' >&2");
   assertEquals(partial.stderr, "no newline");
+});
+
+Deno.test({
+  name:
+    "fiwi run: a background child ends with Ctrl-C on a real terminal, and after a normal exit the summary says what was killed",
+  ignore: skipHere(
+    "fiwi background children",
+    "second-address",
+    "node-is-local",
+  ),
+  async fn(t) {
+    await using rig = await startLoopbackRig();
+    const cwd = await Deno.makeTempDir({ prefix: "fiwi_bg_" });
+    const env = { FIWI_CONTROL_DIR: `${rig.dir}/cm`, NO_COLOR: "1" };
+    await Deno.writeTextFile(
+      `${cwd}/rigs.yaml`,
+      `defaults:\n  user: ${rig.user}\n  port: ${rig.port}\n  sshConfig: ${rig.sshConfig}\nrigs:\n  loop:\n    nodes:\n      n1: ${
+        rig.hosts[0]
+      }\n      n2: ${rig.hosts[1]}\n`,
+    );
+    try {
+      await t.step("Ctrl-C", async () => {
+        const token = marker();
+        const p = startFiwi(
+          ["run", `sleep ${token} & echo started; sleep ${token}`],
+          { cwd, env, terminal: true },
+        );
+        await p.waitFor(
+          /n1: started[\s\S]*n2: started|n2: started[\s\S]*n1: started/,
+        );
+        await eventually(
+          "4 remote sleeps",
+          async () => await countSleeps(rig, token) === 4,
+        );
+        await p.type("\x03");
+        const r = await p.done;
+        assertEquals(r.code, 130, r.stdout);
+        await eventually(
+          "no remote sleep",
+          async () => await countSleeps(rig, token) === 0,
+        );
+      });
+      await t.step("normal exit", async () => {
+        const token = marker();
+        const r = await fiwi(
+          ["run", "-w", "n1", `sleep ${token} & echo started`],
+          { cwd, env },
+        );
+        assertEquals([r.code, r.stdout], [0, "n1: started\n"], r.stderr);
+        assertMatch(r.stderr, /n1: 1 background process still held/);
+        assertEquals(await countSleeps(rig, token), 0);
+      });
+    } finally {
+      await fiwi(["close"], { cwd, env }).catch(() => {});
+      await Deno.remove(cwd, { recursive: true });
+    }
+  },
 });
