@@ -1,18 +1,20 @@
 /**
- * The central log of the `fiwi` command: one LogTape rotating file sink,
- * created private (0600), buffered (written and synced once per MiB or
- * second, never once per record), rotated by size (`FIWI_LOG_SIZE`,
- * `FIWI_LOG_FILES`), every record stamped with ISO 8601 local time with its
- * offset and the invocation id.
+ * The central log of the `fiwi` command: one private (0600) file of the
+ * user's own, written asynchronously in batches (never synchronously while
+ * a run is under way), rotated by size (`FIWI_LOG_SIZE`, `FIWI_LOG_FILES`),
+ * every record stamped with ISO 8601 local time with its offset and the
+ * invocation id. `--log FILE` is not trusted blindly: a symbolic link, a
+ * file of another user or one group or others may access is refused
+ * (exit 2), see {@linkcode checkLogFile}.
  *
  * Output lines take a short path: {@linkcode CentralLog.line} formats each
- * line as one log line (its own time, level, id and category) and hands the
- * sink the lines of a chunk of output together, as one pre-formatted
- * record. LogTape's logger dispatch costs about 4 µs a record, and its
- * buffer a rope node per record: more than everything else fiwi does for a
- * line. The sink, the file and the format are the ones every other record
- * goes through; a record from a logger first flushes the lines before it,
- * so the file keeps the order things happened in.
+ * line as one log line (its own time, level, id and category) and queues it
+ * for the file directly. LogTape's logger dispatch costs about 4 µs a
+ * record: more than everything else fiwi does for a line. Records from
+ * loggers go through {@linkcode CentralLog.sink} into the same queue, so
+ * the file keeps the order things happened in. How the queue is written,
+ * and what happens when the disk falls behind (past a bound of a few MiB
+ * the batch is written synchronously), is in `_log_file.ts`.
  *
  * @module
  */
@@ -25,10 +27,11 @@ import {
   type LogRecord,
   type Sink,
 } from "npm:@logtape/logtape@^2";
-import { getRotatingFileSink } from "npm:@logtape/file@^2";
 import { ConfigurationError } from "../src/errors.ts";
-import { FORMATTED, LineHead, logFormatter } from "./_log_format.ts";
+import { LineHead, logFormatter } from "./_log_format.ts";
+import { LogFile } from "./_log_file.ts";
 
+export { checkLogFile } from "./_log_file.ts";
 export { isoLocal } from "./_log_format.ts";
 
 /** The central log file, relative to the user's working directory. */
@@ -75,7 +78,7 @@ let churn = 0;
  * Count `chars` of output handled; every 16 M characters ask V8 for an
  * incremental major collection, when fiwi runs with `--v8-flags=--expose-gc`
  * (its tasks and install line do). Output passes through in large strings
- * (the log's 1 MiB flushes) that V8 only frees in a major collection; left
+ * (the log's 1 MiB writes) that V8 only frees in a major collection; left
  * to itself, it lets the heap grow by 100 MB on a long stream first.
  */
 export function noteChurn(chars: number): void {
@@ -89,52 +92,46 @@ export function noteChurn(chars: number): void {
 /**
  * The configured central log. {@linkcode CentralLog.line} logs one output
  * line; everything else logs through LogTape's loggers, whose records
- * reach the file through {@linkcode CentralLog.sink}.
+ * reach the file through {@linkcode CentralLog.sink}. Both go into the one
+ * batch of the {@linkcode LogFile}, so the file keeps the order things
+ * happened in, and neither ever writes synchronously.
  */
 export class CentralLog {
   /** Where records go, or null without a log. */
   readonly path: string | null;
   /** Id on every record of this invocation. */
   readonly id: string;
-  #sink: (Sink & Partial<Disposable>) | null;
+  #file: LogFile | null;
   #heads: LineHead;
-  #batch: string[] = [];
-  #batchChars = 0;
-  #batchLimit: number;
-  #scheduled = false;
+  #format: (record: LogRecord) => string;
 
-  /** @param path the file @param id invocation id @param sink its sink */
-  constructor(
-    path: string | null,
-    id: string,
-    sink: (Sink & Partial<Disposable>) | null,
-    batchLimit = 64 * 1024,
-  ) {
-    this.#batchLimit = batchLimit;
+  /** @param path the file @param id invocation id @param file the open file */
+  constructor(path: string | null, id: string, file: LogFile | null) {
     this.path = path;
     this.id = id;
-    this.#sink = sink;
+    this.#file = file;
     this.#heads = new LineHead(id);
+    this.#format = logFormatter(id);
   }
 
   /**
-   * The sink LogTape's loggers use: the lines queued so far go first.
-   * Disposing it (LogTape's `dispose`) flushes and closes the file.
+   * The sink LogTape's loggers use. Its synchronous dispose (LogTape's
+   * `disposeSync`, on the way out of a second Ctrl-C) writes what is queued
+   * synchronously; {@linkcode CentralLog.close} is the normal, asynchronous
+   * way out.
    */
   readonly sink: Sink & Disposable = Object.assign((record: LogRecord) => {
-    this.flush();
-    this.#sink?.(record);
+    this.#file?.write(this.#format(record));
   }, {
     [Symbol.dispose]: () => {
-      this.flush();
-      this.#sink?.[Symbol.dispose]?.();
-      this.#sink = null;
+      this.#file?.closeSync();
+      this.#file = null;
     },
   });
 
   /**
    * One output line, one line in the log (`level`: info for stdout, warning
-   * for stderr), written with the other lines of its chunk of output.
+   * for stderr), queued with the lines around it.
    */
   line(
     category: readonly string[],
@@ -142,93 +139,28 @@ export class CentralLog {
     text: string,
     time: number = Date.now(),
   ): void {
-    if (this.#sink === null) return;
+    if (this.#file === null) return;
     const entry = this.#heads.head(time, level, category) + text + "\n";
-    this.#batch.push(entry);
-    this.#batchChars += entry.length;
-    if (this.#batchChars >= this.#batchLimit) this.flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(() => this.flush());
-    }
+    noteChurn(entry.length);
+    this.#file.write(entry);
   }
 
-  /** Hand the queued lines to the sink. */
-  flush(): void {
-    this.#scheduled = false;
-    if (this.#batch.length === 0 || this.#sink === null) return;
-    const text = this.#batch.join("");
-    this.#batch = [];
-    this.#batchChars = 0;
-    noteChurn(text.length);
-    this.#sink({
-      category: ["fiwi", "cli"],
-      level: "info",
-      message: [text],
-      rawMessage: text,
-      timestamp: Date.now(),
-      properties: FORMATTED,
-    });
+  /** Resolves once everything logged so far is in the file. */
+  async drain(): Promise<void> {
+    await this.#file?.drain();
   }
 
-  /** Flush and close the sink (LogTape's `dispose`). */
+  /**
+   * Write everything queued, close the file, and end LogTape's
+   * configuration: the one way out of every subcommand (runCli's finally).
+   */
   async close(): Promise<void> {
-    if (this.#sink) await dispose();
-    this.#sink = null;
+    const file = this.#file;
+    if (file === null) return;
+    await file.close();
+    this.#file = null;
+    await dispose();
   }
-}
-
-/**
- * The rotating sink opens each new file with the process umask (0644 under
- * the usual 022; changing the umask needs unrestricted --allow-sys). While
- * the file is near its rotation size, the file is looked at after every
- * record, and a new one is made 0600 in the same call that created it,
- * before any other code runs; far from it, records pass straight through.
- * The size is looked at every 256 K characters of records.
- */
-export function privateRotation(
-  sink: Sink & Disposable,
-  path: string,
-  maxSize: number,
-  bufferSize: number,
-): Sink & Disposable {
-  const margin = 2 * bufferSize + (1 << 20);
-  let near = true;
-  let chars = 0;
-  let ino: number | null = null;
-  const look = () => {
-    chars = 0;
-    try {
-      const st = Deno.statSync(path);
-      if (st.ino !== ino) keepPrivate(path);
-      ino = st.ino;
-      near = st.size + margin >= maxSize;
-    } catch {
-      near = true;
-    }
-  };
-  look();
-  const wrapped = (record: LogRecord) => {
-    sink(record);
-    const raw = record.rawMessage;
-    chars += (typeof raw === "string" ? raw.length : 200) + 80;
-    if (near || chars > 256 * 1024) look();
-  };
-  return Object.assign(wrapped, {
-    [Symbol.dispose]: () => {
-      sink[Symbol.dispose]();
-      look();
-    },
-  });
-}
-
-function keepPrivate(path: string): void {
-  try {
-    const st = Deno.statSync(path);
-    if (st.isFile && st.mode !== null && (st.mode & 0o077) !== 0) {
-      Deno.chmodSync(path, 0o600);
-    }
-  } catch { /* rotated away meanwhile */ }
 }
 
 function failure(what: string, path: string, e: unknown): ConfigurationError {
@@ -238,24 +170,25 @@ function failure(what: string, path: string, e: unknown): ConfigurationError {
   );
 }
 
+/** Write a line on stderr when the log file breaks mid-run. */
+function logBroken(text: string): void {
+  try {
+    Deno.stderr.writeSync(new TextEncoder().encode(`fiwi: ${text}\n`));
+  } catch { /* no stderr */ }
+}
+
 /**
  * Make sure the log file can be written: its directory exists (the default
- * one is created, 0700, with a notice from `notice`), the file exists and is
- * private (0600). Returns false for a path that is no file to log to but is
- * meant to swallow it (`/dev/null`).
+ * one is created, 0700, with a notice from `notice`). Returns false for a
+ * path that is no file to log to but is meant to swallow it (`/dev/null`).
+ * The file itself is checked when {@linkcode LogFile.open} opens it.
  */
-async function prepareFile(
+async function prepareDirectory(
   s: LogSettings & { path: string },
   notice: (text: string) => void,
 ): Promise<boolean> {
   const path = s.path;
-  const info = await Deno.stat(path).catch(() => null);
-  if (info && !info.isFile) {
-    if (path === "/dev/null") return false;
-    throw new ConfigurationError(
-      `Log file "${path}" is not a regular file: give a file path, or --no-log`,
-    );
-  }
+  if (path === "/dev/null") return false;
   const dir = dirname(path);
   const dirInfo = await Deno.stat(dir).catch(() => null);
   if (!dirInfo) {
@@ -271,13 +204,6 @@ async function prepareFile(
     }
     notice(`Created the log directory ${dir} (0700) for ${path}`);
   }
-  try {
-    (await Deno.open(path, { create: true, append: true, mode: 0o600 }))
-      .close();
-  } catch (e) {
-    throw failure("Cannot open the log file", path, e);
-  }
-  keepPrivate(path);
   return true;
 }
 
@@ -289,36 +215,24 @@ export async function setupLogging(
   s: LogSettings,
   notice: (text: string) => void,
 ): Promise<CentralLog> {
-  if (s.path === null || !(await prepareFile({ ...s, path: s.path }, notice))) {
+  if (
+    s.path === null ||
+    !(await prepareDirectory({ ...s, path: s.path }, notice))
+  ) {
     return new CentralLog(null, s.id, null);
   }
-  let sink: Sink & Disposable;
-  // One write and one fsync per MiB (less for a small FIWI_LOG_SIZE, so
-  // files stay near their size) or per second, not per record.
-  const bufferSize = Math.min(1024 * 1024, Math.max(1024, s.maxSize >> 3));
+  let file: LogFile;
   try {
-    sink = privateRotation(
-      getRotatingFileSink(s.path, {
-        maxSize: s.maxSize,
-        maxFiles: s.maxFiles,
-        bufferSize,
-        flushInterval: 1000,
-        formatter: logFormatter(s.id),
-      }),
-      s.path,
-      s.maxSize,
-      bufferSize,
-    );
+    file = await LogFile.open(s.path, {
+      maxSize: s.maxSize,
+      maxFiles: s.maxFiles,
+      onError: logBroken,
+    });
   } catch (e) {
+    if (e instanceof ConfigurationError) throw e;
     throw failure("Cannot open the log file", s.path, e);
   }
-  // A batch at most a 16th of the file, so files stay near their size.
-  const central = new CentralLog(
-    s.path,
-    s.id,
-    sink,
-    Math.min(64 * 1024, bufferSize),
-  );
+  const central = new CentralLog(s.path, s.id, file);
   await configure({
     reset: true,
     sinks: { file: central.sink },

@@ -14,10 +14,17 @@
  *   timeout starts when its client is spawned, so waiting here never counts
  *   against it.
  * - A client multiplexing over an existing master that has not started
- *   after {@linkcode HUNG_MASTER_PROBE_MS} makes the pool ask the master
- *   (`ssh -O check`, 1 s); a master that does not answer is killed and its
- *   socket removed. The stuck client then fails as a connection error and
- *   is retried on a fresh master, well within the connect timeout.
+ *   after {@linkcode HUNG_MASTER_PROBE_MS} makes the pool look at the
+ *   master (`controlPool.repair`). Only a positive finding
+ *   replaces it: the check answered that no master listens, or the
+ *   master's process is gone, or it stayed stopped through the whole
+ *   check. The stuck client then fails as a connection error and is
+ *   retried on a fresh master, within the connect timeout. A master that
+ *   answers, or merely answers late while its process runs (a loaded
+ *   controller), is left alone and looked at again after the same delay
+ *   for as long as the client waits; the run's own connect timeout is the
+ *   only timer that ends the wait. A timer alone never kills a master:
+ *   that would cut every other run using it.
  *
  * @module
  */
@@ -29,9 +36,10 @@ import { controlPool, type PoolNode } from "./pool.ts";
 /** Clients that may be connecting at once. */
 export const MAX_CONNECTING = 32;
 /**
- * How long a multiplexed client may wait for its start line before the
- * master is checked: this, or a third of the run's connect timeout if that
- * is shorter, so the check (1 s at most) ends before the timeout does.
+ * How long a multiplexed client may wait for its start line before its
+ * master is looked at, and between two looks: this, or a third of the
+ * run's connect timeout if that is shorter. Nothing is decided by this
+ * delay; it only says when to ask.
  */
 export const HUNG_MASTER_PROBE_MS = 2000;
 
@@ -131,26 +139,39 @@ async function gateOf(node: PoolNode): Promise<MasterGate | null> {
 }
 
 /**
- * After the probe delay, ask a master that has not let the client start; a
- * hung one is replaced and the waiting attempt is ended as lost (`lost`),
- * so it is retried on a fresh master.
+ * While a multiplexed client waits for its start line, look at its master
+ * every probe delay (one look at a time); a hung or stale one is replaced
+ * and the waiting attempt is ended as lost (`lost`), so it is retried on a
+ * fresh master. Returns the function that stops looking.
  */
-function probeMaster(
+function watchMaster(
   node: PoolNode,
   lost: AbortController,
   connectTimeout: number,
-): ReturnType<typeof setTimeout> {
+): () => void {
   const delay = connectTimeout > 0
     ? Math.min(HUNG_MASTER_PROBE_MS, connectTimeout / 3)
     : HUNG_MASTER_PROBE_MS;
-  return setTimeout(async () => {
-    const status = await controlPool.repair(node);
-    if (status?.state !== "hung") return;
-    log.warn("The ControlMaster of {node} did not answer and was replaced", {
-      node: node.name,
-    });
-    lost.abort();
-  }, delay);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let done = false;
+  const look = async () => {
+    const status = await controlPool.repair(node).catch(() => null);
+    if (done) return;
+    if (status?.state === "hung" || status?.state === "stale") {
+      log.warn(
+        "The ControlMaster of {node} was {state} and was replaced; the waiting run is retried",
+        { node: node.name, state: status.state },
+      );
+      lost.abort();
+      return;
+    }
+    timer = setTimeout(look, delay);
+  };
+  timer = setTimeout(look, delay);
+  return () => {
+    done = true;
+    clearTimeout(timer);
+  };
 }
 
 /**
@@ -171,8 +192,8 @@ export async function admit(
     return null;
   }
   const lost = new AbortController();
-  const probe = role === "mux"
-    ? probeMaster(node, lost, connectTimeout)
+  const stopWatching = role === "mux"
+    ? watchMaster(node, lost, connectTimeout)
     : undefined;
   let released = false;
   let learning: Promise<unknown> | undefined;
@@ -181,7 +202,7 @@ export async function admit(
     release(started) {
       if (released) return learning;
       released = true;
-      clearTimeout(probe);
+      stopWatching?.();
       connecting.release();
       if (role !== "pioneer") return;
       gate?.leave();

@@ -10,11 +10,24 @@
  *
  * What ssh cannot repair is a master that still holds its socket but no
  * longer answers (stopped, wedged): every client then hangs until its
- * connect timeout. {@linkcode ControlPool.recover} is called by `rexec`
- * after a run that never started; it asks the master (`ssh -O check`, with a
- * short timeout), and a master that does not answer is killed and its socket
- * removed, so the retry starts a fresh one. {@linkcode ControlPool.closeAll}
- * ends every master fiwi opened, for a clean shutdown.
+ * connect timeout. {@linkcode ControlPool.repair} (from admission while a
+ * client waits, and from `rexec` after a run that never started) asks the
+ * master (`ssh -O check`, within a generous {@linkcode DEFAULT_CHECK_TIMEOUT})
+ * and acts only on a positive finding:
+ *
+ * - the check answered with an error (no master listens on the socket):
+ *   the socket is stale and removed;
+ * - the check got no answer and the master's process is gone: stale too;
+ * - the check got no answer and the master's process was stopped (state
+ *   `T`) both when the check began and when its bound ran out: the master
+ *   is hung, killed by its pid and its socket removed.
+ *
+ * A check that merely runs out of time while the master's process runs (a
+ * loaded controller, a master busy with other sessions) proves nothing:
+ * the master is "slow" and left alone; the waiting run keeps waiting,
+ * bounded by its own connect timeout. Killing it would cut every other run
+ * that uses it. {@linkcode ControlPool.closeAll} ends every master fiwi
+ * opened, for a clean shutdown.
  *
  * @example
  * ```ts ignore
@@ -47,7 +60,12 @@ export type MasterState =
   | "alive"
   /** A socket (or another file) nobody answers on: the master is gone. */
   | "stale"
-  /** The socket accepts but the master does not answer in time. */
+  /**
+   * The check got no answer within its bound, but nothing shows the master
+   * is broken (its process runs, or cannot be looked at): left alone.
+   */
+  | "slow"
+  /** No answer, and the master's process stayed stopped for the whole check. */
   | "hung";
 
 /** The state of one node's master. */
@@ -62,9 +80,17 @@ export interface MasterStatus {
 
 /** Options of {@linkcode ControlPool}. */
 export interface ControlPoolOptions {
-  /** ms a master has to answer `ssh -O check` (default 1000). */
+  /** ms a master has to answer `ssh -O check` (default {@linkcode DEFAULT_CHECK_TIMEOUT}). */
   checkTimeout?: number;
 }
+
+/**
+ * ms a master has to answer `ssh -O check`: generous, since running out of
+ * it is only a reason to look at the master's process, never a verdict.
+ * Short enough that a master found stopped after a wait of a third of the
+ * default connect timeout (2 s) is replaced within that timeout (15 s).
+ */
+export const DEFAULT_CHECK_TIMEOUT = 4000;
 
 const log = getLogger(["fiwi", "pool"]);
 
@@ -90,6 +116,8 @@ export class ControlPool {
   #sockets = new Map<string, string>();
   /** Master pids by socket, as the masters last said in a check. */
   #pids = new Map<string, number>();
+  /** Repairs under way by socket: runs waiting on one master share one. */
+  #repairs = new Map<string, Promise<MasterStatus | null>>();
 
   /**
    * Create a pool of ControlMaster sockets to track.
@@ -97,7 +125,7 @@ export class ControlPool {
    * @param options check timeout
    */
   constructor(options: ControlPoolOptions = {}) {
-    this.checkTimeout = options.checkTimeout ?? 1000;
+    this.checkTimeout = options.checkTimeout ?? DEFAULT_CHECK_TIMEOUT;
   }
 
   /** Number of distinct masters the pool knows of. */
@@ -173,11 +201,16 @@ export class ControlPool {
     return path;
   }
 
-  /** Ask the master of `node` whether it is there and answering. */
+  /**
+   * Ask the master of `node` whether it is there and answering; see the
+   * module doc for what a check without an answer is taken to mean.
+   */
   async check(node: PoolNode): Promise<MasterStatus | null> {
     const argv = controlArgv(node.spec, "check");
     const socket = await this.socketPath(node);
     if (!argv || !socket) return null;
+    const known = this.#pids.get(socket) ?? null;
+    const before = known === null ? null : await lookAt(socket, known);
     const out = await runHelper(argv, this.checkTimeout);
     if (out.code === 0) {
       const pid = Number(/pid=(\d+)/.exec(out.stderr)?.[1]) || null;
@@ -185,32 +218,59 @@ export class ControlPool {
       return { state: "alive", pid, socket };
     }
     if (!(await exists(socket))) return { state: "absent", pid: null, socket };
-    // A check that got no answer at all was killed by its timeout.
-    return {
-      state: out.timedOut ? "hung" : "stale",
-      pid: null,
-      socket,
-    };
+    // An answer that says no: nobody listens on the socket.
+    if (!out.timedOut) return { state: "stale", pid: null, socket };
+    const now = await lookAt(socket, known);
+    const pid = now.pid;
+    if (now.state === "gone") return { state: "stale", pid: null, socket };
+    if (pid !== null) this.#pids.set(socket, pid); // for the next check
+    // Stopped when the check began (a pid not known then is looked up now:
+    // it was stopped for the whole bound only if it is still the same).
+    const stoppedBefore = before
+      ? before.state === "stopped" && before.pid === pid
+      : false;
+    if (now.state === "stopped" && stoppedBefore) {
+      return { state: "hung", pid, socket };
+    }
+    return { state: "slow", pid, socket };
   }
 
   /**
    * Put the master of `node` back in order: a stale socket is removed; a
-   * master that does not answer is killed and its socket removed. Resolves
-   * with the state found.
+   * hung master (see {@linkcode ControlPool.check}) is killed and its socket
+   * removed; a slow one is left alone. Resolves with the state found. Calls
+   * for one master while a repair of it is under way share that repair.
    */
   async repair(node: PoolNode): Promise<MasterStatus | null> {
+    const socket = await this.socketPath(node);
+    if (!socket) return null;
+    let repair = this.#repairs.get(socket);
+    if (!repair) {
+      repair = this.#repair(node).finally(() => this.#repairs.delete(socket));
+      this.#repairs.set(socket, repair);
+    }
+    return await repair;
+  }
+
+  async #repair(node: PoolNode): Promise<MasterStatus | null> {
     const status = await this.check(node);
-    if (!status || status.state === "alive" || status.state === "absent") {
+    if (status?.state === "slow") {
+      log.info(
+        "The ControlMaster of {node} did not answer a check within {ms} ms but is running: left alone",
+        { node: node.name, ms: this.checkTimeout, pid: status.pid },
+      );
+    }
+    if (!status || status.state !== "stale" && status.state !== "hung") {
       return status;
     }
-    const pid = this.#pids.get(status.socket);
     this.#pids.delete(status.socket);
-    if (status.state === "hung" && pid) await killMaster(pid);
+    if (status.state === "hung" && status.pid) await killMaster(status.pid);
     await Deno.remove(status.socket).catch(() => {});
     log.warn("Replaced the {state} ControlMaster socket {socket} of {node}", {
       node: node.name,
       state: status.state,
       socket: status.socket,
+      pid: status.pid,
     });
     return status;
   }
@@ -274,11 +334,57 @@ async function removed(path: string, timeoutMs: number): Promise<boolean> {
   }
 }
 
+/** A master's process, as `ps` shows it. */
+interface MasterProcess {
+  /** Its pid; null when no process could be named. */
+  pid: number | null;
+  /**
+   * "stopped" (state T or t), "gone" (the pid is not there, or a zombie),
+   * "running" (anything else), "unknown" (`ps` failed, or no pid).
+   */
+  state: "stopped" | "gone" | "running" | "unknown";
+}
+
+/**
+ * Look at the master of `socket`: the process `pid` (the one a check
+ * reported), or for a master this process never checked (one a previous
+ * fiwi left warm) the one OpenSSH titled `ssh: <control path> [mux]`.
+ * Through `ps` under `sh`, which a script may run; Deno reads /proc only
+ * with --allow-all.
+ */
+async function lookAt(
+  socket: string,
+  pid: number | null,
+): Promise<MasterProcess> {
+  const out = await runHelper(
+    ["sh", "-c", "ps -A -o pid= -o stat= -o args="],
+    5000,
+  );
+  if (out.code !== 0) return { pid, state: "unknown" };
+  const title = `ssh: ${socket} [mux]`;
+  let byTitle: MasterProcess | null = null;
+  for (const line of out.stdout.split("\n")) {
+    const m = /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const found: MasterProcess = {
+      pid: Number(m[1]),
+      state: "TtZX".includes(m[2][0])
+        ? (m[2][0] === "T" || m[2][0] === "t" ? "stopped" : "gone")
+        : "running",
+    };
+    if (found.pid === pid && found.state !== "gone") return found;
+    if (m[3].startsWith(title)) byTitle = found;
+  }
+  // The pid a check reported is gone: whoever holds the socket now.
+  return byTitle ?? { pid: null, state: pid === null ? "unknown" : "gone" };
+}
+
 /**
  * Kill a hung master by the pid it gave in an earlier check. Through `sh`:
  * a script may run ssh, sh and setsid only, and Deno.kill needs more. A
  * master whose pid fiwi never learned (started by another program) is left
- * alone; its socket is still removed, so no client uses it again.
+ * alone (unless `ps` shows its title, see `lookAt`); its socket is still
+ * removed, so no client uses it again.
  */
 async function killMaster(pid: number): Promise<void> {
   const out = await runHelper(["sh", "-c", `kill -KILL ${pid}`], 2000);
