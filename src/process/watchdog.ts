@@ -55,10 +55,11 @@ export interface WatchdogLimits {
  * @example
  * ```ts
  * import { assertEquals } from "jsr:@std/assert@^1";
- * import { Watchdog } from "./watchdog.ts";
+ * import { CONFIRM_MS, Watchdog } from "./watchdog.ts";
  * const expired: string[] = [];
  * const dog = new Watchdog({ connect: 10 }, (kind) => expired.push(kind));
- * await new Promise((r) => setTimeout(r, 30));
+ * // The limit, then the confirmation wait in which no byte arrived.
+ * await new Promise((r) => setTimeout(r, 10 + CONFIRM_MS + 100));
  * dog.dispose();
  * assertEquals(expired, ["connect"]);
  * ```
