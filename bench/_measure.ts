@@ -71,3 +71,115 @@ export async function measure(
   );
   return { ms, rssMb: kb / 1024 };
 }
+
+/** What {@linkcode measureLines} saw of one command. */
+export interface MeasuredLines extends Measured {
+  /** The script's exit code (124 or 137: killed by the time limit). */
+  code: number;
+  /** Whether the time limit killed it. */
+  timedOut: boolean;
+  /** Lines (newlines) it wrote to stdout. */
+  lines: number;
+  /** What it wrote to stderr (the first MiB). */
+  stderr: string;
+}
+
+/** Commands {@linkcode measureLines} is running now. */
+const measuring = new Set<Deno.ChildProcess>();
+
+/**
+ * Stop every command {@linkcode measureLines} is running (SIGTERM to its
+ * `timeout`, by pid, which ends its whole process group).
+ */
+export function killMeasured(): void {
+  for (const child of measuring) {
+    try {
+      Deno.kill(child.pid, "SIGTERM");
+    } catch { /* gone */ }
+  }
+}
+
+/**
+ * Run `script` under `/usr/bin/time -v` (stats to a file), counting the
+ * lines of its stdout as they arrive (read by this process, so every
+ * contender pays the same pipe) and keeping its stderr. A non-zero exit is
+ * reported, not thrown. `limitS` (default 600) bounds it: its whole
+ * process group is killed then (`timeout`).
+ */
+export async function measureLines(
+  script: string,
+  env: Record<string, string> = {},
+  limitS = 600,
+): Promise<MeasuredLines> {
+  const stats = await Deno.makeTempFile({ prefix: "fiwi_bench_time_" });
+  try {
+    const t = performance.now();
+    // `timeout` leads its own process group and passes a TERM (from
+    // killMeasured) or its time limit on to all of it.
+    const child = new Deno.Command("timeout", {
+      args: [
+        "-k",
+        "5",
+        String(limitS),
+        "/usr/bin/time",
+        "-v",
+        "-o",
+        stats,
+        "sh",
+        "-c",
+        script,
+      ],
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    measuring.add(child);
+    const countLines = async () => {
+      let lines = 0;
+      for await (const chunk of child.stdout) {
+        let i = chunk.indexOf(10);
+        while (i !== -1) {
+          lines++;
+          i = chunk.indexOf(10, i + 1);
+        }
+      }
+      return lines;
+    };
+    const readErr = async () => {
+      const parts: Uint8Array[] = [];
+      let size = 0;
+      for await (const chunk of child.stderr) {
+        if (size < 2 ** 20) parts.push(chunk);
+        size += chunk.length;
+      }
+      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        all.set(p, at);
+        at += p.length;
+      }
+      return new TextDecoder().decode(all);
+    };
+    const [lines, stderr, status] = await Promise.all([
+      countLines(),
+      readErr(),
+      child.status,
+    ]).finally(() => measuring.delete(child));
+    const ms = performance.now() - t;
+    const text = await Deno.readTextFile(stats);
+    const kb = Number(
+      /Maximum resident set size \(kbytes\): (\d+)/.exec(text)?.[1],
+    );
+    return {
+      ms,
+      rssMb: kb / 1024,
+      code: status.code,
+      timedOut: status.code === 124 || status.code === 137,
+      lines,
+      stderr,
+    };
+  } finally {
+    await Deno.remove(stats).catch(() => {});
+  }
+}

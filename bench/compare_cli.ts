@@ -20,9 +20,8 @@
  */
 
 import { measure, median } from "./_measure.ts";
-import { startLoopbackRig } from "../tests/_loopback.ts";
+import { quote, startCliRig } from "./_cli_rig.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const ROUNDS = Number(Deno.env.get("FIWI_BENCH_ROUNDS") ?? "3");
 const PARTS = new Set(
   (Deno.env.get("FIWI_BENCH_PARTS") ?? "stream,memory,fanout").split(","),
@@ -34,30 +33,9 @@ const GIB =
   "yes 'fiwi benchmark: one line of sixty-four bytes, newline incl.' " +
   "| head -c 1073741824";
 
-const TASKS: Record<string, string> = JSON.parse(
-  await Deno.readTextFile(`${ROOT}deno.json`),
-).tasks;
-/** The exact `deno run` flags of the `fiwi` task. */
-const FIWI_FLAGS = /^deno run (.+) scripts\/fiwi\.ts$/.exec(TASKS.fiwi)![1];
-
-await using rig = await startLoopbackRig({ extraHosts: NODES - 2 });
-const dir = await Deno.makeTempDir({ prefix: "fiwi_bench_cli_" });
-const rigFile = `${dir}/rigs.yaml`;
-await Deno.writeTextFile(
-  rigFile,
-  `defaults: { user: ${rig.user}, port: ${rig.port}, sshConfig: ${rig.sshConfig} }
-rigs:
-  loop:
-    nodes:
-${rig.hosts.map((h, i) => `      n${i + 1}: ${h}`).join("\n")}
-`,
-);
-const env = { FIWI_CONTROL_DIR: `${rig.dir}/cm`, NO_COLOR: "1" };
-const ssh = `-F ${rig.sshConfig} -p ${rig.port} -o BatchMode=yes`;
-const fiwi = (args: string) =>
-  `${Deno.execPath()} run --config ${ROOT}deno.json ${FIWI_FLAGS} ` +
-  `${ROOT}scripts/fiwi.ts ${args}`;
-const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+// Disposed last: closes fiwi's masters, removes the scratch dir, stops sshd.
+await using cli = await startCliRig(NODES);
+const { rig, dir, rigFile, env, ssh, fiwi } = cli;
 
 const streamContenders: Record<string, string> = {
   fiwi: `${
@@ -75,84 +53,79 @@ const streamContenders: Record<string, string> = {
 };
 
 const fmt = (m: number) => `${m.toFixed(0).padStart(6)} ms`;
-try {
-  // Warm n1's master, as any earlier fiwi command leaves it.
-  await measure(fiwi(`run --rig ${rigFile} -w n1 --no-log true`), env);
-  if (PARTS.has("stream")) {
-    const times: Record<string, number[]> = {};
-    const rss: Record<string, number[]> = {};
-    for (let i = 0; i < ROUNDS; i++) {
-      for (const [name, script] of Object.entries(streamContenders)) {
-        await Deno.remove(`${dir}/fiwi.log`).catch(() => {});
-        const m = await measure(script, env);
-        (times[name] ??= []).push(m.ms);
-        (rss[name] ??= []).push(m.rssMb);
-      }
+// Warm n1's master, as any earlier fiwi command leaves it.
+await measure(fiwi(`run --rig ${rigFile} -w n1 --no-log true`), env);
+if (PARTS.has("stream")) {
+  const times: Record<string, number[]> = {};
+  const rss: Record<string, number[]> = {};
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const [name, script] of Object.entries(streamContenders)) {
+      await Deno.remove(`${dir}/fiwi.log`).catch(() => {});
+      const m = await measure(script, env);
+      (times[name] ??= []).push(m.ms);
+      (rss[name] ??= []).push(m.rssMb);
     }
-    const pdsh = median(times.pdsh);
+  }
+  const pdsh = median(times.pdsh);
+  console.log(
+    `stream: ${SEQ} on one loopback node, stdout to /dev/null, medians of ${ROUNDS}`,
+  );
+  for (const name of Object.keys(streamContenders)) {
     console.log(
-      `stream: ${SEQ} on one loopback node, stdout to /dev/null, medians of ${ROUNDS}`,
-    );
-    for (const name of Object.keys(streamContenders)) {
-      console.log(
-        `  ${name.padEnd(13)} ${fmt(median(times[name]))}  peak RSS ${
-          median(rss[name]).toFixed(0)
-        } MB  fiwi / this ${
-          (median(times.fiwi) / median(times[name])).toFixed(2)
-        }`,
-      );
-    }
-    console.log(
-      `  fiwi / pdsh ${
-        (median(times.fiwi) / pdsh).toFixed(2)
-      } (target <= 1.0, log on)`,
+      `  ${name.padEnd(13)} ${fmt(median(times[name]))}  peak RSS ${
+        median(rss[name]).toFixed(0)
+      } MB  fiwi / this ${
+        (median(times.fiwi) / median(times[name])).toFixed(2)
+      }`,
     );
   }
-  if (PARTS.has("memory")) {
-    const m = await measure(
-      `${
-        fiwi(`run --rig ${rigFile} -w n1 --log ${dir}/big.log ${quote(GIB)}`)
-      } > /dev/null`,
-      { ...env, FIWI_LOG_SIZE: "64M", FIWI_LOG_FILES: "2" },
+  console.log(
+    `  fiwi / pdsh ${
+      (median(times.fiwi) / pdsh).toFixed(2)
+    } (target <= 1.0, log on)`,
+  );
+}
+if (PARTS.has("memory")) {
+  const m = await measure(
+    `${
+      fiwi(`run --rig ${rigFile} -w n1 --log ${dir}/big.log ${quote(GIB)}`)
+    } > /dev/null`,
+    { ...env, FIWI_LOG_SIZE: "64M", FIWI_LOG_FILES: "2" },
+  );
+  console.log(
+    `memory: 1 GiB of output through fiwi run (log on, rotated at 64M): ${
+      (m.ms / 1000).toFixed(1)
+    } s, peak RSS ${m.rssMb.toFixed(0)} MB (target <= 100 MB)`,
+  );
+}
+if (PARTS.has("fanout")) {
+  const second: number[] = [];
+  const pdshTimes: number[] = [];
+  const range = `127.0.0.[1-${NODES}]`;
+  for (let i = 0; i < ROUNDS; i++) {
+    await cli.closeMasters();
+    await measure(fiwi(`run --rig ${rigFile} --no-log 'uname -a'`), env);
+    second.push(
+      (await measure(
+        fiwi(`run --rig ${rigFile} 'uname -a'`) + " > /dev/null",
+        env,
+      ))
+        .ms,
     );
-    console.log(
-      `memory: 1 GiB of output through fiwi run (log on, rotated at 64M): ${
-        (m.ms / 1000).toFixed(1)
-      } s, peak RSS ${m.rssMb.toFixed(0)} MB (target <= 100 MB)`,
-    );
-  }
-  if (PARTS.has("fanout")) {
-    const second: number[] = [];
-    const pdshTimes: number[] = [];
-    const range = `127.0.0.[1-${NODES}]`;
-    for (let i = 0; i < ROUNDS; i++) {
-      await measure(fiwi(`close --rig ${rigFile} --no-log`), env);
-      await measure(fiwi(`run --rig ${rigFile} --no-log 'uname -a'`), env);
-      second.push(
-        (await measure(
-          fiwi(`run --rig ${rigFile} 'uname -a'`) + " > /dev/null",
-          env,
-        ))
-          .ms,
-      );
-      pdshTimes.push(
-        (await measure(
-          `PDSH_SSH_ARGS_APPEND=${
-            quote(ssh)
-          } pdsh -R ssh -f ${NODES} -l ${rig.user} -w '${range}' 'uname -a' > /dev/null`,
-          env,
-        )).ms,
-      );
-    }
-    console.log(
-      `fanout: second fiwi run 'uname -a' on ${NODES} nodes ${
-        fmt(median(second))
-      }, pdsh -f ${NODES} ${fmt(median(pdshTimes))}, ratio ${
-        (median(second) / median(pdshTimes)).toFixed(2)
-      } (target <= 0.25)`,
+    pdshTimes.push(
+      (await measure(
+        `PDSH_SSH_ARGS_APPEND=${
+          quote(ssh)
+        } pdsh -R ssh -f ${NODES} -l ${rig.user} -w '${range}' 'uname -a' > /dev/null`,
+        env,
+      )).ms,
     );
   }
-} finally {
-  await measure(fiwi(`close --rig ${rigFile} --no-log`), env).catch(() => {});
-  await Deno.remove(dir, { recursive: true });
+  console.log(
+    `fanout: second fiwi run 'uname -a' on ${NODES} nodes ${
+      fmt(median(second))
+    }, pdsh -f ${NODES} ${fmt(median(pdshTimes))}, ratio ${
+      (median(second) / median(pdshTimes)).toFixed(2)
+    } (target <= 0.25)`,
+  );
 }

@@ -14,12 +14,11 @@
  * @module
  */
 
-import { CommandManager, controlPool, type SshNode } from "../mod.ts";
+import { controlPool, type SshNode } from "../mod.ts";
 import { countRemote, startLoopbackRig } from "../tests/_loopback.ts";
+import { COUNT, managerStorm, PER_NODE } from "./_storm.ts";
 
 const NODES = 64;
-const PER_NODE = 20;
-const COUNT = 5;
 
 // Sampled: /proc/self/status (VmHWM) needs --allow-all.
 let peakRss = 0;
@@ -28,40 +27,6 @@ const sampler = setInterval(() => {
 }, 100);
 function peakRssMb(): number {
   return peakRss / 2 ** 20;
-}
-
-async function managerStorm(nodes: SshNode[]): Promise<void> {
-  const mgr = new CommandManager();
-  let lines = 0;
-  const t0 = performance.now();
-  const ids: string[] = [];
-  for (const node of nodes) {
-    for (let i = 0; i < PER_NODE; i++) {
-      ids.push(
-        await mgr.addCommand({
-          node,
-          cmd: `echo storm-${i}`,
-          interval: 1000,
-          count: COUNT,
-          onLine: (l) => {
-            if (l.stream === "stdout") lines++;
-          },
-          onError: "continue",
-        }),
-      );
-    }
-  }
-  while (mgr.listActive().length > 0 && performance.now() - t0 < 300_000) {
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const abnormal = mgr.listAbnormalHistory();
-  const timeouts = abnormal.filter((a) => a.reason === "timeout").length;
-  await mgr.stopAll();
-  console.log(
-    `manager storm: ${lines}/${NODES * PER_NODE * COUNT} lines, ` +
-      `${timeouts} timeouts, ${abnormal.length} abnormal, ` +
-      `${Math.round(performance.now() - t0)} ms`,
-  );
 }
 
 async function rexecStorm(nodes: SshNode[]): Promise<void> {
@@ -85,7 +50,14 @@ await using rig = await startLoopbackRig({ extraHosts: NODES - 2 });
 const nodes = rig.hosts.map((_, index) =>
   rig.node({ index, name: `n${index}`, silent: true })
 );
-await managerStorm(nodes);
+{
+  const m = await managerStorm(nodes);
+  console.log(
+    `manager storm: ${m.lines}/${NODES * PER_NODE * COUNT} lines, ` +
+      `${m.timeouts} timeouts, ${m.abnormal} abnormal, ` +
+      `${Math.round(m.ms)} ms`,
+  );
+}
 await controlPool.closeAll();
 await rexecStorm(nodes);
 await controlPool.closeAll();
