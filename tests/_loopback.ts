@@ -19,10 +19,11 @@
  */
 
 import { SshNode, type SshNodeOptions } from "../mod.ts";
-import { envGet, LIVE, liveRig, SSHD } from "./_live_rig.ts";
+import { envGet, LIVE, liveRig, SSHD, sshdMissing } from "./_live_rig.ts";
 import { closeMasters, must, plainSsh, run, selfProof } from "./_sh.ts";
 
 export {
+  CI,
   type HarnessNeed,
   LIVE,
   missing,
@@ -31,7 +32,13 @@ export {
   skipReasonFor,
   SSHD,
 } from "./_live_rig.ts";
-export { countLocal, within } from "./_sh.ts";
+export {
+  countCarrying,
+  countExact,
+  countLocal,
+  marker,
+  within,
+} from "./_sh.ts";
 
 /** Name of the unprivileged node account the rig creates when run as root. */
 export const NODE_USER = "fiwitest";
@@ -158,6 +165,13 @@ export async function startLoopbackRig(
   options: LoopbackRigOptions = {},
 ): Promise<LoopbackRig> {
   if (LIVE) return await liveRig();
+  // Reached without sshd only under CI=true (skipReason() skips otherwise).
+  const lacking = sshdMissing();
+  if (lacking !== null) {
+    throw new Error(
+      `The loopback rig cannot start: ${lacking}; under CI=true a test that needs sshd fails instead of being skipped`,
+    );
+  }
   const extraHosts = options.extraHosts ?? 0;
   if (!Number.isInteger(extraHosts) || extraHosts < 0 || extraHosts > 250) {
     throw new RangeError(

@@ -1,15 +1,35 @@
 // Bounded polling for what has no event to await (a process on the node
-// going away): every wait ends by its deadline.
+// going away, or appearing): every wait ends by its deadline.
 
-/** Poll `probe` every 100 ms until it returns 0 or `ms` pass; the last count. */
-export async function settlesToZero(
+/**
+ * How long a test waits for a stopped run's processes to be gone: the
+ * README's promise ("nothing of the group is left after 2 s": the lifeline
+ * TERMs, waits up to a second, KILLs) plus one probe's round trip.
+ */
+export const GONE_WITHIN = 3000;
+
+/**
+ * Poll `probe` every 100 ms until it returns `want` or `ms` pass; the last
+ * count (so `assertEquals(await settlesTo(probe, 1, ms), 1)` says what it
+ * saw instead).
+ */
+export async function settlesTo(
   probe: () => Promise<number>,
+  want: number,
   ms: number,
 ): Promise<number> {
   const until = performance.now() + ms;
   for (;;) {
     const n = await probe();
-    if (n === 0 || performance.now() > until) return n;
+    if (n === want || performance.now() > until) return n;
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Poll `probe` every 100 ms until it returns 0 or `ms` pass; the last count. */
+export function settlesToZero(
+  probe: () => Promise<number>,
+  ms: number = GONE_WITHIN,
+): Promise<number> {
+  return settlesTo(probe, 0, ms);
 }

@@ -5,6 +5,8 @@
 // stdin, --output-dir and streamed --json, and the compiled binary.
 import { assert, assertEquals, assertMatch } from "jsr:@std/assert@^1";
 import { type Finished, fiwi, startFiwi } from "./_cli_harness.ts";
+import { countCarrying, marker } from "./_sh.ts";
+import { settlesToZero } from "./_wait.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d`;
@@ -339,10 +341,11 @@ Deno.test({
 Deno.test("fiwi consoles: new kernel messages only by default (dmesg -W), --cmd replaces the command, lines stamped ISO 8601 with offset", async () => {
   await inTempDir(async (cwd) => {
     // A dmesg that says how it was called, then waits like dmesg -W does.
+    const [dmesgSleep, ownSleep] = [marker(), marker()];
     await Deno.mkdir(`${cwd}/bin`);
     await Deno.writeTextFile(
       `${cwd}/bin/dmesg`,
-      '#!/bin/sh\necho "dmesg $*"\nexec sleep 7341\n',
+      `#!/bin/sh\necho "dmesg $*"\nexec sleep ${dmesgSleep}\n`,
       { mode: 0o755 },
     );
     await Deno.writeTextFile(
@@ -366,16 +369,19 @@ Deno.test("fiwi consoles: new kernel messages only by default (dmesg -W), --cmd 
         "-d",
         "1s",
         "--cmd",
-        "echo own; exec sleep 7342",
+        `echo own; exec sleep ${ownSleep}`,
       ],
       { cwd, env },
     );
     assertMatch(cmd.stdout, new RegExp(`^${ISO} \\[me\\] own$`, "m"));
-    const left = await new Deno.Command("pgrep", {
-      args: ["-f", "sleep 734[12]"],
-    })
-      .output();
-    assertEquals(left.code, 1, "a console command was left running");
+    // The local transport's lifeline ends each console within its bound.
+    for (const m of [dmesgSleep, ownSleep]) {
+      assertEquals(
+        await settlesToZero(() => countCarrying(m)),
+        0,
+        `console "sleep ${m}" left running`,
+      );
+    }
   });
 });
 

@@ -13,11 +13,12 @@ import {
 } from "../mod.ts";
 import { settle } from "./_manual_clock.ts";
 import {
-  countLocal,
-  countRemote,
+  countCarrying,
+  marker,
   skipHere,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { settlesToZero } from "./_wait.ts";
 import { fakeResult } from "./_fake_result.ts";
 
 const locals = (n: number) =>
@@ -105,7 +106,8 @@ Deno.test("runAll() without a concurrency keeps 64 runs in flight, not more", as
 
 Deno.test("runAll() aborted by its signal stops running nodes and spawns no waiting ones", async () => {
   const controller = new AbortController();
-  const results = await runAll(locals(3), "echo begin; sleep 3011", {
+  const m = marker();
+  const results = await runAll(locals(3), `echo begin; sleep ${m}`, {
     concurrency: 1,
     signal: controller.signal,
     onLine: (line) => {
@@ -120,7 +122,7 @@ Deno.test("runAll() aborted by its signal stops running nodes and spawns no wait
       ["l2", true, false, false],
     ],
   );
-  assertEquals(await countLocal("sleep 3011"), 0);
+  assertEquals(await settlesToZero(() => countCarrying(m)), 0);
 });
 
 Deno.test("runAll() of no nodes resolves to no results", async () => {
@@ -171,13 +173,15 @@ Deno.test("runAll() with one badly configured node runs none of them", async () 
 });
 
 // On the second address the command fails once both nodes on the first are
-// in their long sleep; "29""17" keeps the script text from matching
-// "sleep 2917" (an odd number, so other rigs on the machine do not count).
-const failOnSecond = (second: string) =>
+// in their long sleep, `sleep <m>` (this run's marker, counted by exact
+// command line, so no other test's or run's sleep counts).
+const failOnSecond = (second: string, m: string) =>
   `set -- $SSH_CONNECTION; ` +
   `if [ "$3" = ${second} ]; then ` +
-  `until [ "$(pgrep -c -f '[s]leep 2917')" -ge 2 ]; do sleep 0.05; done; ` +
-  `echo failing; exit 3; fi; sleep 29""17`;
+  `until [ "$(pgrep -c -u "$(id -u)" -x -f '[s]leep ${
+    m.replace(".", "\\.")
+  }')" -ge 2 ]; do sleep 0.05; done; ` +
+  `echo failing; exit 3; fi; sleep ${m}`;
 
 Deno.test({
   name: "runAll() on the loopback rig",
@@ -231,9 +235,10 @@ Deno.test({
     await t.step(
       "failFast aborts the siblings and kills their remote processes",
       async () => {
+        const m = marker();
         const results = await runAll(
           [node0, node1, node2],
-          failOnSecond(second),
+          failOnSecond(second, m),
           {
             failFast: true,
             cmdTimeout: 30_000,
@@ -251,8 +256,8 @@ Deno.test({
         assertEquals(results[1].stdout, "failing\n");
         assert(results.every((r) => !r.success));
         assert(results.every((r) => r.timedOut === null));
-        assertEquals(await countRemote(rig, "sleep 2917"), 0);
-        assertEquals(await countLocal(`sleep 29""17`), 0);
+        assertEquals(await settlesToZero(() => countCarrying(m, rig)), 0);
+        assertEquals(await countCarrying(m), 0, "the ssh clients are gone");
       },
     );
 

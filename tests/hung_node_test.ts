@@ -4,8 +4,10 @@
 import { assert, assertEquals } from "jsr:@std/assert@^1";
 import { controlPool, type RunResult } from "../mod.ts";
 import {
-  countRemote,
+  countCarrying,
+  countExact,
   type LoopbackRig,
+  marker,
   skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
@@ -53,7 +55,7 @@ async function running(
   let ended: RunResult | null = null;
   run.then((r) => ended = r, () => {});
   for (let i = 0; i < 200 && !ended; i++) {
-    if (await countRemote(rig, `sleep ${token}`, true) === 1) return;
+    if (await countExact(`sleep ${token}`, rig) === 1) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(
@@ -66,9 +68,9 @@ async function running(
 async function hungSshdResolvesInTime(
   rig: LoopbackRig,
   controlMaster: boolean,
-  token: string,
   limit: { ioTimeout?: number; cmdTimeout?: number },
 ): Promise<void> {
+  const token = marker();
   await using node = rig.node({ controlMaster });
   const run = node.rexec(`sleep ${token}`, { ...limit, retry: false });
   await running(rig, token, run);
@@ -91,8 +93,7 @@ async function hungSshdResolvesInTime(
     `resolved ${Math.round(ms)} ms after the freeze (bound ${bound})`,
   );
   // Once the node runs again, the lifeline's EOF reaches it.
-  const left = () => countRemote(rig, `sleep ${token}`, true);
-  assertEquals(await settlesToZero(left, 3000), 0);
+  assertEquals(await settlesToZero(() => countCarrying(token, rig)), 0);
 }
 
 Deno.test({
@@ -103,15 +104,15 @@ Deno.test({
   await using rig = await startLoopbackRig();
   await t.step(
     "io timeout, with a ControlMaster",
-    () => hungSshdResolvesInTime(rig, true, "3801", { ioTimeout: 1500 }),
+    () => hungSshdResolvesInTime(rig, true, { ioTimeout: 1500 }),
   );
   await t.step(
     "command timeout, with a ControlMaster",
-    () => hungSshdResolvesInTime(rig, true, "3802", { cmdTimeout: 1500 }),
+    () => hungSshdResolvesInTime(rig, true, { cmdTimeout: 1500 }),
   );
   await t.step(
     "io timeout, without a ControlMaster",
-    () => hungSshdResolvesInTime(rig, false, "3803", { ioTimeout: 1500 }),
+    () => hungSshdResolvesInTime(rig, false, { ioTimeout: 1500 }),
   );
   await controlPool.closeAll();
 });

@@ -4,13 +4,14 @@
 import { assert, assertEquals } from "jsr:@std/assert@^1";
 import { controlPool, runAll, type SshNodeOptions } from "../mod.ts";
 import {
-  countLocal,
-  countRemote,
+  countCarrying,
+  countExact,
   type LoopbackRig,
+  marker,
   skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
-import { settlesToZero } from "./_wait.ts";
+import { GONE_WITHIN, settlesTo, settlesToZero } from "./_wait.ts";
 
 // Nodes on two addresses; it kills the sshd that serves a session.
 const ignore = skipReasonFor(
@@ -23,16 +24,6 @@ const TRANSFER_CHILD = new URL(
   "./fixtures/transfer_child.ts",
   import.meta.url,
 );
-
-/** Local processes whose whole command line is `text`. */
-async function countLocalExact(text: string): Promise<number> {
-  const out = await new Deno.Command("pgrep", {
-    args: ["-c", "-x", "-f", text],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim() || "0");
-}
 
 /** Options of 8 nodes, 4 per loopback address, for the child program. */
 function eightNodes(
@@ -71,8 +62,8 @@ async function waitReady(child: Deno.ChildProcess, ms: number): Promise<void> {
 async function killedChildLeavesNothing(
   rig: LoopbackRig,
   extra: Partial<SshNodeOptions>,
-  token: string,
 ): Promise<void> {
+  const token = marker();
   const specFile = `${rig.dir}/nodes-${token}.json`;
   await Deno.writeTextFile(specFile, JSON.stringify(eightNodes(rig, extra)));
   const child = new Deno.Command(Deno.execPath(), {
@@ -84,15 +75,12 @@ async function killedChildLeavesNothing(
   try {
     await waitReady(child, 20_000);
     const local = extra.transport === "local";
-    const count = () =>
-      local
-        ? countLocalExact(`sleep ${token}`)
-        : countRemote(rig, `sleep ${token}`, true);
+    const sleeping = () =>
+      countExact(`sleep ${token}`, local ? undefined : rig);
     // "up" comes just before each shell forks its sleep: wait for all 8.
-    const missing = () => count().then((n) => 8 - n);
     assertEquals(
-      await settlesToZero(missing, 5000),
-      0,
+      await settlesTo(sleeping, 8, 5000),
+      8,
       "all 8 run before the kill",
     );
   } finally {
@@ -100,15 +88,20 @@ async function killedChildLeavesNothing(
     await child.status;
     await child.stdout.cancel().catch(() => {});
   }
+  // The remote commands (wrapper shells and sleeps) and the ssh clients
+  // here, within the lifeline's bound of the kill.
+  const left = () =>
+    Promise.all([countCarrying(token, rig), countCarrying(token)]).then((
+      [remote, clients],
+    ) => remote + clients);
   const t0 = performance.now();
-  const remote = await settlesToZero(
-    () => countRemote(rig, `sleep ${token}`),
-    5000,
+  const n = await settlesToZero(left, GONE_WITHIN);
+  const ms = Math.round(performance.now() - t0);
+  assertEquals(
+    n,
+    0,
+    `commands and clients left behind ${ms} ms after the kill`,
   );
-  const clients = await settlesToZero(() => countLocal(`sleep ${token}`), 5000);
-  assertEquals([remote, clients], [0, 0], "commands and clients left behind");
-  const ms = performance.now() - t0;
-  assert(ms < 5000, `took ${Math.round(ms)} ms`);
 }
 
 Deno.test({
@@ -119,11 +112,11 @@ Deno.test({
   await using rig = await startLoopbackRig();
   await t.step(
     "with a ControlMaster",
-    () => killedChildLeavesNothing(rig, {}, "3701"),
+    () => killedChildLeavesNothing(rig, {}),
   );
   await t.step(
     "without a ControlMaster",
-    () => killedChildLeavesNothing(rig, { controlMaster: false }, "3702"),
+    () => killedChildLeavesNothing(rig, { controlMaster: false }),
   );
   await t.step({
     name: "through a nested relay",
@@ -131,11 +124,11 @@ Deno.test({
     fn: () =>
       killedChildLeavesNothing(rig, {
         relay: `${rig.user}@${rig.hosts[0]}:${rig.port}`,
-      }, "3703"),
+      }),
   });
   await t.step(
     "with the local transport",
-    () => killedChildLeavesNothing(rig, { transport: "local" }, "3704"),
+    () => killedChildLeavesNothing(rig, { transport: "local" }),
   );
   await controlPool.closeAll();
 });
@@ -197,8 +190,8 @@ async function killedTransferLeavesNothing(
   }
   // The remote commands name the destination (a push) or the source.
   const named = direction === "push" ? dest : source;
-  const remote = await settlesToZero(() => countRemote(rig, named), 5000);
-  const clients = await settlesToZero(() => countLocal(named), 5000);
+  const remote = await settlesToZero(() => countCarrying(named, rig), 5000);
+  const clients = await settlesToZero(() => countCarrying(named), 5000);
   assertEquals([remote, clients], [0, 0], "commands or clients left behind");
   // A push's receiver removes what it got when its input ends early; a
   // SIGKILLed program cannot remove its own hidden temp files of a pull.
@@ -243,11 +236,14 @@ Deno.test({
 }, async () => {
   await using rig = await startLoopbackRig();
   await using node = rig.node({ controlMaster: false });
-  const run = node.rexec("echo up; sleep 3705", { retry: false });
+  const m = marker();
+  const run = node.rexec(`echo up; sleep ${m}`, { retry: false });
   // The sshd session process is the parent of the wrapper shell, which is
   // the parent of sleep: found from the node's side, not through fiwi.
   const found = await rig.sh(
-    `for i in $(seq 50); do p=$(pgrep -f -u "$(id -u)" '^sleep 3705$') && break; sleep 0.1; done; ` +
+    `for i in $(seq 50); do p=$(pgrep -x -f -u "$(id -u)" 'sleep ${
+      m.replace(".", "\\.")
+    }') && break; sleep 0.1; done; ` +
       `w=$(ps -o ppid= -p "$p"); ps -o ppid= -p $w`,
   );
   const sshd = Number(found.stdout.trim());
@@ -256,7 +252,7 @@ Deno.test({
   const result = await run;
   assert(!result.success);
   assertEquals(
-    await settlesToZero(() => countRemote(rig, "sleep 3705", true), 2000),
+    await settlesToZero(() => countCarrying(m, rig)),
     0,
   );
 });
@@ -268,10 +264,11 @@ Deno.test({
   await using rig = await startLoopbackRig();
   await using node = rig.node();
   await node.rexec("true"); // a warm master, as in a long fiwi program
+  const m = marker();
   for (let i = 0; i < 150; i++) {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), Math.random() * 50);
-    const r = await node.rexec("sleep 3706", {
+    const r = await node.rexec(`sleep ${m}`, {
       signal: ac.signal,
       retry: false,
     });
@@ -279,10 +276,10 @@ Deno.test({
     assert(r.aborted, `run ${i} ended without the abort: ${r.error}`);
   }
   assertEquals(
-    await settlesToZero(() => countRemote(rig, "sleep 3706"), 3000),
+    await settlesToZero(() => countCarrying(m, rig)),
     0,
   );
-  assertEquals(await countLocal("sleep 3706"), 0);
+  assertEquals(await countCarrying(m), 0, "the ssh clients are gone");
 });
 
 Deno.test({
@@ -299,7 +296,8 @@ Deno.test({
       (_, i) => rig.node({ index: i % 2, name: `n${i}` }),
     ),
   ];
-  const cmd = '[ -z "$SSH_CONNECTION" ] && { sleep 0.05; exit 1; }; sleep 3707';
+  const m = marker();
+  const cmd = `[ -z "$SSH_CONNECTION" ] && { sleep 0.05; exit 1; }; sleep ${m}`;
   for (let i = 0; i < 30; i++) {
     await controlPool.closeAll(); // cold: every client races for a new master
     const results = await runAll(nodes, cmd, {
@@ -310,7 +308,7 @@ Deno.test({
     assert(results.some((r) => r.aborted), "failFast stopped no sibling");
   }
   assertEquals(
-    await settlesToZero(() => countRemote(rig, "sleep 3707"), 3000),
+    await settlesToZero(() => countCarrying(m, rig)),
     0,
   );
   await Promise.all(nodes.map((n) => n.close()));

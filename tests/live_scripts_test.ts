@@ -11,13 +11,14 @@
 
 import { assertEquals, assertMatch } from "jsr:@std/assert@^1";
 import {
-  countLocal,
-  countRemote,
+  countCarrying,
   type LoopbackRig,
+  marker,
   skipReason,
   startLoopbackRig,
   within,
 } from "./_loopback.ts";
+import { settlesToZero } from "./_wait.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const TASKS: Record<string, string> = JSON.parse(
@@ -102,8 +103,11 @@ function runScript(
   return script(name, args, env).done;
 }
 
-/** Two nodes on the rig's addresses; n1 has a console that just sleeps. */
-function rigYaml(rig: LoopbackRig): string {
+/**
+ * Two nodes on the rig's addresses; n1 has a console that just sleeps,
+ * `sleep <consoleMarker>`.
+ */
+function rigYaml(rig: LoopbackRig, consoleMarker: string): string {
   return [
     "default: bench",
     "defaults:",
@@ -117,7 +121,7 @@ function rigYaml(rig: LoopbackRig): string {
     "      n1:",
     `        host: ${rig.hosts[0]}`,
     "        console: true",
-    `        consoleCommand: echo console-up; exec sleep 30""32`,
+    `        consoleCommand: echo console-up; exec sleep ${consoleMarker}`,
     `      n2: ${rig.hosts[1] ?? rig.hosts[0]}`,
     "",
   ].join("\n");
@@ -129,7 +133,8 @@ Deno.test({
   async fn(t) {
     await using rig = await startLoopbackRig();
     const rigFile = `${rig.dir}/bench.yaml`;
-    await Deno.writeTextFile(rigFile, rigYaml(rig));
+    const consoleMarker = marker();
+    await Deno.writeTextFile(rigFile, rigYaml(rig, consoleMarker));
     // The rig's own socket dir: disposing the rig ends the masters the
     // scripts leave warm.
     const env = { FIWI_CONTROL_DIR: `${rig.dir}/cm` };
@@ -198,10 +203,10 @@ Deno.test({
     await t.step(
       "poll: Ctrl-C stops the command on every node and prints the summary",
       async () => {
-        // "30""31": only the sleep itself reads "sleep 3031".
+        const m = marker();
         const p = script(
           "poll",
-          [...rigArgs, "-i", "10s", 'echo started; exec sleep 30""31'],
+          [...rigArgs, "-i", "10s", `echo started; exec sleep ${m}`],
           env,
         );
         try {
@@ -215,8 +220,14 @@ Deno.test({
           r.stderr,
           /Interrupted after 1 tick in [\d.]+ s, 0\/2 runs/,
         );
-        assertEquals(await countRemote(rig, "sleep 3031"), 0, "remote left");
-        assertEquals(await countLocal('sleep 30""31'), 0, "client left");
+        // The script stopped its clients; each node ends the rest within
+        // the lifeline's bound.
+        assertEquals(
+          await settlesToZero(() => countCarrying(m, rig)),
+          0,
+          "remote left",
+        );
+        assertEquals(await countCarrying(m), 0, "client left");
       },
     );
 
@@ -232,7 +243,11 @@ Deno.test({
         const r = await p.done;
         assertEquals(r.code, 0, r.stderr);
         assertMatch(r.stderr, /Consoles closed: 1\/1 ok/);
-        assertEquals(await countRemote(rig, "sleep 3032"), 0, "console left");
+        assertEquals(
+          await settlesToZero(() => countCarrying(consoleMarker, rig)),
+          0,
+          "console left",
+        );
       },
     );
 

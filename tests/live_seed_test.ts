@@ -12,12 +12,14 @@
 import { assert, assertEquals, assertMatch } from "jsr:@std/assert@^1";
 import { Command, CommandManager, type Line } from "../mod.ts";
 import {
-  countLocal,
-  countRemote,
+  countCarrying,
+  countExact,
+  marker,
   skipReason,
   startLoopbackRig,
   within,
 } from "./_loopback.ts";
+import { GONE_WITHIN, settlesTo, settlesToZero } from "./_wait.ts";
 
 /** Per-run limits: a node that stops answering fails the case in seconds. */
 const LIMITS = { connectTimeout: 10_000, cmdTimeout: 15_000 };
@@ -167,8 +169,8 @@ Deno.test({
       async () => {
         let begun!: () => void;
         const begin = new Promise<void>((r) => begun = r);
-        // "30""19": only the sleep itself reads "sleep 3019".
-        const cmd = new Command(node, 'echo begin; sleep 30""19', {
+        const m = marker();
+        const cmd = new Command(node, `echo begin; sleep ${m}`, {
           interval: 1000,
           count: Command.COUNT_FOREVER,
           onLine: (line: Line) => line.text === "begin" && begun(),
@@ -177,14 +179,20 @@ Deno.test({
         await cmd.start();
         try {
           await within(10_000, begin, '"begin" from the first run');
-          assertEquals(await countRemote(rig, "sleep 3019"), 1);
+          // The sleep starts just after "begin" is printed.
+          const sleeping = () => countExact(`sleep ${m}`, rig);
+          assertEquals(await settlesTo(sleeping, 1, GONE_WITHIN), 1);
         } finally {
           await cmd.stop();
         }
         assertEquals([cmd.state, cmd.runCount], ["stopped", 1]);
         assertEquals(cmd.runs[0].result.aborted, true);
-        assertEquals(await countRemote(rig, "sleep 3019"), 0, "remote left");
-        assertEquals(await countLocal('sleep 30""19'), 0, "ssh client left");
+        assertEquals(
+          await settlesToZero(() => countCarrying(m, rig)),
+          0,
+          "remote left",
+        );
+        assertEquals(await countCarrying(m), 0, "ssh client left");
       },
     );
   },

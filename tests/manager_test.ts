@@ -15,11 +15,13 @@ import {
   SshNode,
 } from "../mod.ts";
 import {
-  countLocal,
-  countRemote,
+  countCarrying,
+  countExact,
+  marker,
   skipReason,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { GONE_WITHIN, settlesTo, settlesToZero } from "./_wait.ts";
 
 const local = () =>
   new SshNode({
@@ -140,9 +142,10 @@ Deno.test({
     await t.step(
       "a command whose run hits its io timeout lands in the abnormal history",
       async () => {
+        const m = marker();
         const id = await mgr.addCommand({
           node: node0,
-          cmd: 'echo begin; sleep 30""16',
+          cmd: `echo begin; sleep ${m}`,
           interval: 1000,
           ioTimeout: 300,
         });
@@ -155,11 +158,11 @@ Deno.test({
         const [entry] = history;
         assertEquals(
           [entry.id, entry.node, entry.cmd, entry.reason],
-          [id, "node0", 'echo begin; sleep 30""16', "timeout"],
+          [id, "node0", `echo begin; sleep ${m}`, "timeout"],
         );
         assertMatch(entry.detail, /io timeout of 300 ms/);
         assertInstanceOf(entry.at, Date);
-        assertEquals(await countRemote(rig, "sleep 3016"), 0);
+        assertEquals(await settlesToZero(() => countCarrying(m, rig)), 0);
       },
     );
 
@@ -184,14 +187,14 @@ Deno.test({
       async () => {
         const begun: Promise<void>[] = [];
         const ids: string[] = [];
+        const m = marker();
         for (const node of [node0, node1, node0]) {
           let began!: () => void;
           begun.push(new Promise<void>((r) => began = r));
           ids.push(
             await mgr.addCommand({
               node,
-              // "30""17": only the sleep itself reads "sleep 3017".
-              cmd: 'echo begin; sleep 30""17',
+              cmd: `echo begin; sleep ${m}`,
               interval: 500,
               onLine: (line) => line.text === "begin" && began(),
             }),
@@ -200,7 +203,9 @@ Deno.test({
         const commands = ids.map((id) => command(mgr, id));
         try {
           await Promise.all(begun);
-          assertEquals(await countRemote(rig, "sleep 3017"), 3);
+          // Each sleep starts just after its "begin" is printed.
+          const sleeping = () => countExact(`sleep ${m}`, rig);
+          assertEquals(await settlesTo(sleeping, 3, GONE_WITHIN), 3);
         } finally {
           await mgr.stopAll();
         }
@@ -210,8 +215,8 @@ Deno.test({
           "stopped",
           "stopped",
         ]);
-        assertEquals(await countRemote(rig, "sleep 3017"), 0);
-        assertEquals(await countLocal('sleep 30""17'), 0);
+        assertEquals(await settlesToZero(() => countCarrying(m, rig)), 0);
+        assertEquals(await countCarrying(m), 0, "the ssh clients are gone");
         // Stopping is not abnormal: the history holds only the two failures.
         assertEquals(mgr.listAbnormalHistory().length, 2);
         assertNotEquals(mgr.listAbnormalHistory()[1].id, ids[0]);

@@ -21,12 +21,15 @@ import {
   parseState,
 } from "../src/node/_process_meta.ts";
 import {
-  countRemote,
+  countCarrying,
+  countExact,
   LIVE,
   type LoopbackRig,
+  marker,
   skipReason,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { GONE_WITHIN, settlesTo, settlesToZero } from "./_wait.ts";
 
 const ignore = skipReason() !== null;
 
@@ -145,7 +148,8 @@ Deno.test({ name: "ProcessManager", ignore }, async (t) => {
       "start() records pid, host, user, role and start time on the node",
       async () => {
         const before = Math.floor(Date.now() / 1000) - 1;
-        const id = await pm.start(node, "sleep 3541", {
+        const m = marker();
+        const id = await pm.start(node, `sleep ${m}`, {
           name: "sleeper",
           role: "server",
         });
@@ -165,7 +169,8 @@ Deno.test({ name: "ProcessManager", ignore }, async (t) => {
         assertMatch(meta, /^started=\d+$/m);
         assertMatch(meta, /"role":"server"/);
         assertEquals(await pm.isAlive(id), true);
-        assertEquals(await countRemote(rig, "sleep 3541", true), 1);
+        const sleeping = () => countExact(`sleep ${m}`, rig);
+        assertEquals(await settlesTo(sleeping, 1, GONE_WITHIN), 1);
       },
     );
 
@@ -223,12 +228,13 @@ Deno.test({ name: "ProcessManager", ignore }, async (t) => {
     );
 
     await t.step("kill() ends a plain process with QUIT alone", async () => {
-      const id = await pm.start(node, "sh -c 'sleep 3543'; true");
+      const m = marker();
+      const id = await pm.start(node, `sh -c 'sleep ${m}'; true`);
       assertEquals(await pm.kill(id, { timeout: 2000 }), {
         code: 131,
         source: "quit",
       });
-      assertEquals(await countRemote(rig, "sleep 3543", true), 0);
+      assertEquals(await settlesToZero(() => countCarrying(m, rig)), 0);
     });
 
     await t.step(

@@ -9,12 +9,14 @@
 
 import { assert, assertEquals, assertMatch } from "jsr:@std/assert@^1";
 import {
+  countCarrying,
   countLocal,
-  countRemote,
   type LoopbackRig,
+  marker,
   skipReason,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { settlesToZero } from "./_wait.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const EXAMPLE = `${ROOT}examples/rig_smoke.ts`;
@@ -70,15 +72,15 @@ async function denoTest(
 }
 
 /**
- * Resolves once no process of the node user matches `text`; fails after
- * the 2 s the lifeline is allowed, plus a second.
+ * Resolves once no process of the node user carries `token`; fails after
+ * the 2 s the lifeline is allowed, plus a probe.
  */
-async function goneFromNode(rig: LoopbackRig, text: string): Promise<void> {
-  const deadline = Date.now() + 3_000;
-  while (await countRemote(rig, text) > 0) {
-    if (Date.now() > deadline) throw new Error(`"${text}" still runs`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+async function goneFromNode(rig: LoopbackRig, token: string): Promise<void> {
+  assertEquals(
+    await settlesToZero(() => countCarrying(token, rig)),
+    0,
+    `"sleep ${token}" still runs`,
+  );
 }
 
 /** A rig file with two nodes, n1 and n2, on the rig's addresses. */
@@ -189,13 +191,14 @@ Deno.test({
     await t.step(
       "a test over its time limit fails and leaves nothing running on the node",
       async () => {
-        const r = await denoTest(FIXTURE, rig.dir, env, [
-          "--filter",
-          "runs over its limit",
-        ]);
+        const m = marker();
+        const r = await denoTest(FIXTURE, rig.dir, {
+          ...env,
+          FIWI_TEST_MARKER: m,
+        }, ["--filter", "runs over its limit"]);
         assertEquals(r.code, 1, r.output);
         assertMatch(r.output, /ran over its 2000 ms limit/);
-        await goneFromNode(rig, "sleep 3021");
+        await goneFromNode(rig, m);
         assertEquals(await countLocal(`${controlDir}/`), 0);
       },
     );
@@ -203,13 +206,14 @@ Deno.test({
     await t.step(
       "at the time limit the signal aborts the runs that were given it",
       async () => {
-        const r = await denoTest(FIXTURE, rig.dir, env, [
-          "--filter",
-          "passes the signal on",
-        ]);
+        const m = marker();
+        const r = await denoTest(FIXTURE, rig.dir, {
+          ...env,
+          FIWI_TEST_MARKER: m,
+        }, ["--filter", "passes the signal on"]);
         assertEquals(r.code, 1, r.output);
         assertMatch(r.output, /^aborted: true$/m);
-        await goneFromNode(rig, "sleep 3022");
+        await goneFromNode(rig, m);
       },
     );
   },

@@ -7,12 +7,15 @@ import { assert, assertEquals, assertMatch } from "jsr:@std/assert@^1";
 import { parse as parseYaml } from "jsr:@std/yaml@^1";
 import { helpText } from "../scripts/_cli.ts";
 import {
+  countCarrying,
+  countExact,
   countLocal,
-  countRemote,
   type LoopbackRig,
+  marker,
   skipHere,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { settlesToZero } from "./_wait.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 /** An ANSI colour sequence (ESC [ n m). */
@@ -222,6 +225,9 @@ function oneLine(r: Ran, name: string, want: string | RegExp): void {
   else assertMatch(lines[0], want);
 }
 
+// The console of n1 on the loopback rig, unique to this run.
+const N1_CONSOLE = marker();
+
 function loopRigYaml(rig: LoopbackRig): string {
   return `default: loop
 defaults:
@@ -236,7 +242,7 @@ rigs:
         host: ${rig.hosts[0]}
         groups: [direct]
         console: true
-        consoleCommand: echo console-up; exec sleep 7301
+        consoleCommand: echo console-up; exec sleep ${N1_CONSOLE}
       n2: { host: ${rig.hosts[1]}, groups: [direct] }
       # Behind a relay, without a ControlMaster: its outer hop goes to n1's
       # address, and two clients that open one ControlPath at the same
@@ -262,7 +268,7 @@ rigs:
       me:
         transport: local
         console: true
-        consoleCommand: echo up; exec sleep 7302
+        consoleCommand: echo up; exec sleep ${marker()}
 `;
 }
 
@@ -505,9 +511,10 @@ Deno.test("scripts: the built-in local rig works with no rig file and no SSH", a
       "consoles exits 0 when --duration ends it, leaving nothing running",
       async () => {
         const rigFile = `${workDir}/here.yaml`;
+        const m = marker();
         await Deno.writeTextFile(
           rigFile,
-          "rigs:\n  here:\n    nodes:\n      me: {transport: local, console: true, consoleCommand: 'exec sleep 7304'}\n",
+          `rigs:\n  here:\n    nodes:\n      me: {transport: local, console: true, consoleCommand: 'exec sleep ${m}'}\n`,
         );
         const r = await script("consoles", [
           "--rig",
@@ -520,7 +527,8 @@ Deno.test("scripts: the built-in local rig works with no rig file and no SSH", a
           r.stderr,
           "Consoles open: me (closing in 300ms)\nConsoles closed: 1/1 ok\n",
         );
-        assertEquals(await countLocal("sleep 7304"), 0);
+        // The local transport's lifeline ends the console within its bound.
+        assertEquals(await settlesToZero(() => countCarrying(m)), 0);
       },
     );
   } finally {
@@ -820,7 +828,9 @@ Deno.test("scripts: against the loopback rig", {
     // Ctrl-C during two remote `sleep <n>`: as SIGINT to fiwi alone (no
     // terminal), or typed on a terminal, which signals its whole foreground
     // group. Either way nothing is left running and the summary is printed.
-    const pollCtrlC = async (sleep: string, terminal: boolean) => {
+    const pollCtrlC = async (terminal: boolean) => {
+      const m = marker();
+      const sleep = `sleep ${m}`;
       const p = spawn("poll", [
         "--rig",
         rigFile,
@@ -837,7 +847,7 @@ Deno.test("scripts: against the loopback rig", {
         );
         await until(
           "both remote sleeps",
-          async () => await countRemote(rig, sleep) === 2,
+          async () => await countExact(sleep, rig) === 2,
         );
         const { script, clients } = await clientSessions(sleep);
         if (terminal) {
@@ -863,18 +873,24 @@ Deno.test("scripts: against the loopback rig", {
           ? /\[KInterrupted after 1 tick in [\d.]+ s, 0\/2 runs ok, 2 interrupted\r\n/
           : /^Interrupted after 1 tick in [\d.]+ s, 0\/2 runs ok, 2 interrupted\n/,
       );
-      assertEquals(await countRemote(rig, sleep), 0, "remote process left");
-      assertEquals(await countLocal(sleep), 0, "local ssh client left");
+      // fiwi stopped its clients; each node ends the rest within the
+      // lifeline's bound.
+      assertEquals(
+        await settlesToZero(() => countCarrying(m, rig)),
+        0,
+        "remote process left",
+      );
+      assertEquals(await countCarrying(m), 0, "local ssh client left");
     };
 
     await t.step(
       "poll: Ctrl-C stops the commands on every node and prints the summary",
-      () => pollCtrlC("sleep 7303", false),
+      () => pollCtrlC(false),
     );
 
     await t.step(
       "poll on a terminal: ^C reaches only fiwi, which stops every node in order",
-      () => pollCtrlC("sleep 7304", true),
+      () => pollCtrlC(true),
     );
 
     await t.step(
@@ -887,7 +903,7 @@ Deno.test("scripts: against the loopback rig", {
           );
           await until(
             "the remote console",
-            async () => await countRemote(rig, "sleep 7301") === 1,
+            async () => await countExact(`sleep ${N1_CONSOLE}`, rig) === 1,
           );
         } finally {
           interrupt(p.child);
@@ -899,12 +915,12 @@ Deno.test("scripts: against the loopback rig", {
           "Consoles open: n1 (Ctrl-C to close)\nConsoles closed: 1/1 ok\n",
         );
         assertEquals(
-          await countRemote(rig, "sleep 7301"),
+          await settlesToZero(() => countCarrying(N1_CONSOLE, rig)),
           0,
           "remote console left",
         );
         assertEquals(
-          await countLocal("sleep 7301"),
+          await countCarrying(N1_CONSOLE),
           0,
           "local ssh client left",
         );

@@ -15,7 +15,8 @@ import {
   SshSession,
   TimeoutError,
 } from "../mod.ts";
-import { countLocal } from "./_loopback.ts";
+import { countCarrying, marker } from "./_sh.ts";
+import { settlesToZero } from "./_wait.ts";
 
 const local = (opts: { silent?: boolean } = {}) =>
   new SshNode({ name: "here", host: "localhost", transport: "local", ...opts });
@@ -95,7 +96,6 @@ Deno.test("rexec() counts maxOutput in UTF-8 bytes and keeps whole lines", async
 });
 
 Deno.test("rexec() kills the process group on each timeout kind and on abort", async (t) => {
-  const marker = "sleep 301";
   const cases: [
     string,
     () => Parameters<SshNode["rexec"]>[1],
@@ -107,8 +107,9 @@ Deno.test("rexec() kills the process group on each timeout kind and on abort", a
   ];
   for (const [name, opts, kind] of cases) {
     await t.step(name, async () => {
+      const m = marker();
       const r = await local().rexec(
-        `echo before; sh -c '${marker}; true' & ${marker}; wait`,
+        `echo before; sh -c 'sleep ${m}; true' & sleep ${m}; wait`,
         opts(),
       );
       assertEquals(r.timedOut, kind);
@@ -119,7 +120,9 @@ Deno.test("rexec() kills the process group on each timeout kind and on abort", a
         assert(r.error instanceof TimeoutError);
         assertEquals((r.error as TimeoutError).kind, kind);
       }
-      assertEquals(await countLocal(marker), 0);
+      // The wrapper, both shells and both sleeps, gone within the
+      // lifeline's bound.
+      assertEquals(await settlesToZero(() => countCarrying(m)), 0);
     });
   }
 });
@@ -209,7 +212,8 @@ Deno.test("SshSession.close() stops a running command and resolves it as aborted
   const lines: string[] = [];
   let sawFirst!: () => void;
   const first = new Promise<void>((r) => sawFirst = r);
-  const run = session.postCmd("echo go; sleep 302", {
+  const m = marker();
+  const run = session.postCmd(`echo go; sleep ${m}`, {
     onLine: (l) => {
       lines.push(l.text);
       sawFirst();
@@ -219,7 +223,7 @@ Deno.test("SshSession.close() stops a running command and resolves it as aborted
   await session.close();
   const r = await run;
   assertEquals([r.aborted, lines], [true, ["go"]]);
-  assertEquals(await countLocal("sleep 302"), 0);
+  assertEquals(await settlesToZero(() => countCarrying(m)), 0);
 });
 
 Deno.test("SshNode.getInstances() holds nodes weakly", async () => {

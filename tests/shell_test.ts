@@ -7,7 +7,13 @@ import {
 } from "jsr:@std/assert@^1";
 import { ConnectionError, FiwiError, SshNode, TimeoutError } from "../mod.ts";
 import { ShellOutput } from "../src/node/_shell_output.ts";
-import { countRemote, skipReason, startLoopbackRig } from "./_loopback.ts";
+import {
+  countCarrying,
+  marker,
+  skipReason,
+  startLoopbackRig,
+} from "./_loopback.ts";
+import { GONE_WITHIN, settlesTo, settlesToZero } from "./_wait.ts";
 
 const ignore = skipReason() !== null;
 
@@ -204,26 +210,29 @@ Deno.test({ name: "node.openShell() over ssh", ignore }, async (t) => {
 
   await t.step("closing kills what the shell started", async () => {
     await using sh = await node.openShell("spawner");
-    await sh.run("sleep 3531 & sh -c 'sleep 3531' &");
-    // sleep, sh -c 'sleep 3531' and its sleep.
-    assertEquals(await countRemote(rig, "sleep 3531"), 3);
+    const m = marker();
+    await sh.run(`sleep ${m} & sh -c 'sleep ${m}' &`);
+    // sleep, sh -c 'sleep <m>' and its sleep, once the shells have forked.
+    const left = () => countCarrying(m, rig);
+    assertEquals(await settlesTo(left, 3, GONE_WITHIN), 3);
     await sh.close();
     await sh.close();
-    assertEquals(await countRemote(rig, "sleep 3531"), 0);
+    assertEquals(await settlesToZero(left), 0);
   });
 
   await t.step(
     "a run timeout rejects, closes the shell and kills the command",
     async () => {
       await using sh = await node.openShell("slow");
+      const m = marker();
       const e = await assertRejects(
-        () => sh.run("sleep 3532", { timeout: 300 }),
+        () => sh.run(`sleep ${m}`, { timeout: 300 }),
         TimeoutError,
       );
       assertEquals(e.kind, "command");
       assert(sh.closed);
       await sh.close();
-      assertEquals(await countRemote(rig, "sleep 3532"), 0);
+      assertEquals(await settlesToZero(() => countCarrying(m, rig)), 0);
     },
   );
 

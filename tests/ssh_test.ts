@@ -16,12 +16,14 @@ import {
   TimeoutError,
 } from "../mod.ts";
 import {
-  countLocal,
-  countRemote,
+  countCarrying,
+  countExact,
+  marker,
   skipHere,
   skipReason,
   startLoopbackRig,
 } from "./_loopback.ts";
+import { GONE_WITHIN, settlesTo, settlesToZero } from "./_wait.ts";
 
 const ignore = skipReason() !== null;
 if (ignore) console.warn(`ssh integration tests skipped: ${skipReason()}`);
@@ -170,10 +172,13 @@ Deno.test({
     async () => {
       await using node = rig.node({ index: 1, relay });
       // Long enough for the inner hop's full handshake on a loaded machine.
-      const r = await node.rexec("sleep 303", { cmdTimeout: 3000 });
+      const m = marker();
+      const r = await node.rexec(`sleep ${m}`, { cmdTimeout: 3000 });
       assertEquals([r.timedOut, r.started], ["command", true]);
-      assertEquals(await countRemote(rig, "sleep 303"), 0);
-      assertEquals(await countLocal("sleep 303"), 0);
+      // The relay's inner ssh and the far sleep: gone within the lifeline's
+      // bound; the local client: gone when rexec resolves.
+      assertEquals(await settlesToZero(() => countCarrying(m, rig)), 0);
+      assertEquals(await countCarrying(m), 0);
     },
   );
 });
@@ -191,17 +196,18 @@ Deno.test(
       ["io timeout", () => ({ ioTimeout: 600 }), "io"],
       ["abort", () => ({ signal: AbortSignal.timeout(600) }), null],
     ];
-    const commands: [string, string][] = [
-      ["sleep 300", "echo up; sleep 300"],
+    const commands: [string, (m: string) => string][] = [
+      ["a sleep", (m) => `echo up; sleep ${m}`],
       [
-        "a shell that spawns a child sleep 300",
-        "echo up; sh -c 'sleep 300; true' & wait",
+        "a shell that spawns a child sleep",
+        (m) => `echo up; sh -c 'sleep ${m}; true' & wait`,
       ],
     ];
     for (const [what, cmd] of commands) {
       for (const [name, opts, kind] of kinds) {
         await t.step(`${name}: ${what}`, async () => {
-          const r = await node.rexec(cmd, opts());
+          const m = marker();
+          const r = await node.rexec(cmd(m), opts());
           assertEquals([r.timedOut, r.aborted, r.started, r.stdout], [
             kind,
             kind === null,
@@ -209,8 +215,8 @@ Deno.test(
             "up\n",
           ]);
           assert(r.remotePid !== null);
-          assertEquals(await countRemote(rig, "sleep 300"), 0);
-          assertEquals(await countLocal("sleep 300"), 0);
+          assertEquals(await settlesToZero(() => countCarrying(m, rig)), 0);
+          assertEquals(await countCarrying(m), 0, "the ssh client is gone");
         });
       }
     }
@@ -227,7 +233,8 @@ Deno.test(
           port: (silent.addr as Deno.NetAddr).port,
           controlMaster: false,
         });
-        const r = await mute.rexec("sleep 304", { connectTimeout: 700 });
+        const m = marker();
+        const r = await mute.rexec(`sleep ${m}`, { connectTimeout: 700 });
         assertEquals([r.timedOut, r.started, r.remotePid], [
           "connect",
           false,
@@ -235,7 +242,7 @@ Deno.test(
         ]);
         assertInstanceOf(r.error, TimeoutError);
         assert(r.durationMs < 700 + 2000, `took ${r.durationMs} ms`);
-        assertEquals(await countLocal("sleep 304"), 0);
+        assertEquals(await countCarrying(m), 0, "the ssh client is gone");
       } finally {
         silent.close();
         await accepting.catch(() => {});
@@ -343,7 +350,11 @@ Deno.test({ name: "consoles", ignore }, async (t) => {
     await rig.sh(
       `nohup ${consoleCommand} >/dev/null 2>&1 </dev/null & echo started`,
     );
-    assertEquals(await countRemote(rig, consoleCommand, true), 1);
+    // nohup has exec'd tail once the count is 1.
+    assertEquals(
+      await settlesTo(() => countExact(consoleCommand, rig), 1, GONE_WITHIN),
+      1,
+    );
 
     await t.step(
       "openConsoles() cleans stale copies and streams lines",
@@ -365,7 +376,7 @@ Deno.test({ name: "consoles", ignore }, async (t) => {
         assert(node.consoleOpen);
         await waitFor("boot line");
         assertEquals(
-          await countRemote(rig, consoleCommand, true),
+          await countExact(consoleCommand, rig),
           1,
           "only the new console runs",
         );
@@ -378,8 +389,12 @@ Deno.test({ name: "consoles", ignore }, async (t) => {
     await t.step("closeConsoles() stops the stream on the node", async () => {
       await SshNode.closeConsoles();
       assertEquals(node.consoleOpen, false);
-      assertEquals(await countRemote(rig, consoleCommand), 0);
-      assertEquals(await countLocal(consoleCommand), 0);
+      assertEquals(
+        await settlesToZero(() => countCarrying(file, rig)),
+        0,
+        "the console on the node is gone",
+      );
+      assertEquals(await countCarrying(file), 0, "the ssh client is gone");
     });
   } finally {
     await rig.sh(`rm -f ${file}`);
