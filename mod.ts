@@ -48,7 +48,7 @@ export type {
   TransferOptions,
   TransferResult,
   TransferTarget,
-} from "./src/node/transfer.ts";
+} from "./src/transfer/transfer.ts";
 export type { StdinStream } from "./src/process/run_options.ts";
 export { collate, formatNodeList } from "./src/fanout/collate.ts";
 export type {
@@ -76,7 +76,7 @@ export type {
 export {
   DEFAULT_KILL_TIMEOUT,
   ProcessManager,
-} from "./src/node/process_manager.ts";
+} from "./src/process_manager/process_manager.ts";
 export type {
   ExitSource,
   ExitStatus,
@@ -86,25 +86,25 @@ export type {
   ProcessInfo,
   ProcessManagerOptions,
   StartOptions,
-} from "./src/node/process_manager.ts";
-export { DEFAULT_EXPECT_TIMEOUT, openShell, Shell } from "./src/node/shell.ts";
+} from "./src/process_manager/process_manager.ts";
+export { DEFAULT_EXPECT_TIMEOUT, openShell, Shell } from "./src/shell/shell.ts";
 export type {
   ExpectOptions,
   ShellOptions,
   ShellResult,
   ShellRunOptions,
   ShellTarget,
-} from "./src/node/shell.ts";
+} from "./src/shell/shell.ts";
 export { DEFAULT_RETRY, resolveRetry } from "./src/process/backoff.ts";
-export { isRetryable } from "./src/node/retry.ts";
+export { isRetryable } from "./src/connection/retry.ts";
 export type { RetryOptions, RetryPolicy } from "./src/process/backoff.ts";
-export { ControlPool, controlPool } from "./src/node/pool.ts";
+export { ControlPool, controlPool } from "./src/connection/pool.ts";
 export type {
   ControlPoolOptions,
   MasterState,
   MasterStatus,
   PoolNode,
-} from "./src/node/pool.ts";
+} from "./src/connection/pool.ts";
 export {
   BUILTIN_RIG_YAML,
   DEFAULT_RIG_FILE,
@@ -141,33 +141,39 @@ export {
   findPowerDevice,
   POWER_DEVICES,
   POWER_TOOLS,
-} from "./src/rig/power_devices.ts";
+} from "./src/hardware/power_devices.ts";
 export type {
   PowerDeviceKind,
   PowerDeviceSpec,
   PowerToolName,
   PowerToolSpec,
-} from "./src/rig/power_devices.ts";
-export { DEFAULT_OFF_TIME, DEFAULT_POWER_TIMEOUT } from "./src/rig/power.ts";
+} from "./src/hardware/power_devices.ts";
+export {
+  DEFAULT_OFF_TIME,
+  DEFAULT_POWER_TIMEOUT,
+} from "./src/hardware/power.ts";
 export type {
   PowerAction,
   PowerOptions,
   PowerResult,
   PowerState,
   PowerSwitch,
-} from "./src/rig/power.ts";
+} from "./src/hardware/power.ts";
 export {
   BAUD_RATES,
   SERIAL_NOTICE,
   SerialConsole,
   serialReaderCommand,
-} from "./src/rig/serial.ts";
-export type { SerialConfig, SerialConsoleOptions } from "./src/rig/serial.ts";
+} from "./src/hardware/serial.ts";
+export type {
+  SerialConfig,
+  SerialConsoleOptions,
+} from "./src/hardware/serial.ts";
 export {
   DEFAULT_REACHABLE_INTERVAL,
   DEFAULT_REACHABLE_TIMEOUT,
-} from "./src/node/reachable.ts";
+} from "./src/connection/reachable.ts";
 export type {
   ReachableNode,
   WaitReachableOptions,
-} from "./src/node/reachable.ts";
+} from "./src/connection/reachable.ts";

@@ -1,7 +1,7 @@
 /**
  * Serial consoles for `fiwi consoles`: every selected node with `serial:`
  * in the rig file gets a {@linkcode SerialConsole} read on its `via` node
- * (src/rig/serial.ts). Its lines carry the node's own name, so they print
+ * (src/hardware/serial.ts). Its lines carry the node's own name, so they print
  * and log like the node's other console lines.
  *
  * @module
@@ -10,7 +10,7 @@
 import type { Line } from "../src/process/lines.ts";
 import type { SshNode } from "../src/node/node.ts";
 import type { Rig } from "../src/rig/rig.ts";
-import { SerialConsole } from "../src/rig/serial.ts";
+import { SerialConsole } from "../src/hardware/serial.ts";
 
 /** Open the serial console of each of `nodes` that has `serial:`; lines go to `onLine`. */
 export function openSerialConsoles(

@@ -12,7 +12,7 @@ import {
   pushAll,
   type TransferAllOptions,
 } from "../src/fanout/transfer_all.ts";
-import type { TransferResult } from "../src/node/transfer.ts";
+import type { TransferResult } from "../src/transfer/transfer.ts";
 import {
   type CliContext,
   type CliSpec,

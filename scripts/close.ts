@@ -10,7 +10,7 @@
  * @module
  */
 
-import { controlPool } from "../src/node/pool.ts";
+import { controlPool } from "../src/connection/pool.ts";
 import type { SshNode } from "../src/node/node.ts";
 import { type CliContext, type CliSpec, runCli } from "./_cli.ts";
 import { formatNodeList } from "../src/fanout/collate.ts";

@@ -1,6 +1,6 @@
 /**
  * `fiwi power on|off|cycle|status`: switch the selected nodes with the
- * switch of their `power:` entry (src/rig/power.ts), or read the state
+ * switch of their `power:` entry (src/hardware/power.ts), or read the state
  * back, and with `--wait` wait until each node switched on answers again.
  * Exit status 0 only when every node reached the asked state.
  *
@@ -13,7 +13,7 @@ import {
   DEFAULT_POWER_TIMEOUT,
   type PowerAction,
   type PowerResult,
-} from "../src/rig/power.ts";
+} from "../src/hardware/power.ts";
 import {
   type CliContext,
   type CliSpec,

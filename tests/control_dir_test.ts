@@ -9,7 +9,7 @@ import {
 } from "jsr:@std/assert@^1";
 import { ConfigurationError, SshNode } from "../mod.ts";
 import { defaultControlDir } from "../src/node/node.ts";
-import { ensurePrivateDir } from "../src/node/_control_dir.ts";
+import { ensurePrivateDir } from "../src/connection/_control_dir.ts";
 import { configArgv } from "../src/transport/argv.ts";
 
 const decoder = new TextDecoder();

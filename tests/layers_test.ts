@@ -8,10 +8,17 @@ import { dirname, fromFileUrl, join, relative } from "jsr:@std/path@^1";
 export const LAYERS = [
   "errors",
   "transport",
+  "rigfile",
   "process",
+  "connection",
+  "shell",
+  "transfer",
   "node",
+  "process_manager",
   "schedule",
   "fanout",
+  "nodeset",
+  "hardware",
   "rig",
   "discover",
 ];
@@ -19,12 +26,19 @@ export const LAYERS = [
 const RANK: Record<string, number> = {
   errors: 0,
   transport: 1,
+  rigfile: 1,
   process: 2,
-  node: 3,
-  schedule: 4,
-  fanout: 4,
-  rig: 5,
-  discover: 6,
+  connection: 3,
+  shell: 3,
+  transfer: 4,
+  node: 5,
+  process_manager: 6,
+  schedule: 6,
+  fanout: 6,
+  nodeset: 7,
+  hardware: 7,
+  rig: 8,
+  discover: 8,
 };
 
 const src = join(dirname(fromFileUrl(import.meta.url)), "..", "src");

@@ -14,7 +14,7 @@ import {
   parseAdHocHost,
   parseNodeSet,
   selectNames,
-} from "../src/rig/nodeset.ts";
+} from "../src/nodeset/nodeset.ts";
 import { optionsFirst } from "../scripts/nodes.ts";
 import { startFiwi } from "./_cli_harness.ts";
 import { skipHere, startLoopbackRig } from "./_loopback.ts";

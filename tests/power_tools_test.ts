@@ -20,7 +20,7 @@ import {
   powerArgv,
   type PowerSwitch,
   powerSwitchProblem,
-} from "../src/rig/_power_tools.ts";
+} from "../src/hardware/_power_tools.ts";
 
 Deno.test("powerArgv() builds each tool's documented command line", () => {
   const cases: [PowerSwitch, "on" | "off" | "status", string[]][] = [

@@ -19,7 +19,7 @@ import {
   checkStart,
   parseMeta,
   parseState,
-} from "../src/node/_process_meta.ts";
+} from "../src/process_manager/_process_meta.ts";
 import {
   countCarrying,
   countExact,

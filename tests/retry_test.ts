@@ -15,7 +15,7 @@ import {
   type RunResult,
   TimeoutError,
 } from "../mod.ts";
-import { isRetryable, retryRun } from "../src/node/retry.ts";
+import { isRetryable, retryRun } from "../src/connection/retry.ts";
 import { resolveRetry, retryDelay } from "../src/process/backoff.ts";
 import { skipReasonFor, startLoopbackRig } from "./_loopback.ts";
 import { fakeResult } from "./_fake_result.ts";

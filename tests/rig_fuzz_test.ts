@@ -5,9 +5,9 @@ import process from "node:process";
 import { assert, assertEquals, assertInstanceOf } from "jsr:@std/assert@^1";
 import { parse, stringify } from "jsr:@std/yaml@^1";
 import { loadRig, RigFileError } from "../mod.ts";
-import { MAX_RIG_FILE_BYTES } from "../src/rig/_rig_text.ts";
-import { prescanYaml } from "../src/rig/_yaml_prescan.ts";
-import { parseYamlWithPositions } from "../src/rig/_yaml_positions.ts";
+import { MAX_RIG_FILE_BYTES } from "../src/rigfile/_rig_text.ts";
+import { prescanYaml } from "../src/rigfile/_yaml_prescan.ts";
+import { parseYamlWithPositions } from "../src/rigfile/_yaml_positions.ts";
 import { startFiwi } from "./_cli_harness.ts";
 
 const enc = (text: string) => new TextEncoder().encode(text);

@@ -15,9 +15,12 @@ import {
   parseRig,
   RigFileError,
 } from "../mod.ts";
-import { formatDuration, parseDuration } from "../src/rig/duration.ts";
-import { expandRanges, parseNodeSet } from "../src/rig/nodeset.ts";
-import { locate, parseYamlWithPositions } from "../src/rig/_yaml_positions.ts";
+import { formatDuration, parseDuration } from "../src/rigfile/duration.ts";
+import { expandRanges, parseNodeSet } from "../src/nodeset/nodeset.ts";
+import {
+  locate,
+  parseYamlWithPositions,
+} from "../src/rigfile/_yaml_positions.ts";
 
 Deno.test("parseDuration() reads units, refuses bare numbers and says why", () => {
   const table: [unknown, number | RegExp][] = [

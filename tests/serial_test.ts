@@ -13,7 +13,7 @@ import {
   SERIAL_NOTICE,
   SerialConsole,
   serialReaderCommand,
-} from "../src/rig/serial.ts";
+} from "../src/hardware/serial.ts";
 import {
   countCarrying,
   countExact,

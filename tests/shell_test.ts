@@ -6,7 +6,7 @@ import {
   assertRejects,
 } from "jsr:@std/assert@^1";
 import { ConnectionError, FiwiError, SshNode, TimeoutError } from "../mod.ts";
-import { ShellOutput } from "../src/node/_shell_output.ts";
+import { ShellOutput } from "../src/shell/_shell_output.ts";
 import {
   countCarrying,
   marker,

@@ -29,8 +29,8 @@ import {
   pullCommand,
   pullOneCommand,
   receiveScript,
-} from "../src/node/_transfer_scripts.ts";
-import { remoteGroups } from "../src/node/transfer.ts";
+} from "../src/transfer/_transfer_scripts.ts";
+import { remoteGroups } from "../src/transfer/transfer.ts";
 import {
   countLocal,
   countRemote,

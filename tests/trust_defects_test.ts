@@ -16,7 +16,7 @@ import {
   SshNode,
   TimeoutError,
 } from "../mod.ts";
-import { toolTimeout } from "../src/rig/_power_tools.ts";
+import { toolTimeout } from "../src/hardware/_power_tools.ts";
 import { fiwi, fiwiArgv, startFiwi } from "./_cli_harness.ts";
 import {
   countLocal,

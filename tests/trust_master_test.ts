@@ -8,7 +8,7 @@
 // this test run.
 import { assert, assertEquals, assertNotEquals } from "jsr:@std/assert@^1";
 import { controlPool, type SshNode } from "../mod.ts";
-import { DEFAULT_CHECK_TIMEOUT } from "../src/node/pool.ts";
+import { DEFAULT_CHECK_TIMEOUT } from "../src/connection/pool.ts";
 import {
   type LoopbackRig,
   skipReasonFor,

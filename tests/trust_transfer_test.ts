@@ -18,8 +18,11 @@ import {
   SshNode,
   type TransferResult,
 } from "../mod.ts";
-import { pulledMode } from "../src/node/_transfer_local.ts";
-import { parseLanded, receiveScript } from "../src/node/_transfer_scripts.ts";
+import { pulledMode } from "../src/transfer/_transfer_local.ts";
+import {
+  parseLanded,
+  receiveScript,
+} from "../src/transfer/_transfer_scripts.ts";
 import { fiwiArgv } from "./_cli_harness.ts";
 import {
   countLocal,

@@ -19,7 +19,10 @@ import { ConfigurationError } from "../errors.ts";
 import type { SshNode } from "../node/node.ts";
 import type { RunOptions } from "../process/session.ts";
 import { shellQuote } from "../transport/quote.ts";
-import { findPowerDevice, type PowerDeviceKind } from "../rig/power_devices.ts";
+import {
+  findPowerDevice,
+  type PowerDeviceKind,
+} from "../hardware/power_devices.ts";
 import { PROBE_SCRIPT, PROBE_VERSION } from "./_probe.sh.ts";
 
 /** A USB device (root hubs left out). */

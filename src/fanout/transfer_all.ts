@@ -31,7 +31,7 @@ import {
   type TransferResult,
   type TransferTarget,
   validateTransferOptions,
-} from "../node/transfer.ts";
+} from "../transfer/transfer.ts";
 import { ConfigurationError, showValue } from "../errors.ts";
 import { DEFAULT_CONCURRENCY } from "./run_all.ts";
 import { fanOut, validateFanOut } from "./_fan_out.ts";

@@ -8,17 +8,20 @@
  * @module
  */
 
-import { controlPool } from "./pool.ts";
-import { rexecWithRetry } from "./retry.ts";
-import { admit } from "./admission.ts";
-import { openShell, type Shell, type ShellOptions } from "./shell.ts";
+import { controlPool } from "../connection/pool.ts";
+import { rexecWithRetry } from "../connection/retry.ts";
+import { admit } from "../connection/admission.ts";
+import { openShell, type Shell, type ShellOptions } from "../shell/shell.ts";
 import {
   pull,
   push,
   type TransferOptions,
   type TransferResult,
-} from "./transfer.ts";
-import { waitReachable, type WaitReachableOptions } from "./reachable.ts";
+} from "../transfer/transfer.ts";
+import {
+  waitReachable,
+  type WaitReachableOptions,
+} from "../connection/reachable.ts";
 import type { Admission } from "../process/session.ts";
 import type { RunOptions, RunResult } from "../process/run_options.ts";
 import {
@@ -51,7 +54,7 @@ export {
 } from "./_node_options.ts";
 export type { SshNodeOptions } from "./_node_options.ts";
 export type { OpenConsolesOptions } from "./console.ts";
-import { ensurePrivateDir } from "./_control_dir.ts";
+import { ensurePrivateDir } from "../connection/_control_dir.ts";
 import { wrapCommand } from "../transport/wrapper.ts";
 
 const registry = new Set<WeakRef<SshNode>>();
@@ -245,7 +248,7 @@ export class SshNode {
   }
 
   /**
-   * Wait until a run may spawn its client (src/node/admission.ts): one
+   * Wait until a run may spawn its client (src/connection/admission.ts): one
    * handshake per ControlMaster, a bounded number of clients connecting at
    * once, a hung master found while a client waits on it. Resolves null
    * when `signal` aborted first.
@@ -269,7 +272,7 @@ export class SshNode {
   /**
    * Wait until a command really starts on this node again (after a power
    * cycle or reboot): resolves true once one does, false when `timeout`
-   * (default 5 min) passes or `signal` aborts. See src/node/reachable.ts.
+   * (default 5 min) passes or `signal` aborts. See src/connection/reachable.ts.
    */
   waitReachable(options: WaitReachableOptions = {}): Promise<boolean> {
     return waitReachable(this, options);
@@ -287,7 +290,7 @@ export class SshNode {
    * Copy local files or directories (recursively) into the remote
    * directory `destDir` (created if missing), each under its own base name;
    * modes, mtimes and links kept, each file in place only once whole
-   * (src/node/transfer.ts). Rejects only for bad input, such as a missing
+   * (src/transfer/transfer.ts). Rejects only for bad input, such as a missing
    * source ({@linkcode ConfigurationError}), before anything runs.
    */
   push(
@@ -300,7 +303,7 @@ export class SshNode {
 
   /**
    * Copy remote files or directories into the local directory
-   * `destDir/<node name>/`, each under its base name (src/node/transfer.ts).
+   * `destDir/<node name>/`, each under its base name (src/transfer/transfer.ts).
    * Rejects only for bad input ({@linkcode ConfigurationError}).
    */
   pull(

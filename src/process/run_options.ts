@@ -53,7 +53,7 @@ export interface RunOptions {
   /**
    * `SshNode.rexec` only: retry a run whose connection failed before the
    * command began (default: 3 attempts, 1 s then 2 s apart); `false`: one
-   * attempt. See src/node/retry.ts.
+   * attempt. See src/connection/retry.ts.
    */
   retry?: RetryOptions | false;
 }

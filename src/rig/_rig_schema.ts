@@ -16,18 +16,18 @@ import {
   validateSshOptions,
   validateUser,
 } from "../transport/validate.ts";
-import { shown } from "./duration.ts";
-import type { LocatedYaml, PathStep } from "./_yaml_positions.ts";
-import type { PowerSwitch } from "./_power_tools.ts";
-import type { SerialConfig } from "./serial.ts";
-import { checkPower, checkSerial } from "./_rig_hardware.ts";
+import { shown } from "../rigfile/duration.ts";
+import type { LocatedYaml, PathStep } from "../rigfile/_yaml_positions.ts";
+import type { PowerSwitch } from "../hardware/_power_tools.ts";
+import type { SerialConfig } from "../hardware/serial.ts";
+import { checkPower, checkSerial } from "../hardware/_rig_hardware.ts";
 import {
   Checker,
   closest,
   NAME_RE,
   SETTING_KEYS,
   type Settings,
-} from "./_rig_checker.ts";
+} from "../rigfile/_rig_checker.ts";
 
 /** One node of a rig, checked. */
 export interface NodeEntry {

@@ -38,18 +38,21 @@
 import { ConfigurationError, RigFileError } from "../errors.ts";
 import { SshNode, type SshNodeOptions } from "../node/node.ts";
 import { checkRigFile, type RigFileData } from "./_rig_schema.ts";
-import { parseAdHocHost, selectNames } from "./nodeset.ts";
-import type { Settings } from "./_rig_checker.ts";
-import type { PowerSwitch } from "./_power_tools.ts";
+import { parseAdHocHost, selectNames } from "../nodeset/nodeset.ts";
+import type { Settings } from "../rigfile/_rig_checker.ts";
+import type { PowerSwitch } from "../hardware/_power_tools.ts";
 import {
   type PowerAction,
   powerNodes,
   type PowerOptions,
   type PowerResult,
-} from "./power.ts";
-import type { SerialConfig } from "./serial.ts";
-import { parseYamlWithPositions, YamlSyntaxError } from "./_yaml_positions.ts";
-import { checkRigTextSize, readRigText } from "./_rig_text.ts";
+} from "../hardware/power.ts";
+import type { SerialConfig } from "../hardware/serial.ts";
+import {
+  parseYamlWithPositions,
+  YamlSyntaxError,
+} from "../rigfile/_yaml_positions.ts";
+import { checkRigTextSize, readRigText } from "../rigfile/_rig_text.ts";
 
 /** The file {@linkcode loadRig} reads when given no path. */
 export const DEFAULT_RIG_FILE = "rigs.yaml";
@@ -140,7 +143,7 @@ export class Rig implements AsyncDisposable {
   }
 
   /**
-   * Nodes a clush-style node set selects (see src/rig/nodeset.ts): names,
+   * Nodes a clush-style node set selects (see src/nodeset/nodeset.ts): names,
    * `@group`, globs (`dut*`), ranges (`dut[01-64/8]`), `all`, hosts outside
    * the rig (`[user@]host[:port]`), combined left to right with `,` union,
    * `!` difference, `&` intersection and `^` symmetric difference. Rig
@@ -183,7 +186,7 @@ export class Rig implements AsyncDisposable {
    * `power:` entry, or read its state (`"status"`). Resolves with one
    * {@linkcode PowerResult} per node; rejects before anything is switched
    * for a node without `power:`, a tool missing on its `via` node or an
-   * unreachable `via` node. See src/rig/power.ts.
+   * unreachable `via` node. See src/hardware/power.ts.
    */
   power(
     selection: string | readonly SshNode[],

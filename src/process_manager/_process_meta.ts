@@ -6,7 +6,7 @@
  */
 
 import { ConfigurationError } from "../errors.ts";
-import type { SshNode } from "./node.ts";
+import type { SshNode } from "../node/node.ts";
 
 /**
  * How an exit was learned: `monitor`, the status the node-side monitor

@@ -12,7 +12,10 @@
 import { join, resolve } from "jsr:@std/path@^1";
 import { ConfigurationError, FiwiError } from "../errors.ts";
 import type { RunResult } from "../process/run_options.ts";
-import { ensureSafeDir, type SafeDirRules } from "./_control_dir.ts";
+import {
+  ensureSafeDir,
+  type SafeDirRules,
+} from "../connection/_control_dir.ts";
 import {
   type Landed,
   place,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { shown } from "./duration.ts";
+import { shown } from "../rigfile/duration.ts";
 import {
   POWER_TOOL_NAMES,
   type PowerSwitch,
@@ -16,8 +16,8 @@ import {
 } from "./_power_tools.ts";
 import type { PowerToolName } from "./power_devices.ts";
 import { BAUD_RATES, type SerialConfig } from "./serial.ts";
-import { type Checker, closest } from "./_rig_checker.ts";
-import type { PathStep } from "./_yaml_positions.ts";
+import { type Checker, closest } from "../rigfile/_rig_checker.ts";
+import type { PathStep } from "../rigfile/_yaml_positions.ts";
 
 const POWER_KEYS = ["via", "tool", "id", "port", "command"];
 const SERIAL_KEYS = ["via", "port", "baud"];

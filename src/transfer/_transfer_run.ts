@@ -15,8 +15,8 @@ import {
   validateTimeout,
 } from "../process/run_options.ts";
 import { type RunTarget, SshSession } from "../process/session.ts";
-import { controlPool, type PoolNode } from "./pool.ts";
-import { retryRun } from "./retry.ts";
+import { controlPool, type PoolNode } from "../connection/pool.ts";
+import { retryRun } from "../connection/retry.ts";
 import { firstLines } from "./_transfer_local.ts";
 
 /** Options of a push or a pull. Times are milliseconds. */

@@ -23,7 +23,7 @@
 import { globToRegExp } from "jsr:@std/path@^1";
 import { ConfigurationError } from "../errors.ts";
 import { formatNodeList } from "../fanout/collate.ts";
-import { closest } from "./_rig_checker.ts";
+import { closest } from "../rigfile/_rig_checker.ts";
 
 /** What a pattern is matched against. */
 export interface NodeSetUniverse {

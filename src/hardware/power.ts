@@ -4,7 +4,7 @@
  * was switched on answers again.
  *
  * The tool runs on the switch's `via` node with its own command line
- * (src/rig/_power_tools.ts). Before anything is switched every `via` node
+ * (src/hardware/_power_tools.ts). Before anything is switched every `via` node
  * involved is asked whether the tool is there; an unreachable `via` node or
  * a missing tool rejects the whole call, so a half-switched rig never
  * results from a typo. Nodes behind one switch (same via, tool and id) are
@@ -25,7 +25,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import type { SshNode } from "../node/node.ts";
-import { controlPool } from "../node/pool.ts";
+import { controlPool } from "../connection/pool.ts";
 import type { RunResult } from "../process/run_options.ts";
 import {
   describeSwitch,
@@ -40,7 +40,7 @@ import {
   toolProgram,
   toolTimeout,
 } from "./_power_tools.ts";
-import { formatDuration } from "./duration.ts";
+import { formatDuration } from "../rigfile/duration.ts";
 
 export type { PowerState, PowerSwitch } from "./_power_tools.ts";
 

@@ -36,7 +36,7 @@
 
 import { getLogger } from "npm:@logtape/logtape@^2";
 import { ConfigurationError, FiwiError } from "../errors.ts";
-import type { SshNode } from "./node.ts";
+import type { SshNode } from "../node/node.ts";
 import { SshSession } from "../process/session.ts";
 import { resolveRetry, retryDelay } from "../process/backoff.ts";
 import { type RunResult, validateTimeout } from "../process/run_options.ts";
