@@ -1,6 +1,8 @@
 // Bounded polling for what has no event to await (a process on the node
 // going away, or appearing): every wait ends by its deadline.
 
+import { assert } from "jsr:@std/assert@^1";
+
 /**
  * How long a test waits for a stopped run's processes to be gone: the
  * README's promise ("nothing of the group is left after 2 s": the lifeline
@@ -32,4 +34,25 @@ export function settlesToZero(
   ms: number = GONE_WITHIN,
 ): Promise<number> {
   return settlesTo(probe, 0, ms);
+}
+
+/** Read the child's stdout until `ready`, within `ms`; throws with what it printed. */
+export async function waitReady(
+  child: Deno.ChildProcess,
+  ms: number,
+): Promise<void> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const timer = setTimeout(() => reader.cancel(), ms);
+  try {
+    while (!seen.includes("ready\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+  assert(seen.includes("ready\n"), `the child never got ready: ${seen}`);
 }

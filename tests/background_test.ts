@@ -16,7 +16,7 @@ import {
   startLoopbackRig,
 } from "./_loopback.ts";
 import { run } from "./_sh.ts";
-import { settlesToZero } from "./_wait.ts";
+import { settlesToZero, waitReady } from "./_wait.ts";
 
 const ignore = skipReasonFor("background child tests", "node-is-local") !==
   null;
@@ -194,24 +194,6 @@ Deno.test({
   }
   await controlPool.closeAll();
 });
-
-/** Read the child's stdout until `ready`, within `ms`. */
-async function waitReady(child: Deno.ChildProcess, ms: number): Promise<void> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const timer = setTimeout(() => reader.cancel(), ms);
-  try {
-    while (!seen.includes("ready\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  assert(seen.includes("ready\n"), `the child never got ready: ${seen}`);
-}
 
 Deno.test({
   name:

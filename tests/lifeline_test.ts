@@ -11,7 +11,7 @@ import {
   skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
-import { GONE_WITHIN, settlesTo, settlesToZero } from "./_wait.ts";
+import { GONE_WITHIN, settlesTo, settlesToZero, waitReady } from "./_wait.ts";
 
 // Nodes on two addresses; it kills the sshd that serves a session.
 const ignore = skipReasonFor(
@@ -39,24 +39,6 @@ function eightNodes(
     controlDir: `${rig.dir}/cm`,
     ...extra,
   }));
-}
-
-/** Read the child's stdout until `ready`, within `ms`; throws with what it printed. */
-async function waitReady(child: Deno.ChildProcess, ms: number): Promise<void> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const timer = setTimeout(() => reader.cancel(), ms);
-  try {
-    while (!seen.includes("ready\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  assert(seen.includes("ready\n"), `the child never got ready: ${seen}`);
 }
 
 async function killedChildLeavesNothing(
