@@ -31,6 +31,8 @@ export type { EofPolicy, Line, StreamName } from "./src/process/lines.ts";
 export { SshSession } from "./src/process/session.ts";
 export type { Admission, RunTarget } from "./src/process/session.ts";
 export type { RunOptions, RunResult } from "./src/process/run_options.ts";
+export { describeOutcome } from "./src/process/outcome.ts";
+export type { Outcome, OutcomeFacts } from "./src/process/outcome.ts";
 export { SshNode } from "./src/node/node.ts";
 export type { OpenConsolesOptions, SshNodeOptions } from "./src/node/node.ts";
 export type { ConsoleNode } from "./src/node/console.ts";
@@ -42,6 +44,8 @@ export type {
 } from "./src/transport/argv.ts";
 export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout/run_all.ts";
 export type { FanoutNode, RunAllOptions } from "./src/fanout/run_all.ts";
+export { mapPool } from "./src/fanout/pool.ts";
+export type { PoolOptions } from "./src/fanout/pool.ts";
 export { pullAll, pushAll } from "./src/fanout/transfer_all.ts";
 export type { TransferAllOptions } from "./src/fanout/transfer_all.ts";
 export type {
@@ -50,13 +54,16 @@ export type {
   TransferTarget,
 } from "./src/transfer/transfer.ts";
 export type { StdinStream } from "./src/process/run_options.ts";
-export { collate, formatNodeList } from "./src/fanout/collate.ts";
+export { collate } from "./src/fanout/collate.ts";
+export { formatNodeList } from "./src/nodeset/fold.ts";
 export type {
   CollateOptions,
   CollateStreams,
   OutputGroup,
 } from "./src/fanout/collate.ts";
 export { Command, MAX_RUN_RECORDS } from "./src/schedule/command.ts";
+export { scheduleTicks } from "./src/schedule/ticks.ts";
+export type { ScheduleTicksOptions, Tick } from "./src/schedule/ticks.ts";
 export type {
   Clock,
   CommandNode,

@@ -1,31 +1,24 @@
 /**
- * Helpers the scripts share around runs: how a run ended in a few words, a
- * run as JSON, a node with changed options, a bounded map, and a fan-out
- * stand-in for a node that reports each result (for the progress line).
+ * Helpers the scripts share around runs: a run as JSON, a node with changed
+ * options, and a fan-out stand-in for a node that reports each result (for
+ * the progress line). How a run ended is the library's
+ * {@linkcode describeOutcome}; a bounded map is its {@linkcode mapPool}.
  *
  * @module
  */
 
-import {
-  AuthenticationError,
-  ConnectionError,
-  HostKeyError,
-} from "../src/errors.ts";
+import { describeOutcome, mapPool } from "../mod.ts";
 import { SshNode, type SshNodeOptions } from "../src/node/node.ts";
 import type { RunOptions, RunResult } from "../src/process/session.ts";
 import type { FanoutNode } from "../src/fanout/run_all.ts";
 import { isoLocal } from "./_log.ts";
 
-/** How a run ended, in a few words: "exit 0", "exit 2", "unreachable", "command timeout". */
-export function outcome(r: RunResult): string {
-  if (r.timedOut) return `${r.timedOut} timeout`;
-  if (r.aborted) return "interrupted";
-  if (r.error instanceof ConnectionError) return "unreachable";
-  if (r.error instanceof AuthenticationError) return "auth failed";
-  if (r.error instanceof HostKeyError) return "host key rejected";
-  if (r.signal) return `killed by ${r.signal}`;
-  return `exit ${r.code}`;
-}
+/**
+ * How a run ended, in a few words: {@linkcode describeOutcome}'s key
+ * ("exit 0", "unreachable", "command timeout", "aborted"). Kept for the
+ * subcommands that still import it; new code calls `describeOutcome`.
+ */
+export const outcome = (r: RunResult): string => describeOutcome(r).key;
 
 /** A copy of `node` with some options changed (e.g. no ControlMaster). */
 export function nodeWith(
@@ -60,25 +53,19 @@ export function nodeWith(
   });
 }
 
-/** Call `fn` on every item, at most `limit` at a time; results in item order. */
-export async function mapLimit<T, R>(
+/**
+ * Call `fn` on every item, at most `limit` at a time; results in item order.
+ * The library's {@linkcode mapPool}, in the argument order the subcommands
+ * that still import it use; new code calls `mapPool`.
+ */
+export const mapLimit = <T, R>(
   items: readonly T[],
   limit: number,
   fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, worker),
-  );
-  return results;
-}
+): Promise<R[]> =>
+  mapPool(items, (item, _signal, index) => fn(item, index), {
+    concurrency: limit,
+  });
 
 /**
  * A stand-in for `node` in `runAll` that reports every result to
@@ -107,7 +94,7 @@ export function resultJson(r: RunResult): Record<string, unknown> {
     success: r.success,
     code: r.code,
     signal: r.signal,
-    outcome: outcome(r),
+    outcome: describeOutcome(r).key,
     stdout: r.stdout,
     stderr: r.stderr,
     truncated: r.truncated,

@@ -6,8 +6,10 @@
  * SIGINTs within half a second of the first are the same keypress: `deno
  * task` forwards the terminal's SIGINT to its child, which the terminal
  * already signalled, so one Ctrl-C arrives twice, 1 ms apart. A signal
- * after that window means "now": the command exits at once (the lifeline
- * still ends the remote commands, see DESIGN §4).
+ * after that window means "now": the command exits at once. The remote
+ * commands still end: each one's lifeline (the ssh client's stdin, which
+ * this process holds) reaches EOF when it exits, and the watcher on the node
+ * then kills the command's process group (the README's "Lifeline").
  *
  * @module
  */

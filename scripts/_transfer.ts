@@ -6,13 +6,14 @@
  * @module
  */
 
-import { formatNodeList } from "../src/fanout/collate.ts";
+import { formatNodeList } from "../nodeset.ts";
 import {
   pullAll,
   pushAll,
   type TransferAllOptions,
 } from "../src/fanout/transfer_all.ts";
 import type { TransferResult } from "../src/transfer/transfer.ts";
+import { describeOutcome } from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,
@@ -57,20 +58,12 @@ export function humanBytes(bytes: number): string {
   return u === 0 ? `${n} B` : `${n.toFixed(n < 10 ? 1 : 0)} ${units[u]}`;
 }
 
-/** How a transfer ended, in a few words. */
-export function transferOutcome(r: TransferResult): string {
-  if (r.success) return "ok";
-  if (r.timedOut) return `${r.timedOut} timeout`;
-  if (r.aborted) return "interrupted";
-  return "failed";
-}
-
 /** A transfer result as plain JSON (the error as class name and message). */
 export function transferJson(r: TransferResult): Record<string, unknown> {
   return {
     node: r.node,
     success: r.success,
-    outcome: transferOutcome(r),
+    outcome: describeOutcome(r).key,
     files: r.files,
     bytes: r.bytes,
     timedOut: r.timedOut,
@@ -128,7 +121,7 @@ function summarize(
     );
   }
   for (const r of results.filter((r) => !r.success)) {
-    const label = transferOutcome(r);
+    const label = describeOutcome(r).key;
     const why = r.error ? `: ${r.error.message}` : "";
     out.err(
       `${out.paint(colors.red, label, "stderr")}: ${r.node}${why}`,

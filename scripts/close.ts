@@ -13,7 +13,7 @@
 import { controlPool } from "../src/connection/pool.ts";
 import type { SshNode } from "../src/node/node.ts";
 import { type CliContext, type CliSpec, runCli } from "./_cli.ts";
-import { formatNodeList } from "../src/fanout/collate.ts";
+import { formatNodeList } from "../nodeset.ts";
 import { mapLimit } from "./_runs.ts";
 
 const SPEC: CliSpec = {

@@ -15,6 +15,7 @@ import {
   type CliContext,
   type CliSpec,
   durationFlag,
+  intFlag,
   runCli,
   userPath,
 } from "./_cli.ts";
@@ -35,6 +36,12 @@ const SPEC: CliSpec = {
       short: "t",
       arg: "DURATION",
       help: "limit per node (default 30s)",
+    },
+    {
+      name: "fanout",
+      short: "f",
+      arg: "N",
+      help: "most nodes probed at once (default 64)",
     },
     {
       name: "root",
@@ -130,6 +137,7 @@ async function discoverNodes(ctx: CliContext): Promise<number> {
     inventories = await discover(nodes, {
       root,
       cmdTimeout,
+      concurrency: intFlag(flags, "fanout", 1),
       signal: interrupt,
       onInventory: (inv) => {
         done++;

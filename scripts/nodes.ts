@@ -10,7 +10,7 @@
 
 import type { SshNode } from "../src/node/node.ts";
 import type { Rig } from "../src/rig/rig.ts";
-import { foldNames } from "../src/nodeset/nodeset.ts";
+import { foldNames } from "../nodeset.ts";
 import { type CliContext, type CliSpec, runCli, UsageError } from "./_cli.ts";
 
 const SPEC: CliSpec = {

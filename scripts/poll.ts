@@ -1,16 +1,17 @@
 /**
- * `fiwi poll CMD`: run a command on many nodes again and again. Tick k
- * is due at `t0 + k·interval` on the monotonic clock, so the period does not
- * drift with the commands' duration; every node is fired at the same
- * instant; a tick that is still running when the next is due makes that one
- * wait for the next grid point (counted as skipped). Ctrl-C stops the
+ * `fiwi poll CMD`: run a command on many nodes again and again, on the
+ * library's drift-free grid ({@linkcode scheduleTicks}). Tick k is due at
+ * `t0 + k·interval` on the monotonic clock, so the period does not drift
+ * with the commands' duration; every node is fired at the same instant; a
+ * tick that is still running when the next is due makes that one wait for
+ * the next grid point (counted as skipped). Ctrl-C stops the
  * running commands on every node (counted as interrupted), prints the
  * summary and exits 130.
  *
  * @module
  */
 
-import { delay } from "jsr:@std/async@^1/delay";
+import { describeOutcome, scheduleTicks } from "../mod.ts";
 import { runAll } from "../src/fanout/run_all.ts";
 import type { RunResult } from "../src/process/session.ts";
 import type { SshNode } from "../src/node/node.ts";
@@ -23,7 +24,7 @@ import {
   UsageError,
 } from "./_cli.ts";
 import { colors, formatTable, isoLocal, padNames } from "./_output.ts";
-import { observed, outcome, resultJson } from "./_runs.ts";
+import { observed, resultJson } from "./_runs.ts";
 
 const SPEC: CliSpec = {
   name: "poll",
@@ -103,7 +104,7 @@ class PollTally {
     t.runs++;
     if (r.success) t.ok++;
     else {
-      const why = outcome(r);
+      const why = describeOutcome(r).key;
       t.failures.set(why, (t.failures.get(why) ?? 0) + 1);
     }
   }
@@ -163,7 +164,7 @@ async function runTick(s: TickSetup, tally: PollTally): Promise<void> {
     tally.add(r);
     if (json) out.out(JSON.stringify({ tick, at, ...resultJson(r) }));
     else if (!r.success && !r.aborted) {
-      const why = outcome(r);
+      const why = describeOutcome(r).key;
       out.err(
         `${s.pad(r.node)}: ${out.paint(colors.red, why, "stderr")}${
           r.error ? ` (${r.error.message})` : ""
@@ -241,27 +242,17 @@ async function poll(ctx: CliContext): Promise<number> {
   const setup = { ctx, nodes, cmd, cmdTimeout, pad: padNames(nodes) };
   const tally = new PollTally(nodes.map((n) => n.name));
   const t0 = performance.now();
-  let slot = 0;
   try {
-    while (!interrupt.aborted && (count === undefined || tally.ticks < count)) {
-      const wait = t0 + slot * interval - performance.now();
-      if (wait > 0) {
-        try {
-          await delay(wait, { signal: interrupt });
-        } catch {
-          break; // Ctrl-C while waiting
-        }
-      }
+    const ticks = scheduleTicks({
+      interval,
+      count,
+      start: t0,
+      signal: interrupt,
+    });
+    for await (const tick of ticks) {
+      // Grid points a slow tick overran are skipped, not fired late.
+      tally.skipped += tick.skipped;
       await runTick(setup, tally);
-      if (interrupt.aborted) break;
-      // The next slot on the grid that is still ahead: a slow tick skips
-      // the ones it overran instead of firing them late.
-      const next = Math.max(
-        slot + 1,
-        Math.ceil((performance.now() - t0) / interval),
-      );
-      tally.skipped += next - slot - 1;
-      slot = next;
     }
   } finally {
     out.clearProgress();

@@ -10,10 +10,12 @@
  * @module
  */
 
-import { collate, formatNodeList } from "../src/fanout/collate.ts";
+import { collate } from "../src/fanout/collate.ts";
+import { formatNodeList } from "../nodeset.ts";
 import { runAll } from "../src/fanout/run_all.ts";
 import type { Line } from "../src/process/lines.ts";
 import type { RunResult } from "../src/process/session.ts";
+import { describeOutcome } from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,
@@ -24,7 +26,7 @@ import {
 } from "./_cli.ts";
 import { colors, humanMs, type Output, padNames } from "./_output.ts";
 import { NodeFiles, readingStdinText, stdinPayload } from "./_run_io.ts";
-import { observed, outcome, resultJson } from "./_runs.ts";
+import { observed, resultJson } from "./_runs.ts";
 
 const SPEC: CliSpec = {
   name: "run",
@@ -94,7 +96,7 @@ function summarize(results: RunResult[], out: Output, wallMs: number): void {
   printNotices(results, out);
   const groups = new Map<string, RunResult[]>();
   for (const r of results) {
-    const key = outcome(r);
+    const key = describeOutcome(r).key;
     groups.set(key, [...(groups.get(key) ?? []), r]);
   }
   const ok = results.filter((r) => r.success).length;
@@ -146,7 +148,9 @@ function summaryJson(
   nodes = results.length,
 ): Record<string, unknown> {
   const outcomes: Record<string, string[]> = {};
-  for (const r of results) (outcomes[outcome(r)] ??= []).push(r.node);
+  for (const r of results) {
+    (outcomes[describeOutcome(r).key] ??= []).push(r.node);
+  }
   const ok = results.filter((r) => r.success).length;
   return {
     summary: {

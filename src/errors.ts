@@ -8,7 +8,16 @@
  * @module
  */
 
-/** Base class of every error fiwi throws or reports in a result. */
+/**
+ * Base class of every error fiwi throws or reports in a result.
+ *
+ * @example
+ * ```ts
+ * import { ConfigurationError, FiwiError } from "../mod.ts";
+ * const err = new ConfigurationError('Host "-oProxyCommand=x" could be read as an option');
+ * console.log(err instanceof FiwiError, err.name, err.exitCode); // true "ConfigurationError" 2
+ * ```
+ */
 export class FiwiError extends Error {
   /** Exit code a script should use when this error reaches its top level. */
   exitCode = 1;
@@ -28,22 +37,73 @@ export class FiwiError extends Error {
  * Bad input from the caller: an empty command, an unsafe host name, a missing
  * identity file or transport binary. Thrown synchronously or as a rejection;
  * nothing has run when it is raised.
+ *
+ * @example
+ * ```ts
+ * import { ConfigurationError, SshNode } from "../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * try {
+ *   await node.rexec("   ");
+ * } catch (e) {
+ *   console.log(e instanceof ConfigurationError); // true: nothing ran
+ * }
+ * ```
  */
 export class ConfigurationError extends FiwiError {
   /** Usage and configuration errors exit with code 2. */
   override exitCode = 2;
 }
 
-/** The node could not be reached: refused, unresolvable, unreachable, reset. */
+/**
+ * The node could not be reached: refused, unresolvable, unreachable, reset.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionError, type RunResult } from "../mod.ts";
+ * function unreachable(result: RunResult): boolean {
+ *   return result.error instanceof ConnectionError;
+ * }
+ * ```
+ */
 export class ConnectionError extends FiwiError {}
 
-/** The node answered but refused every key (`Permission denied`). */
+/**
+ * The node answered but refused every key (`Permission denied`).
+ *
+ * @example
+ * ```ts
+ * import { AuthenticationError, type RunResult } from "../mod.ts";
+ * function keyRefused(result: RunResult): boolean {
+ *   return result.error instanceof AuthenticationError;
+ * }
+ * ```
+ */
 export class AuthenticationError extends FiwiError {}
 
-/** The node's host key is unknown or changed under strict checking. */
+/**
+ * The node's host key is unknown or changed under strict checking.
+ *
+ * @example
+ * ```ts
+ * import { HostKeyError, type RunResult } from "../mod.ts";
+ * function hostKeyProblem(result: RunResult): boolean {
+ *   return result.error instanceof HostKeyError;
+ * }
+ * ```
+ */
 export class HostKeyError extends FiwiError {}
 
-/** A connect, command or io timeout fired. */
+/**
+ * A connect, command or io timeout fired.
+ *
+ * @example
+ * ```ts
+ * import { SshNode, TimeoutError } from "../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * const result = await node.rexec("sleep 5", { cmdTimeout: 100 });
+ * if (result.error instanceof TimeoutError) console.log(result.error.kind); // "command"
+ * ```
+ */
 export class TimeoutError extends FiwiError {
   /** Which timeout fired. */
   readonly kind: "connect" | "command" | "io";
@@ -64,7 +124,19 @@ export class TimeoutError extends FiwiError {
   }
 }
 
-/** A rig inventory file is malformed; names the file, line and column. */
+/**
+ * A rig inventory file is malformed; names the file, line and column.
+ *
+ * @example
+ * ```ts
+ * import { parseRig, RigFileError } from "../mod.ts";
+ * try {
+ *   parseRig("rigs:\n  lab:\n    nodes:\n      n1: { hots: 10.0.0.1 }\n");
+ * } catch (e) {
+ *   if (e instanceof RigFileError) console.log(e.line, e.column, e.message);
+ * }
+ * ```
+ */
 export class RigFileError extends FiwiError {
   /** Usage and configuration errors exit with code 2. */
   override exitCode = 2;

@@ -4,16 +4,52 @@
 // (script(1)), with its output collected and its end awaited with a bound.
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const TASKS: Record<string, string> = JSON.parse(
-  Deno.readTextFileSync(`${ROOT}deno.json`),
-).tasks;
+const CONFIG = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+const TASKS: Record<string, string> = CONFIG.tasks;
 
-/** The `deno run` flags of the `fiwi` task (its permissions). */
+/** The `deno run` flags of the `fiwi` task (`-P=fiwi` and the V8 flags). */
 export function fiwiFlags(): string[] {
   const m = /^deno run (.+) scripts\/fiwi\.ts$/.exec(TASKS.fiwi);
   if (!m) {
     throw new Error(`task "fiwi" is not "deno run <flags> scripts/fiwi.ts"`);
   }
+  return m[1].split(" ");
+}
+
+/** A permission of a set in deno.json: all, none, or a list. */
+type Grant = boolean | string[];
+
+/**
+ * The permission set `name` of deno.json written out as `--allow-*` flags,
+ * in the order the README's install line gives them.
+ */
+export function permissionFlags(name: string): string[] {
+  const set: Record<string, Grant> | undefined = CONFIG.permissions?.[name];
+  if (!set) throw new Error(`deno.json has no permission set "${name}"`);
+  const order = ["read", "write", "net", "run", "env", "sys", "ffi", "import"];
+  for (const kind of Object.keys(set)) {
+    if (!order.includes(kind)) {
+      throw new Error(`permission "${kind}" of set "${name}" is not handled`);
+    }
+  }
+  return order.flatMap((kind) => {
+    const grant = set[kind];
+    if (grant === undefined || grant === false) return [];
+    return [grant === true ? `--allow-${kind}` : `--allow-${kind}=${grant}`];
+  });
+}
+
+/**
+ * The flags of the README's `deno install` line (between `--config
+ * deno.json` and the script). `deno install` does not carry `-P` into the
+ * command it writes (deno 2.9), so that line spells the `fiwi` set out.
+ */
+export function installFlags(): string[] {
+  const readme = Deno.readTextFileSync(`${ROOT}README.md`);
+  const m =
+    /^deno install -g -f -n fiwi --config deno\.json (.+) scripts\/fiwi\.ts$/m
+      .exec(readme);
+  if (!m) throw new Error("README.md has no `deno install` line for fiwi");
   return m[1].split(" ");
 }
 
@@ -68,7 +104,7 @@ export async function installFiwi(root: string): Promise<string> {
       root,
       "--config",
       `${ROOT}deno.json`,
-      ...fiwiFlags(),
+      ...installFlags(),
       `${ROOT}scripts/fiwi.ts`,
     ],
     stdout: "piped",

@@ -114,7 +114,7 @@ Deno.test({
         const r = await p.done;
         assertEquals(r.code, 130, r.stdout);
         // On a terminal both streams arrive on stdout.
-        assertMatch(r.stdout, /interrupted: n\[1-2\]\r\n/);
+        assertMatch(r.stdout, /aborted: n\[1-2\]\r\n/);
         assertMatch(
           r.stdout,
           /Interrupted: every client was stopped; each node ends what is left of its command within 2 s\r\n$/,
@@ -156,7 +156,7 @@ Deno.test({
             p.child.kill(signal);
             const r = await p.done;
             assertEquals(r.code, code, r.stderr);
-            assertMatch(r.stderr, /^interrupted: n\[1-2\]$/m);
+            assertMatch(r.stderr, /^aborted: n\[1-2\]$/m);
             await nothingLeft(m);
           },
         );

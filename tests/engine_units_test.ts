@@ -24,6 +24,7 @@ import {
   parseStartLine,
   wrapCommand,
 } from "../src/transport/wrapper.ts";
+import { runRaw } from "../src/process/session.ts";
 import { OutputRouter } from "../src/process/_output_router.ts";
 import { buildResult, type RunFacts } from "../src/process/result.ts";
 import { ManualClock } from "./_manual_clock.ts";
@@ -275,7 +276,7 @@ Deno.test("wrapCommand(): a direct stream is read by the command itself, to the 
       },
     });
   // Only `size` bytes go, then EOF: `cat` ends by itself.
-  const r = await node.rexec("cat | wc -c; echo done", {
+  const r = await runRaw(node, "cat | wc -c; echo done", {
     stdin: { size: 200_000, stream: stream(), direct: true },
     cmdTimeout: 10_000,
   });

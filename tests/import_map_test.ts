@@ -1,6 +1,11 @@
-// Keeps DESIGN §2 honest: every jsr:@std specifier used in the repo is mapped
-// to deno-std on npm, every map entry is used, and library code never uses a
-// bare specifier (a module imported by URL never sees this import map).
+// Source files import std by fully qualified `jsr:@std/...@^1` specifiers,
+// so mod.ts imported by URL resolves them from JSR; this repo's deno.json
+// maps each of those exact specifiers to the same std code published on npm
+// as deno-std, so tasks and tests run where only an npm registry (or a
+// mirror of one) is reachable. This test keeps that honest: every jsr:@std
+// specifier used in the repo is mapped to deno-std on npm, every map entry is
+// used, and library code never uses a bare specifier (a module imported by
+// URL never sees this import map).
 import { assertEquals } from "jsr:@std/assert@^1";
 
 const root = new URL("../", import.meta.url);

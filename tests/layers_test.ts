@@ -1,4 +1,6 @@
-// DESIGN §1: src/ is layered and imports go one way only. This test reads
+// src/ is layered (the README's Architecture section names the layers and
+// what each holds) and imports go one way only: a lower layer declares the
+// narrow interface it needs instead of importing a higher one. This test reads
 // every import of every file under src/ (type-only ones too: a type cycle is
 // still a design cycle) and fails on an edge to a higher layer or on a cycle.
 import { assertEquals } from "jsr:@std/assert@^1";
@@ -7,6 +9,7 @@ import { dirname, fromFileUrl, join, relative } from "jsr:@std/path@^1";
 /** Lowest first. `errors.ts` sits below every folder. */
 export const LAYERS = [
   "errors",
+  "nodeset",
   "transport",
   "rigfile",
   "process",
@@ -17,7 +20,6 @@ export const LAYERS = [
   "process_manager",
   "schedule",
   "fanout",
-  "nodeset",
   "hardware",
   "rig",
   "discover",
@@ -25,6 +27,7 @@ export const LAYERS = [
 /** Folders that share a rank: neither may import the other. */
 const RANK: Record<string, number> = {
   errors: 0,
+  nodeset: 1,
   transport: 1,
   rigfile: 1,
   process: 2,
@@ -35,7 +38,6 @@ const RANK: Record<string, number> = {
   process_manager: 6,
   schedule: 6,
   fanout: 6,
-  nodeset: 7,
   hardware: 7,
   rig: 8,
   discover: 8,

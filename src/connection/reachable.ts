@@ -38,9 +38,25 @@ export interface ReachableNode extends PoolNode {
   rexec(cmd: string, options?: RunOptions): Promise<RunResult>;
 }
 
-/** Default of {@linkcode WaitReachableOptions.timeout}: 5 min. */
+/**
+ * Default of {@linkcode WaitReachableOptions.timeout}: 5 min.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_REACHABLE_TIMEOUT } from "../../mod.ts";
+ * console.log(DEFAULT_REACHABLE_TIMEOUT / 1000); // 300 (seconds)
+ * ```
+ */
 export const DEFAULT_REACHABLE_TIMEOUT = 300_000;
-/** Default of {@linkcode WaitReachableOptions.interval}: 1 s. */
+/**
+ * Default of {@linkcode WaitReachableOptions.interval}: 1 s.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_REACHABLE_INTERVAL } from "../../mod.ts";
+ * console.log(DEFAULT_REACHABLE_INTERVAL); // 1000 ms between tries
+ * ```
+ */
 export const DEFAULT_REACHABLE_INTERVAL = 1000;
 /** Shortest connect timeout of one attempt. */
 const MIN_ATTEMPT_MS = 500;

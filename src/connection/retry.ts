@@ -47,6 +47,14 @@ import { type RunTarget, SshSession } from "../process/session.ts";
  * nothing else when the master's connection drops, so a command that itself
  * exits 255 is re-run too: `retryStarted` is for commands safe to repeat.)
  * Timeouts, aborts and authentication or host-key failures are final.
+ *
+ * @example
+ * ```ts
+ * import { isRetryable, resolveRetry, SshNode } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * const result = await node.rexec("exit 3");
+ * console.log(isRetryable(result, resolveRetry({}))); // false: the command ran
+ * ```
  */
 export function isRetryable(result: RunResult, policy: RetryPolicy): boolean {
   if (result.aborted || result.timedOut !== null) return false;

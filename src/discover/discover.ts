@@ -16,7 +16,9 @@
  */
 
 import { ConfigurationError } from "../errors.ts";
+import { DEFAULT_CONCURRENCY, mapPool } from "../fanout/pool.ts";
 import type { SshNode } from "../node/node.ts";
+import { describeOutcome } from "../process/outcome.ts";
 import type { RunOptions } from "../process/session.ts";
 import { shellQuote } from "../transport/quote.ts";
 import {
@@ -130,6 +132,11 @@ export interface DiscoverOptions {
   root?: string;
   /** Stop every probe. */
   signal?: AbortSignal;
+  /**
+   * Most nodes probed at once (default {@linkcode DEFAULT_CONCURRENCY}, as
+   * `runAll`); a whole number >= 1.
+   */
+  concurrency?: number;
   /** Wall-clock limit per node in ms (default 30 s). */
   cmdTimeout?: number;
   /** Retry policy for connection failures (default: `rexec`'s; false: one attempt). */
@@ -284,40 +291,49 @@ export function parseProbeOutput(node: string, text: string): NodeInventory {
 }
 
 /**
- * Run the probe on every node at once and merge each node's records. One
- * inventory per node, in node order; a node that cannot be probed has
- * `ok: false` and the reason in `error`. Rejects only for bad input.
+ * Run the probe on every node, at most `concurrency` at a time, and merge
+ * each node's records. One inventory per node, in node order; a node that
+ * cannot be probed has `ok: false` and the reason in `error` (the run's
+ * {@linkcode describeOutcome} sentence). Rejects only for bad input.
+ *
+ * @example
+ * ```ts
+ * import { discover, SshNode } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * const [inventory] = await discover([node]);
+ * console.log(inventory.node, inventory.usb.length);
+ * ```
  */
 export async function discover(
   nodes: readonly SshNode[],
   options: DiscoverOptions = {},
 ): Promise<NodeInventory[]> {
   const { cmd, stdin } = probeCommand(options.root);
-  const one = async (node: SshNode): Promise<NodeInventory> => {
+  const one = async (
+    node: SshNode,
+    signal: AbortSignal,
+  ): Promise<NodeInventory> => {
     const r = await node.rexec(cmd, {
       stdin,
       cmdTimeout: options.cmdTimeout ?? 30_000,
-      signal: options.signal,
+      signal,
       ...(options.retry !== undefined ? { retry: options.retry } : {}),
     });
-    if (!r.success) {
-      const why = r.error?.message ??
-        (r.aborted
-          ? "Interrupted"
-          : `The probe failed with exit ${r.code}: ${
-            r.stderr.trim().split("\n").at(-1) ?? ""
-          }`);
-      return {
-        ...parseProbeOutput(node.name, ""),
-        ok: false,
-        error: why,
-      };
-    }
-    return parseProbeOutput(node.name, r.stdout);
+    if (r.success) return parseProbeOutput(node.name, r.stdout);
+    const outcome = describeOutcome(r);
+    const why = r.error || r.aborted
+      ? outcome.sentence
+      : `The probe failed with ${outcome.key}: ${
+        r.stderr.trim().split("\n").at(-1) ?? ""
+      }`;
+    return { ...parseProbeOutput(node.name, ""), ok: false, error: why };
   };
-  return await Promise.all(nodes.map(async (node) => {
-    const inventory = await one(node);
+  return await mapPool(nodes, async (node, signal) => {
+    const inventory = await one(node, signal);
     options.onInventory?.(inventory);
     return inventory;
-  }));
+  }, {
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+    signal: options.signal,
+  });
 }

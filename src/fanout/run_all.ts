@@ -22,6 +22,7 @@
  */
 
 import { fanOut, validateFanOut } from "./_fan_out.ts";
+import { DEFAULT_CONCURRENCY } from "./pool.ts";
 import type { SshNode } from "../node/node.ts";
 import {
   type RunOptions,
@@ -30,11 +31,7 @@ import {
 } from "../process/run_options.ts";
 import { validateCommand } from "../transport/validate.ts";
 
-/**
- * How many runs {@linkcode runAll} keeps in flight when not told: 64, the
- * fan-out of `clush` (pdsh uses 32). Each run is one local client process.
- */
-export const DEFAULT_CONCURRENCY = 64;
+export { DEFAULT_CONCURRENCY } from "./pool.ts";
 
 /** What {@linkcode runAll} needs of a node: an {@linkcode SshNode} has it. */
 export type FanoutNode = Pick<SshNode, "name" | "prepare" | "rexec">;
@@ -60,6 +57,8 @@ export interface RunAllOptions extends RunOptions {
  *
  * Like `rexec`, it resolves for every run-time outcome and rejects only for
  * bad input ({@linkcode ConfigurationError}), before anything is spawned.
+ * Every node reads the same `stdin`, so it must be a string or bytes: a
+ * stream can be read only once and is refused with a `TypeError`.
  * With `failFast`, the first result that is not a success aborts the
  * siblings; the promise then resolves once every sibling is torn down, with
  * the failure in its node's slot and `aborted: true` for the siblings (those
@@ -70,6 +69,17 @@ export interface RunAllOptions extends RunOptions {
  * @param cmd the shell command
  * @param options fan-out limits, then per-run options passed to each `rexec`
  * @returns one result per node, in node order
+ *
+ * @example
+ * ```ts
+ * import { runAll, SshNode } from "../../mod.ts";
+ * const nodes = [
+ *   new SshNode({ name: "a", host: "localhost", transport: "local" }),
+ *   new SshNode({ name: "b", host: "localhost", transport: "local" }),
+ * ];
+ * const results = await runAll(nodes, "echo hi", { concurrency: 2 });
+ * console.log(results.map((r) => `${r.node}: ${r.stdout.trim()}`)); // in node order
+ * ```
  */
 export async function runAll(
   nodes: readonly FanoutNode[],
@@ -80,6 +90,7 @@ export async function runAll(
     options;
   validateFanOut(nodes, concurrency, failFast);
   validateCommand(cmd);
+  refuseReadOnce(run.stdin);
   validateRunOptions(run);
   // Every node's configuration first: a bad one must fail the call before
   // any other node has been touched.
@@ -91,4 +102,23 @@ export async function runAll(
     (node, signal) => node.rexec(cmd, { ...run, signal }),
     (result) => !result.success && !result.aborted,
   );
+}
+
+/**
+ * Refuse a `stdin` that can be read only once (a stream, an async
+ * iterable, a `{ size, stream }` payload): the second node would get
+ * nothing and be aborted. A `TypeError` naming the option, before any node
+ * is touched.
+ */
+function refuseReadOnce(stdin: unknown): void {
+  if (
+    typeof stdin !== "object" || stdin === null || stdin instanceof Uint8Array
+  ) return;
+  const readOnce = stdin instanceof ReadableStream ||
+    Symbol.asyncIterator in stdin || "stream" in stdin;
+  if (readOnce) {
+    throw new TypeError(
+      "Invalid stdin for runAll: a stream can be read only once and every node reads stdin; give a string or a Uint8Array",
+    );
+  }
 }

@@ -116,6 +116,18 @@ const failed = (r: TransferResult) => !r.success && !r.aborted;
  * @param sources local files or directories
  * @param destDir the remote directory (created if missing)
  * @param options fan-out limits, then the transfer options
+ *
+ * @example
+ * ```ts
+ * import { pushAll, SshNode } from "../../mod.ts";
+ * const src = await Deno.makeTempFile();
+ * const dest = await Deno.makeTempDir();
+ * const nodes = [new SshNode({ name: "here", host: "localhost", transport: "local" })];
+ * const [result] = await pushAll(nodes, src, dest);
+ * console.log(result.success, result.files); // true 1
+ * await Deno.remove(dest, { recursive: true });
+ * await Deno.remove(src);
+ * ```
  */
 export async function pushAll(
   nodes: readonly TransferTarget[],
@@ -151,6 +163,18 @@ export async function pushAll(
  * @param sources remote files or directories
  * @param destDir the local directory; each node gets a directory in it
  * @param options fan-out limits, then the transfer options
+ *
+ * @example
+ * ```ts
+ * import { pullAll, SshNode } from "../../mod.ts";
+ * const src = await Deno.makeTempFile();
+ * const dest = await Deno.makeTempDir();
+ * const nodes = [new SshNode({ name: "here", host: "localhost", transport: "local" })];
+ * const [result] = await pullAll(nodes, src, dest); // into dest/here/
+ * console.log(result.success, result.files); // true 1
+ * await Deno.remove(dest, { recursive: true });
+ * await Deno.remove(src);
+ * ```
  */
 export async function pullAll(
   nodes: readonly TransferTarget[],

@@ -93,9 +93,25 @@ export interface PowerRig {
   node(name: string): SshNode | undefined;
 }
 
-/** Default of {@linkcode PowerOptions.offTime}: 2 s (uhubctl's own default). */
+/**
+ * Default of {@linkcode PowerOptions.offTime}: 2 s (uhubctl's own default).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_OFF_TIME } from "../../mod.ts";
+ * console.log(DEFAULT_OFF_TIME); // ms a "cycle" keeps the power off
+ * ```
+ */
 export const DEFAULT_OFF_TIME = 2000;
-/** Default of {@linkcode PowerOptions.timeout}: 5 min. */
+/**
+ * Default of {@linkcode PowerOptions.timeout}: 5 min.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_POWER_TIMEOUT } from "../../mod.ts";
+ * console.log(DEFAULT_POWER_TIMEOUT / 60_000); // 5 (minutes)
+ * ```
+ */
 export const DEFAULT_POWER_TIMEOUT = 300_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const ACTIONS: readonly PowerAction[] = ["on", "off", "cycle", "status"];

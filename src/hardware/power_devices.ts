@@ -28,7 +28,15 @@ export interface PowerDeviceSpec {
   source: string;
 }
 
-/** The table: first matching row wins. */
+/**
+ * The table: first matching row wins.
+ *
+ * @example
+ * ```ts
+ * import { POWER_DEVICES } from "../../mod.ts";
+ * console.log(POWER_DEVICES.filter((d) => d.kind === "usb-relay").length > 0); // true
+ * ```
+ */
 export const POWER_DEVICES: readonly PowerDeviceSpec[] = [
   // HID relay boards ("USBRelay1".."USBRelay8") share the V-USB id
   // 16c0:05df with other hobby HID devices: the product string decides.
@@ -94,7 +102,16 @@ export const POWER_DEVICES: readonly PowerDeviceSpec[] = [
   },
 ];
 
-/** The first row matching a USB device, or undefined. */
+/**
+ * The first row matching a USB device, or undefined.
+ *
+ * @example
+ * ```ts
+ * import { findPowerDevice } from "../../mod.ts";
+ * const relay = findPowerDevice({ vendorId: "16c0", productId: "05df", product: "USBRelay2" });
+ * console.log(relay?.kind); // "usb-relay"
+ * ```
+ */
 export function findPowerDevice(
   device: { vendorId: string; productId: string; product?: string },
 ): PowerDeviceSpec | undefined {
@@ -133,6 +150,12 @@ export interface PowerToolSpec {
  * downstream ports; HID relay boards have up to 8 relays; SiS-PM strips
  * have up to 4 outlets. Each answers within seconds when the switch is
  * there; `timeout` bounds a call that does not.
+ *
+ * @example
+ * ```ts
+ * import { POWER_TOOLS } from "../../mod.ts";
+ * console.log(Object.keys(POWER_TOOLS)); // ["uhubctl", "ykushcmd", "usbrelay", "sispmctl"]
+ * ```
  */
 export const POWER_TOOLS: Readonly<Record<PowerToolName, PowerToolSpec>> = {
   uhubctl: {

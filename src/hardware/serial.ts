@@ -31,7 +31,15 @@ export interface SerialConfig {
   baud: number;
 }
 
-/** Baud rates `stty` accepts on Linux. */
+/**
+ * Baud rates `stty` accepts on Linux.
+ *
+ * @example
+ * ```ts
+ * import { BAUD_RATES } from "../../mod.ts";
+ * console.log(BAUD_RATES.includes(115200)); // true
+ * ```
+ */
 export const BAUD_RATES: readonly number[] = [
   50,
   75,
@@ -65,7 +73,16 @@ export const BAUD_RATES: readonly number[] = [
   4000000,
 ];
 
-/** Prefix of the reader's own notice lines. */
+/**
+ * Prefix of the reader's own notice lines.
+ *
+ * @example
+ * ```ts
+ * import { SERIAL_NOTICE } from "../../mod.ts";
+ * const fromFiwi = (text: string) => text.startsWith(SERIAL_NOTICE);
+ * console.log(fromFiwi(`${SERIAL_NOTICE} port closed`)); // true
+ * ```
+ */
 export const SERIAL_NOTICE = "[fiwi serial]";
 
 /**
@@ -107,7 +124,22 @@ export interface SerialConsoleOptions {
   silent?: boolean;
 }
 
-/** One node's serial console, read on its `via` node. */
+/**
+ * One node's serial console, read on its `via` node.
+ *
+ * @example
+ * ```ts
+ * import { SerialConsole, SshNode } from "../../mod.ts";
+ * const pi = new SshNode({ name: "pi1", host: "localhost", transport: "local" });
+ * const console1 = new SerialConsole("dut1", pi, {
+ *   via: "pi1",
+ *   port: "/dev/ttyUSB0",
+ *   baud: 115200,
+ * });
+ * // console1.open({ onLine: (line) => console.log(line.text) }); … await console1.close();
+ * console.log(console1.node); // "dut1"
+ * ```
+ */
 export class SerialConsole {
   /** The node whose console this is. */
   readonly node: string;

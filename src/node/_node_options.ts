@@ -1,7 +1,8 @@
 /**
- * The options of an `SshNode`, their defaults, and the checks run before a
- * node is used: every option valid ({@linkcode checkNodeOptions}), the
- * transport program and the files it names present
+ * The options of an `SshNode`, their defaults ({@linkcode resolveNodeOptions}),
+ * and the checks run before a node is used: every option valid
+ * ({@linkcode checkNodeOptions}; {@linkcode validateNodeOptions} without a
+ * node), the transport program and the files it names present
  * ({@linkcode checkLocalFiles}).
  *
  * @module
@@ -145,6 +146,72 @@ export interface NodeSettings {
   readonly connectTimeout: number;
   readonly ioTimeout?: number;
   readonly cmdTimeout?: number;
+}
+
+/** Every setting of a node, defaults applied: what an `SshNode` holds. */
+export interface ResolvedNodeOptions extends NodeSettings {
+  readonly silent: boolean;
+  readonly console: boolean;
+  readonly consoleCommand: string;
+  readonly device?: string;
+  readonly devip?: string;
+}
+
+/**
+ * The settings a node made from `options` holds, every default applied
+ * (the environment's `FIWI_USH`, `FIWI_SSH_CONFIG`, `FIWI_CONTROL_DIR`
+ * included). Nothing is checked and no node is made: the one place the
+ * defaults are written, read by the `SshNode` constructor and by
+ * {@linkcode validateNodeOptions}.
+ */
+export function resolveNodeOptions(
+  options: SshNodeOptions,
+): ResolvedNodeOptions {
+  const o = options ?? ({} as SshNodeOptions);
+  const transport = o.transport ?? "ssh";
+  return {
+    name: o.name,
+    host: o.host,
+    // null (no user: ssh's config decides) is kept; only absent means root.
+    user: o.user === null ? null : o.user ?? "root",
+    port: o.port,
+    transport,
+    relay: o.relay,
+    relayMode: o.relayMode ?? "nested",
+    ushPath: o.ushPath ?? env("FIWI_USH") ?? "ush",
+    controlMaster: transport === "ssh" && (o.controlMaster ?? true),
+    controlPersist: o.controlPersist ?? DEFAULT_CONTROL_PERSIST_S * 1000,
+    silent: o.silent ?? false,
+    console: o.console ?? false,
+    consoleCommand: o.consoleCommand ?? "dmesg -w",
+    device: o.device,
+    devip: o.devip,
+    sshConfig: o.sshConfig ?? env("FIWI_SSH_CONFIG"),
+    identityFile: o.identityFile,
+    sshOptions: { ...(o.sshOptions ?? {}) },
+    hostKeyCheck: o.hostKeyCheck ?? "default",
+    connectTimeout: o.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+    ioTimeout: o.ioTimeout,
+    cmdTimeout: o.cmdTimeout,
+    controlDir: o.controlDir ?? defaultControlDir(),
+  };
+}
+
+/**
+ * Check node options without making a node (a made node joins the registry
+ * of live nodes): throws {@linkcode ConfigurationError} naming the bad
+ * value, exactly as the node's first use would.
+ *
+ * @example
+ * ```ts
+ * import { assertThrows } from "jsr:@std/assert@^1";
+ * import { validateNodeOptions } from "./_node_options.ts";
+ * validateNodeOptions({ name: "n1", host: "10.0.0.1" });
+ * assertThrows(() => validateNodeOptions({ name: "n1", host: "-oProxyCommand=x" }));
+ * ```
+ */
+export function validateNodeOptions(options: SshNodeOptions): void {
+  checkNodeOptions(resolveNodeOptions(options));
 }
 
 /**

@@ -35,10 +35,7 @@ import { validateArgv } from "../transport/validate.ts";
 import {
   checkLocalFiles,
   checkNodeOptions,
-  DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_CONTROL_PERSIST_S,
-  defaultControlDir,
-  env,
+  resolveNodeOptions,
   type SshNodeOptions,
 } from "./_node_options.ts";
 import {
@@ -136,31 +133,32 @@ export class SshNode {
    * @param options the node's identity and transport settings
    */
   constructor(options: SshNodeOptions) {
-    const o = options ?? ({} as SshNodeOptions);
+    // The defaults are written once, in resolveNodeOptions: the rig file's
+    // checker validates exactly what a node would hold, without making one.
+    const o = resolveNodeOptions(options);
     this.name = o.name;
     this.host = o.host;
-    // null (no user: ssh's config decides) is kept; only absent means root.
-    this.user = o.user === null ? null : o.user ?? "root";
+    this.user = o.user;
     this.port = o.port;
-    this.transport = o.transport ?? "ssh";
+    this.transport = o.transport;
     this.relay = o.relay;
-    this.relayMode = o.relayMode ?? "nested";
-    this.ushPath = o.ushPath ?? env("FIWI_USH") ?? "ush";
-    this.controlMaster = this.transport === "ssh" && (o.controlMaster ?? true);
-    this.controlPersist = o.controlPersist ?? DEFAULT_CONTROL_PERSIST_S * 1000;
-    this.silent = o.silent ?? false;
-    this.console = o.console ?? false;
-    this.consoleCommand = o.consoleCommand ?? "dmesg -w";
+    this.relayMode = o.relayMode;
+    this.ushPath = o.ushPath;
+    this.controlMaster = o.controlMaster;
+    this.controlPersist = o.controlPersist;
+    this.silent = o.silent;
+    this.console = o.console;
+    this.consoleCommand = o.consoleCommand;
     this.device = o.device;
     this.devip = o.devip;
-    this.sshConfig = o.sshConfig ?? env("FIWI_SSH_CONFIG");
+    this.sshConfig = o.sshConfig;
     this.identityFile = o.identityFile;
-    this.sshOptions = { ...(o.sshOptions ?? {}) };
-    this.hostKeyCheck = o.hostKeyCheck ?? "default";
-    this.connectTimeout = o.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    this.sshOptions = o.sshOptions;
+    this.hostKeyCheck = o.hostKeyCheck;
+    this.connectTimeout = o.connectTimeout;
     this.ioTimeout = o.ioTimeout;
     this.cmdTimeout = o.cmdTimeout;
-    this.controlDir = o.controlDir ?? defaultControlDir();
+    this.controlDir = o.controlDir;
     const ref = new WeakRef(this);
     registry.add(ref);
     finalizer.register(this, ref);

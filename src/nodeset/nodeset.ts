@@ -6,8 +6,9 @@
  * `[::1]:2222`, `lab.example.com`). Operators: `,` union, `!` difference,
  * `&` intersection, `^` symmetric difference, read strictly from left to
  * right as ClusterShell does (`a,b&c` is `(a,b)&c`); a pattern that starts
- * with `!` starts from every node. Pure functions: the rig supplies names
- * and groups and turns ad-hoc hosts into nodes.
+ * with `!` starts from every node. Pure functions with no dependency above
+ * `errors.ts`: the rig supplies names and groups and turns ad-hoc hosts into
+ * nodes. Folding (`foldNames`, `formatNodeList`) is in fold.ts.
  *
  * @example
  * ```ts
@@ -21,9 +22,12 @@
  */
 
 import { globToRegExp } from "jsr:@std/path@^1";
+import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
 import { ConfigurationError } from "../errors.ts";
-import { formatNodeList } from "../fanout/collate.ts";
-import { closest } from "../rigfile/_rig_checker.ts";
+
+// Folding lives beside expanding, in fold.ts; re-exported so this file is
+// the whole node-set API.
+export { foldNames, formatNodeList } from "./fold.ts";
 
 /** What a pattern is matched against. */
 export interface NodeSetUniverse {
@@ -321,19 +325,6 @@ export function selectNames(pattern: string, u: NodeSetUniverse): string[] {
   return picked;
 }
 
-/**
- * Fold names into a clush-style node set for display (`n01,n02,n03` →
- * `n[01-03]`); `expandRanges` of each item gives the names back. Names
- * holding `:` or brackets (ad-hoc hosts with a port, IPv6) are kept whole,
- * after the folded ones.
- */
-export function foldNames(names: readonly string[]): string {
-  const whole = names.filter((n) => /[:[\]]/.test(n));
-  const plain = names.filter((n) => !/[:[\]]/.test(n));
-  return [formatNodeList(plain), ...new Set(whole)].filter((s) => s !== "")
-    .join(",");
-}
-
 function listed(items: readonly string[]): string {
   const shown = items.slice(0, 8).map((n) => `"${n}"`).join(", ");
   return items.length > 8 ? `${shown} and ${items.length - 8} more` : shown;
@@ -343,4 +334,18 @@ function hint(item: string, u: NodeSetUniverse): string {
   const near = /[*?[]/.test(item) ? null : closest(item, u.names);
   if (near) return `: did you mean "${near}"?`;
   return `: nodes are ${listed(u.names)}`;
+}
+
+/**
+ * The known name closest to `word`, when close enough to be a typo. (The
+ * rig-file checker has its own for keys: this layer sits below it.)
+ */
+function closest(word: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d: number = levenshteinDistance(word.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
 }

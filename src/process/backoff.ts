@@ -52,7 +52,15 @@ export interface RetryPolicy {
   retryStarted: boolean;
 }
 
-/** The defaults of `rexec`: 3 attempts, 1 s then 2 s apart (4 s cap). */
+/**
+ * The defaults of `rexec`: 3 attempts, 1 s then 2 s apart (4 s cap).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_RETRY } from "../../mod.ts";
+ * console.log(DEFAULT_RETRY.attempts);
+ * ```
+ */
 export const DEFAULT_RETRY: Readonly<Required<Omit<RetryOptions, "delays">>> =
   Object.freeze({
     attempts: 3,
@@ -81,6 +89,13 @@ function checkDelay(name: string, value: unknown): number {
  * Validate retry options and resolve them into a {@linkcode RetryPolicy};
  * `false` means a single attempt. Throws {@linkcode ConfigurationError} for
  * a bad value.
+ *
+ * @example
+ * ```ts
+ * import { resolveRetry } from "../../mod.ts";
+ * console.log(resolveRetry(false)); // { attempts: 1, delays: [], retryStarted: false }
+ * console.log(resolveRetry({ attempts: 2 }).attempts); // 2
+ * ```
  */
 export function resolveRetry(
   options: RetryOptions | false | undefined,

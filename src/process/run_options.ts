@@ -9,7 +9,10 @@ import { ConfigurationError, type FiwiError, showValue } from "../errors.ts";
 import type { EofPolicy, Line } from "./lines.ts";
 import type { RetryOptions } from "./backoff.ts";
 
-/** Per-run options of `SshSession.postCmd` and `SshNode.rexec`. */
+/**
+ * Per-run options of `SshSession.postCmd`, `SshNode.rexec` and `runAll`:
+ * what a user passes to one run.
+ */
 export interface RunOptions {
   /** ms until the remote command is known to have begun (default: the node's, 15 s). */
   connectTimeout?: number;
@@ -25,10 +28,31 @@ export interface RunOptions {
   eof?: EofPolicy;
   /**
    * Written whole to the command's stdin (text line by line), then EOF.
-   * Binary-safe. Without it the command reads EOF at once. A
-   * {@linkcode StdinStream} is copied chunk by chunk as the client takes it
-   * (file transfers); every chunk written counts as activity for the io
-   * timeout.
+   * Binary-safe. Without it the command reads EOF at once.
+   */
+  stdin?: string | Uint8Array;
+  /** Bytes kept per stream in the result (default 1 MiB); lines still stream. */
+  maxOutput?: number;
+  /**
+   * `SshNode.rexec` only: retry a run whose connection failed before the
+   * command began (default: 3 attempts, 1 s then 2 s apart); `false`: one
+   * attempt. See src/connection/retry.ts.
+   */
+  retry?: RetryOptions | false;
+}
+
+/**
+ * The options of one run inside the library: {@linkcode RunOptions} (less
+ * `retry`, which the caller's retry loop handles) plus the raw byte
+ * plumbing of file transfers. Internal: not exported from `mod.ts`; run
+ * with `runRaw` (src/process/session.ts).
+ */
+export interface RawRunOptions extends Omit<RunOptions, "stdin" | "retry"> {
+  /**
+   * As {@linkcode RunOptions.stdin}, or a {@linkcode StdinStream} copied
+   * chunk by chunk as the client takes it; every chunk written counts as
+   * activity for the io timeout. A stream is read once: a retried run
+   * needs a new one.
    */
   stdin?: string | Uint8Array | StdinStream;
   /**
@@ -41,21 +65,13 @@ export interface RunOptions {
   stdoutSink?: (chunk: Uint8Array) => void | Promise<void>;
   /**
    * Raw stdout straight into this existing file, written by the client
-   * itself (file transfers): `stdout` in the result stays empty. The file's
-   * growth counts as activity for the io timeout and is reported to
-   * `onStdoutFile` (bytes so far).
+   * itself: `stdout` in the result stays empty. The file's growth counts as
+   * activity for the io timeout and is reported to `onStdoutFile` (bytes so
+   * far).
    */
   stdoutFile?: string;
   /** With `stdoutFile`: called with the file's size as it grows. */
   onStdoutFile?: (bytes: number) => void;
-  /** Bytes kept per stream in the result (default 1 MiB); lines still stream. */
-  maxOutput?: number;
-  /**
-   * `SshNode.rexec` only: retry a run whose connection failed before the
-   * command began (default: 3 attempts, 1 s then 2 s apart); `false`: one
-   * attempt. See src/connection/retry.ts.
-   */
-  retry?: RetryOptions | false;
 }
 
 /**
@@ -150,30 +166,33 @@ export function validateTimeout(name: string, value: unknown): void {
 }
 
 /**
- * Check the run-time options of one run (timeouts, `maxOutput`, `eof`,
- * `stdin`): throws {@linkcode ConfigurationError} naming the bad value.
+ * Check the options a user passes to one run (timeouts, `maxOutput`,
+ * `eof`, `stdin`): throws {@linkcode ConfigurationError} naming the bad
+ * value. A stream `stdin` is refused: it is internal plumbing
+ * ({@linkcode RawRunOptions}).
  */
 export function validateRunOptions(options: RunOptions): void {
-  validateTimeout("connectTimeout", options.connectTimeout);
-  validateTimeout("ioTimeout", options.ioTimeout);
-  validateTimeout("cmdTimeout", options.cmdTimeout);
-  const { maxOutput, eof, stdin, stdoutSink } = options;
+  validateCommonOptions(options);
+  const { stdin } = options;
   if (
-    maxOutput !== undefined &&
-    (typeof maxOutput !== "number" || !Number.isInteger(maxOutput) ||
-      maxOutput < 0)
+    stdin !== undefined && typeof stdin !== "string" &&
+    !(stdin instanceof Uint8Array)
   ) {
     throw new ConfigurationError(
-      `Invalid maxOutput ${
-        showValue(maxOutput)
-      }: give a whole number of bytes >= 0`,
+      `Invalid stdin ${showValue(stdin)}: give a string or a Uint8Array`,
     );
   }
-  if (eof !== undefined && eof !== "emit" && eof !== "strict") {
-    throw new ConfigurationError(
-      `Invalid eof ${showValue(eof)}: use "emit" or "strict"`,
-    );
-  }
+}
+
+/**
+ * Check the options of one run inside the library: those of
+ * {@linkcode validateRunOptions}, a stream `stdin` allowed, and the raw
+ * stdout plumbing. Throws {@linkcode ConfigurationError} naming the bad
+ * value.
+ */
+export function validateRawRunOptions(options: RawRunOptions): void {
+  validateCommonOptions(options);
+  const { stdin, stdoutSink } = options;
   if (
     stdin !== undefined && typeof stdin !== "string" &&
     !(stdin instanceof Uint8Array) && !isStdinStream(stdin)
@@ -192,8 +211,32 @@ export function validateRunOptions(options: RunOptions): void {
   validateStdoutFile(options);
 }
 
+/** The checks both kinds of run options share (all but `stdin`). */
+function validateCommonOptions(options: RawRunOptions | RunOptions): void {
+  validateTimeout("connectTimeout", options.connectTimeout);
+  validateTimeout("ioTimeout", options.ioTimeout);
+  validateTimeout("cmdTimeout", options.cmdTimeout);
+  const { maxOutput, eof } = options;
+  if (
+    maxOutput !== undefined &&
+    (typeof maxOutput !== "number" || !Number.isInteger(maxOutput) ||
+      maxOutput < 0)
+  ) {
+    throw new ConfigurationError(
+      `Invalid maxOutput ${
+        showValue(maxOutput)
+      }: give a whole number of bytes >= 0`,
+    );
+  }
+  if (eof !== undefined && eof !== "emit" && eof !== "strict") {
+    throw new ConfigurationError(
+      `Invalid eof ${showValue(eof)}: use "emit" or "strict"`,
+    );
+  }
+}
+
 function validateStdoutFile(
-  { stdoutFile, stdoutSink, onStdoutFile }: RunOptions,
+  { stdoutFile, stdoutSink, onStdoutFile }: RawRunOptions,
 ): void {
   if (
     stdoutFile !== undefined &&

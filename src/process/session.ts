@@ -25,9 +25,11 @@ import { buildResult } from "./result.ts";
 import {
   DEFAULT_MAX_OUTPUT,
   isStdinStream,
+  type RawRunOptions,
   type RunOptions,
   type RunResult,
   unstartedResult,
+  validateRawRunOptions,
   validateRunOptions,
 } from "./run_options.ts";
 import { type Client, hasControllingTerminal, spawnClient } from "./spawn.ts";
@@ -166,6 +168,25 @@ export class SshSession {
   }
 }
 
+/**
+ * Run `cmd` once on `node` with the library's own options: a stream stdin,
+ * raw stdout into a sink or a file (file transfers). Like
+ * {@linkcode SshSession.postCmd} in a session of its own: rejects only for
+ * bad input, resolves for every run-time outcome. Internal: not exported
+ * from `mod.ts`.
+ */
+export async function runRaw(
+  node: RunTarget,
+  cmd: string,
+  options: RawRunOptions,
+): Promise<RunResult> {
+  validateCommand(cmd);
+  validateRawRunOptions(options);
+  await node.prepare();
+  // No session to close: only `options.signal` stops it early.
+  return await execute(node, cmd, options, new AbortController().signal);
+}
+
 /** The payload as bytes, or null for none. Text keeps its line breaks. */
 function payloadBytes(
   stdin: string | Uint8Array | undefined,
@@ -175,7 +196,7 @@ function payloadBytes(
 }
 
 /** The stdin mode of the wrapper for a run's `stdin` option. */
-function stdinMode(stdin: RunOptions["stdin"]): StdinMode {
+function stdinMode(stdin: RawRunOptions["stdin"]): StdinMode {
   if (isStdinStream(stdin)) {
     return stdin.direct ? "direct" : { payloadBytes: stdin.size };
   }
@@ -198,7 +219,7 @@ async function feed(client: Client, stdin: string | Uint8Array): Promise<void> {
 }
 
 /** The limits of one run, options over the node's defaults. */
-function limitsOf(target: RunTarget, opts: RunOptions) {
+function limitsOf(target: RunTarget, opts: RawRunOptions) {
   return {
     connect: opts.connectTimeout ?? target.connectTimeout,
     io: opts.ioTimeout ?? target.ioTimeout,
@@ -210,7 +231,7 @@ function limitsOf(target: RunTarget, opts: RunOptions) {
 async function execute(
   target: RunTarget,
   cmd: string,
-  opts: RunOptions,
+  opts: RawRunOptions,
   closeSignal: AbortSignal,
 ): Promise<RunResult> {
   const argv = target.transportArgv(wrapCommand(cmd, stdinMode(opts.stdin)));
@@ -241,7 +262,7 @@ async function runClient(
   target: RunTarget,
   cmd: string,
   argv: string[],
-  opts: RunOptions,
+  opts: RawRunOptions,
   signal: AbortSignal,
   admission: Admission | null,
 ): Promise<RunResult> {

@@ -75,7 +75,15 @@ export type {
   StartOptions,
 } from "./_process_meta.ts";
 
-/** Default of {@linkcode KillOptions.timeout}. */
+/**
+ * Default of {@linkcode KillOptions.timeout}.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_KILL_TIMEOUT } from "../../mod.ts";
+ * console.log(DEFAULT_KILL_TIMEOUT); // ms between QUIT and KILL
+ * ```
+ */
 export const DEFAULT_KILL_TIMEOUT = 5000;
 /**
  * Waits before restarting a process watcher that keeps failing: 1 s,
@@ -118,6 +126,16 @@ function failure(what: string, node: SshNode, r: RunResult): FiwiError {
 /**
  * Starts, watches, re-adopts and stops long-running processes on nodes.
  * Dispose it (`await using`) to stop its watchers; the processes go on.
+ *
+ * @example
+ * ```ts
+ * import { ProcessManager, SshNode } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * const pm = new ProcessManager();
+ * const id = await pm.start(node, "sleep 30", { name: "sleeper" });
+ * console.log(await pm.isAlive(id)); // true
+ * await pm.kill(id);
+ * ```
  */
 export class ProcessManager {
   #procs = new Map<string, Entry>();

@@ -8,7 +8,8 @@
  */
 
 import { RigFileError } from "../errors.ts";
-import { SshNode, type SshNodeOptions } from "../node/node.ts";
+import type { SshNodeOptions } from "../node/node.ts";
+import { validateNodeOptions } from "../node/_node_options.ts";
 import {
   parseRelay,
   validateHost,
@@ -304,8 +305,9 @@ function checkNode(
     (options as unknown as Record<string, unknown>)[key] = setting.value;
   }
   if (relay) options.relay = relay;
-  // Whatever the checks above do not cover, the node itself refuses.
-  c.guardKey(path, () => new SshNode(options).validate());
+  // Whatever the checks above do not cover, the node's own check refuses,
+  // run on the options alone: a node made here would join the registry.
+  c.guardKey(path, () => validateNodeOptions(options));
   const entry: NodeEntry = { options, groups: [...groups], path };
   const ctx = { node: name, rigNodes, rig };
   if (map.power !== undefined && map.power !== null) {

@@ -54,12 +54,27 @@ import {
 } from "../rigfile/_yaml_positions.ts";
 import { checkRigTextSize, readRigText } from "../rigfile/_rig_text.ts";
 
-/** The file {@linkcode loadRig} reads when given no path. */
+/**
+ * The file {@linkcode loadRig} reads when given no path.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_RIG_FILE } from "../../mod.ts";
+ * console.log(DEFAULT_RIG_FILE); // "rigs.yaml", read from the working directory
+ * ```
+ */
 export const DEFAULT_RIG_FILE = "rigs.yaml";
 
 /**
  * The rig used when no rig file exists: this machine, no SSH. It is the
  * same as the `local` rig of the repository's `rigs.yaml`.
+ *
+ * @example
+ * ```ts
+ * import { BUILTIN_RIG_YAML, parseRig } from "../../mod.ts";
+ * const rig = parseRig(BUILTIN_RIG_YAML);
+ * console.log(rig.nodes.map((n) => n.name)); // ["local"]
+ * ```
  */
 export const BUILTIN_RIG_YAML = `default: local
 rigs:
@@ -83,7 +98,18 @@ export interface ParseRigOptions {
   home?: string;
 }
 
-/** One rig: its nodes, groups, and node-set selection. */
+/**
+ * One rig: its nodes, groups, and node-set selection.
+ *
+ * @example
+ * ```ts
+ * import { parseRig } from "../../mod.ts";
+ * const rig = parseRig(
+ *   "rigs:\n  lab:\n    nodes:\n      n1: { host: localhost, transport: local, groups: [duts] }\n",
+ * );
+ * console.log(rig.select("@duts").map((n) => n.name)); // ["n1"]
+ * ```
+ */
 export class Rig implements AsyncDisposable {
   /** Rig name. */
   readonly name: string;
@@ -258,6 +284,13 @@ function parseFile(text: string, file: string, home?: string): RigFileData {
  * Parse rig-file text and build one rig. Throws {@linkcode RigFileError}
  * for anything wrong in the text, {@linkcode ConfigurationError} for an
  * unknown rig name.
+ *
+ * @example
+ * ```ts
+ * import { parseRig } from "../../mod.ts";
+ * const rig = parseRig("rigs:\n  lab:\n    nodes:\n      n1: { host: localhost, transport: local }\n");
+ * console.log(rig.nodes[0].name); // "n1"
+ * ```
  */
 export function parseRig(text: string, options: ParseRigOptions = {}): Rig {
   const file = options.file ?? "<inline>";
@@ -321,6 +354,16 @@ export function parseRig(text: string, options: ParseRigOptions = {}): Rig {
  * @param path the file (default `./rigs.yaml`; when that does not exist,
  *   the built-in `local` rig: this machine, no SSH)
  * @param name the rig (default: the file's `default`, or its only rig)
+ *
+ * @example
+ * ```ts
+ * import { loadRig } from "../../mod.ts";
+ * const file = await Deno.makeTempFile({ suffix: ".yaml" });
+ * await Deno.writeTextFile(file, "rigs:\n  lab:\n    nodes:\n      n1: { host: localhost, transport: local }\n");
+ * const rig = await loadRig(file, "lab");
+ * console.log(rig.nodes.map((n) => n.name)); // ["n1"]
+ * await Deno.remove(file);
+ * ```
  */
 export async function loadRig(path?: string, name?: string): Promise<Rig> {
   const file = path ?? DEFAULT_RIG_FILE;

@@ -35,7 +35,15 @@ import { ConfigurationError, TimeoutError } from "../errors.ts";
 import { SshNode } from "../node/node.ts";
 import { DEFAULT_RIG_FILE, parseRig, Rig } from "./rig.ts";
 
-/** How long a {@linkcode rigTest} may run by default (ms). */
+/**
+ * How long a {@linkcode rigTest} may run by default (ms).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_RIG_TEST_TIMEOUT } from "../../mod.ts";
+ * console.log(DEFAULT_RIG_TEST_TIMEOUT); // 60000 ms per rig test
+ * ```
+ */
 export const DEFAULT_RIG_TEST_TIMEOUT = 60_000;
 
 /** Where the test rig comes from ({@linkcode findTestRig}). */
@@ -89,6 +97,13 @@ function isFile(path: string): boolean | Error {
  * Find the rig the environment names (see the module doc for the order),
  * or say why there is none. Reads variables and checks that a file exists;
  * it does not parse anything.
+ *
+ * @example
+ * ```ts
+ * import { findTestRig } from "../../mod.ts";
+ * const source = findTestRig();
+ * console.log(source.kind); // "none" unless FIWI_REMOTE_IP or FIWI_TEST_RIG is set
+ * ```
  */
 export function findTestRig(): TestRigSource {
   let rigFile: string | undefined;
@@ -155,6 +170,16 @@ function remoteRig(): Rig {
  * `all`), narrowed by the source's `FIWI_NODES`. Throws
  * {@linkcode ConfigurationError} when there is no rig or no node is left, and
  * {@linkcode RigFileError} for a bad rig file.
+ *
+ * @example
+ * ```ts
+ * import { findTestRig, loadTestRig } from "../../mod.ts";
+ * const source = findTestRig();
+ * if (source.kind !== "none") {
+ *   const { nodes } = loadTestRig(source, "all");
+ *   console.log(nodes.map((n) => n.name));
+ * }
+ * ```
  */
 export function loadTestRig(
   source: TestRigSource = findTestRig(),
@@ -236,6 +261,21 @@ async function runBounded(
  *
  * @param name test name
  * @param fn test body
+ *
+ * @example
+ * ```ts
+ * import { rigTest } from "../../mod.ts";
+ * // At the top level of a *_test.ts file (here wrapped, as Deno.test does
+ * // not nest):
+ * const register = () =>
+ *   rigTest("every node runs uname", async ({ nodes }) => {
+ *     for (const node of nodes) {
+ *       const r = await node.rexec("uname -s");
+ *       if (!r.success) throw new Error(`${node.name}: ${r.stderr}`);
+ *     }
+ *   });
+ * console.log(typeof register);
+ * ```
  */
 export function rigTest(
   name: string,
@@ -246,6 +286,22 @@ export function rigTest(
  * `timeout`).
  *
  * @param options name, body, node pattern, time limit and Deno test options
+ *
+ * @example
+ * ```ts
+ * import { rigTest } from "../../mod.ts";
+ * // At the top level of a *_test.ts file (wrapped here: Deno.test does not nest):
+ * const register = () =>
+ *   rigTest({
+ *     name: "the DUTs answer",
+ *     nodes: "@duts",
+ *     timeout: 10_000,
+ *     fn: async ({ nodes }) => {
+ *       for (const node of nodes) await node.rexec("true");
+ *     },
+ *   });
+ * console.log(typeof register);
+ * ```
  */
 export function rigTest(options: RigTestOptions): void;
 export function rigTest(

@@ -10,18 +10,10 @@ import { getLogger } from "npm:@logtape/logtape@^2";
 import { ConfigurationError } from "../errors.ts";
 import type { Line } from "../process/lines.ts";
 import type { RunResult } from "../process/run_options.ts";
+import { describeOutcome } from "../process/outcome.ts";
 
 const log = getLogger(["fiwi", "command"]);
 const encoder = new TextEncoder();
-
-/** How a run ended, in a few words: `exit 0`, `io timeout`, `aborted`. */
-export function describeOutcome(result: RunResult): string {
-  if (result.timedOut) return `${result.timedOut} timeout`;
-  if (result.aborted) return "aborted";
-  if (result.error) return `error: ${result.error.message}`;
-  if (result.signal) return `signal ${result.signal}`;
-  return `exit ${result.code}`;
-}
 
 /** An open log file; writes are queued, so line callbacks never wait. */
 export class RunLog {
@@ -81,7 +73,7 @@ export class RunLog {
   end(index: number, result: RunResult): void {
     this.#write(
       `===== end of run ${index} | node ${result.node} | ${
-        describeOutcome(result)
+        describeOutcome(result).key
       } | ${Math.round(result.durationMs)} ms\n`,
     );
   }

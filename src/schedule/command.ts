@@ -2,12 +2,13 @@
  * Command: a command run on one node on a schedule, once, N times, or until
  * stopped.
  *
- * Fires are deadline-based on one monotonic clock: fire k is due at
- * `t0 + initialDelay + k·interval` (plus its jitter), and the wait before it
- * is whatever remains until then, so the time a run takes never pushes later
- * fires back. Runs never overlap: a run that outlasts its period either
- * gives up the grid points it missed (`overrun: "skip"`) or fires the next
- * run at once (`"immediate"`), never a burst of catch-up runs.
+ * Fires are deadline-based on one monotonic clock, the grid of
+ * {@linkcode scheduleTicks}: fire k is due at `t0 + initialDelay + k·interval`
+ * (plus its jitter), and the wait before it is whatever remains until then,
+ * so the time a run takes never pushes later fires back. Runs never overlap:
+ * a run that outlasts its period either gives up the grid points it missed
+ * (`overrun: "skip"`) or fires the next run at once (`"immediate"`), never a
+ * burst of catch-up runs.
  *
  * @example
  * ```ts
@@ -24,7 +25,9 @@
 
 import { getLogger } from "npm:@logtape/logtape@^2";
 import { type Clock, monotonicClock } from "../process/clock.ts";
-import { describeOutcome, RunLog } from "./_run_log.ts";
+import { RunLog } from "./_run_log.ts";
+import { describeOutcome } from "../process/outcome.ts";
+import { scheduleTicks } from "./ticks.ts";
 import { ConfigurationError, FiwiError } from "../errors.ts";
 import type { Line } from "../process/lines.ts";
 import type { SshNode } from "../node/node.ts";
@@ -61,7 +64,15 @@ export interface RunRecord {
   result: RunResult;
 }
 
-/** How many {@linkcode RunRecord}s a command keeps: the last 100. */
+/**
+ * How many {@linkcode RunRecord}s a command keeps: the last 100.
+ *
+ * @example
+ * ```ts
+ * import { MAX_RUN_RECORDS } from "../../mod.ts";
+ * console.log(MAX_RUN_RECORDS); // Command.runs keeps the last 100
+ * ```
+ */
 export const MAX_RUN_RECORDS = 100;
 
 const log = getLogger(["fiwi", "command"]);
@@ -82,6 +93,16 @@ function thrownResult(node: string, cmd: string, e: unknown): RunResult {
  * the schedule; {@linkcode Command.start} begins it, {@linkcode Command.stop}
  * ends it (stopping a run in progress, remote process included), and
  * {@linkcode Command.done} resolves once it has ended either way.
+ *
+ * @example
+ * ```ts
+ * import { Command, SshNode } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * const cmd = new Command(node, "date +%s", { interval: 50, count: 2 });
+ * await cmd.start();
+ * await cmd.done;
+ * console.log(cmd.runCount, cmd.state); // 2 "finished"
+ * ```
  */
 export class Command {
   /** `count` for a command that runs until stopped. */
@@ -253,58 +274,37 @@ export class Command {
     runLog: RunLog | null,
   ): Promise<{ state: CommandState; error: FiwiError | null }> {
     const o = this.#options;
-    const interval = this.interval;
-    const base = t0 + (o.initialDelay ?? 0);
-    const jitter = () => o.jitter ? (o.random ?? Math.random)() * o.jitter : 0;
     const stopped = this.#stopper.signal;
-    let k = 0;
-    let due = base + jitter();
-    for (;;) {
-      await this.#waitUntil(due);
-      if (stopped.aborted) return { state: "stopped", error: null };
-      const record = await this.#runOnce(due, runLog);
+    const ticks = scheduleTicks({
+      interval: this.interval,
+      count: this.count === Command.COUNT_FOREVER ? undefined : this.count,
+      initialDelay: o.initialDelay,
+      jitter: o.jitter,
+      random: o.random,
+      overrun: o.overrun,
+      clock: this.#clock,
+      start: t0,
+      signal: stopped,
+    });
+    for await (const tick of ticks) {
+      const record = await this.#runOnce(tick.due, runLog);
       const result = record.result;
-      if (stopped.aborted) return { state: "stopped", error: null };
+      if (stopped.aborted) break;
       if (result.timedOut || result.error) {
         log.warn("Run {index} of {cmd} on {node} failed: {outcome}", {
           node: this.node.name,
           cmd: this.cmd,
           index: record.index,
-          outcome: describeOutcome(result),
+          outcome: describeOutcome(result).sentence,
         });
         if ((o.onError ?? "stop") === "stop") {
           return { state: "failed", error: result.error };
         }
       }
-      if (interval <= 0) return { state: "finished", error: null };
-      if (
-        this.count !== Command.COUNT_FOREVER && this.#runCount >= this.count
-      ) {
-        return { state: "finished", error: null };
-      }
-      k++;
-      const now = this.#clock.now();
-      if (now <= base + k * interval) {
-        due = base + k * interval + jitter();
-      } else if ((o.overrun ?? "skip") === "skip") {
-        k = Math.ceil((now - base) / interval);
-        due = base + k * interval + jitter();
-      } else {
-        // The latest missed grid point fires now; the ones before it are
-        // dropped, so a long run never leaves a backlog behind it.
-        k = Math.floor((now - base) / interval);
-        due = base + k * interval;
-      }
     }
-  }
-
-  async #waitUntil(due: number): Promise<void> {
-    const stopped = this.#stopper.signal;
-    for (;;) {
-      const now = this.#clock.now();
-      if (now >= due || stopped.aborted) return;
-      await this.#clock.sleep(due - now, stopped);
-    }
+    return stopped.aborted
+      ? { state: "stopped", error: null }
+      : { state: "finished", error: null };
   }
 
   async #runOnce(

@@ -64,7 +64,15 @@ export interface AbnormalStop {
   at: Date;
 }
 
-/** How many abnormal stops the history keeps (the oldest go first). */
+/**
+ * How many abnormal stops the history keeps (the oldest go first).
+ *
+ * @example
+ * ```ts
+ * import { MAX_ABNORMAL_HISTORY } from "../../mod.ts";
+ * console.log(MAX_ABNORMAL_HISTORY); // entries listAbnormalHistory() keeps
+ * ```
+ */
 export const MAX_ABNORMAL_HISTORY = 1000;
 
 const log = getLogger(["fiwi", "manager"]);
@@ -75,6 +83,16 @@ let lastId = 0;
 /**
  * Runs {@linkcode Command}s by id. Dispose it (`await using`) or call
  * {@linkcode CommandManager.stopAll} to stop everything it started.
+ *
+ * @example
+ * ```ts
+ * import { CommandManager, SshNode } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * const mgr = new CommandManager();
+ * const id = await mgr.addCommand({ node, cmd: "true", interval: 1000 });
+ * console.log(mgr.listActive().map((c) => c.id === id)); // [true]
+ * await mgr.stopAll();
+ * ```
  */
 export class CommandManager {
   #active = new Map<string, Command>();

@@ -94,7 +94,15 @@ export interface ShellResult {
   durationMs: number;
 }
 
-/** Default of {@linkcode ExpectOptions.timeout}. */
+/**
+ * Default of {@linkcode ExpectOptions.timeout}.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_EXPECT_TIMEOUT } from "../../mod.ts";
+ * console.log(DEFAULT_EXPECT_TIMEOUT); // 30000 ms for expect() without a timeout
+ * ```
+ */
 export const DEFAULT_EXPECT_TIMEOUT = 30_000;
 
 const log = getLogger(["fiwi", "shell"]);
@@ -128,6 +136,15 @@ function escapeRegExp(text: string): string {
 /**
  * A named long-lived shell on a node; get one with `node.openShell(name)`.
  * Runs are queued: one command at a time, in call order.
+ *
+ * @example
+ * ```ts
+ * import { SshNode } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * await using sh = await node.openShell("doc-shell");
+ * await sh.run("cd /tmp");
+ * console.log((await sh.run("pwd")).stdout); // "/tmp\n"
+ * ```
  */
 export class Shell {
   /** The node the shell runs on. */
@@ -443,6 +460,14 @@ async function openOnce(
  * `AuthenticationError`, `HostKeyError`) or a connect
  * {@linkcode TimeoutError} when the shell cannot start, and with
  * {@linkcode FiwiError} when a shell of that name is already open there.
+ *
+ * @example
+ * ```ts
+ * import { openShell, SshNode } from "../../mod.ts";
+ * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+ * await using sh = await openShell(node, "doc-open-shell");
+ * console.log((await sh.run("echo $((1 + 2))")).stdout); // "3\n"
+ * ```
  */
 export async function openShell(
   node: ShellTarget,

@@ -10,11 +10,11 @@
 import { ConfigurationError, FiwiError, showValue } from "../errors.ts";
 import { resolveRetry } from "../process/backoff.ts";
 import {
-  type RunOptions,
+  type RawRunOptions,
   type RunResult,
   validateTimeout,
 } from "../process/run_options.ts";
-import { type RunTarget, SshSession } from "../process/session.ts";
+import { runRaw, type RunTarget } from "../process/session.ts";
 import { controlPool, type PoolNode } from "../connection/pool.ts";
 import { retryRun } from "../connection/retry.ts";
 import { firstLines } from "./_transfer_local.ts";
@@ -107,8 +107,11 @@ export function validateDestDir(destDir: unknown): asserts destDir is string {
   }
 }
 
-/** The run options of one remote run of a transfer. */
-export function runOptions(options: TransferOptions): RunOptions {
+/**
+ * The run options of one remote run of a transfer: the internal kind, which
+ * the transfer adds its stream stdin or raw stdout to.
+ */
+export function runOptions(options: TransferOptions): RawRunOptions {
   return {
     connectTimeout: options.connectTimeout,
     ioTimeout: options.ioTimeout,
@@ -125,14 +128,11 @@ export function runOptions(options: TransferOptions): RunOptions {
 export function runWithRetry(
   node: TransferTarget,
   cmd: string,
-  options: () => RunOptions,
+  options: () => RawRunOptions,
   signal?: AbortSignal,
 ): Promise<RunResult> {
   return retryRun(
-    async () => {
-      await using session = new SshSession(node);
-      return await session.postCmd(cmd, options());
-    },
+    () => runRaw(node, cmd, options()),
     resolveRetry(undefined),
     {
       signal,
