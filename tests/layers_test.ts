@@ -29,7 +29,7 @@ const RANK: Record<string, number> = {
   errors: 0,
   nodeset: 1,
   transport: 1,
-  rigfile: 1,
+  rigfile: 2,
   process: 2,
   connection: 3,
   shell: 3,

@@ -340,7 +340,10 @@ function hint(item: string, u: NodeSetUniverse): string {
  * The known name closest to `word`, when close enough to be a typo. (The
  * rig-file checker has its own for keys: this layer sits below it.)
  */
-function closest(word: string, known: readonly string[]): string | null {
+export function closest(
+  word: string,
+  known: readonly string[],
+): string | null {
   let best: string | null = null;
   let bestDistance = Infinity;
   for (const k of known) {

@@ -7,8 +7,8 @@
  * @module
  */
 
+import { closest } from "../nodeset/nodeset.ts";
 import { dirname, isAbsolute, join } from "jsr:@std/path@^1";
-import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
 import { ConfigurationError, RigFileError } from "../errors.ts";
 import { parseDuration, shown } from "./duration.ts";
 import type { LocatedYaml, PathStep } from "./_yaml_positions.ts";
@@ -251,13 +251,5 @@ export class Checker {
   }
 }
 
-/** The closest known key, when close enough to be a typo. */
-export function closest(word: string, known: readonly string[]): string | null {
-  let best: string | null = null;
-  let bestDistance = Infinity;
-  for (const k of known) {
-    const d = levenshteinDistance(word.toLowerCase(), k.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [k, d];
-  }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
-}
+/** The closest known key, when close enough to be a typo (one rule for node names and keys). */
+export { closest };
