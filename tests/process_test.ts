@@ -17,9 +17,13 @@ import {
 } from "../mod.ts";
 import {
   checkStart,
+  parseList,
   parseMeta,
   parseState,
+  parseWatchLine,
 } from "../src/process_manager/_process_meta.ts";
+import { crash } from "../src/process_manager/_crash.ts";
+import { killStages } from "../src/process_manager/_kill.ts";
 import {
   countCarrying,
   countExact,
@@ -89,6 +93,54 @@ Deno.test("checkStart() refuses names, roles, log paths and env it cannot pass o
     assertThrows(() => checkStart(options), ConfigurationError, message);
   }
 });
+
+Deno.test("parseList() and parseWatchLine() read what the node scripts print", () => {
+  const node = new SshNode({
+    name: "n",
+    host: "localhost",
+    transport: "local",
+  });
+  const listed = parseList(
+    node,
+    "@@ a-1\npid=7\nstate=running \n@@ b-2\npid=8\nstate=exited 3\n" +
+      "@@ c-3\npid=9\n",
+  );
+  assertEquals(listed.map((p) => [p.info.id, p.info.pid, p.exit]), [
+    ["a-1", 7, null],
+    ["b-2", 8, { code: 3, source: "monitor" }],
+    ["c-3", 9, { code: null, source: "lost" }],
+  ]);
+  const lines: [string, unknown][] = [
+    ["exit a-1 0", { id: "a-1", status: { code: 0, source: "monitor" } }],
+    ["exit a-1 137", { id: "a-1", status: { code: 137, source: "monitor" } }],
+    ["lost b-2", { id: "b-2", status: { code: null, source: "lost" } }],
+    ["started x", null],
+    ["", null],
+  ];
+  for (const [line, want] of lines) {
+    assertEquals(parseWatchLine(line), want, line);
+  }
+});
+
+Deno.test("killStages() orders roles as given, the rest last, and refuses a bad order", () => {
+  const procs = ["db", "app", null, "db", "lb"].map((role, i) => ({
+    id: `p${i}`,
+    role,
+  }));
+  const ids = (order: string[] | undefined) =>
+    killStages(procs, order).map((stage) => stage.map((p) => p.id));
+  assertEquals(ids(["lb", "app", "db"]), [["p4"], ["p1"], ["p0", "p3"], [
+    "p2",
+  ]]);
+  assertEquals(ids(undefined), [["p0", "p1", "p2", "p3", "p4"]]);
+  assertEquals(ids(["web"]), [[], ["p0", "p1", "p2", "p3", "p4"]]);
+  assertThrows(
+    () => killStages(procs, "db" as unknown as string[]),
+    ConfigurationError,
+    "Invalid order",
+  );
+});
+
 const META_DIR = '"${XDG_RUNTIME_DIR:-/tmp}/fiwi-proc-$(id -u)"';
 
 /** Collects every exit a manager reports; `wait(id)` resolves with one. */
@@ -241,7 +293,7 @@ Deno.test({ name: "ProcessManager", ignore }, async (t) => {
       "crash() is learned as an unexpected exit; kill() then cleans up",
       async () => {
         const id = await pm.start(node, "sleep 3544", { name: "victim" });
-        await pm.crash(id);
+        await crash(pm, id);
         const e = await exited.wait(id);
         assertEquals([e.code, e.source, e.name], [137, "monitor", "victim"]);
         assertNotEquals(await metaFile(rig, id), "");

@@ -102,7 +102,21 @@ export interface ProcessManagerOptions {
 const SAFE_NAME = /^[A-Za-z0-9_.-]+$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Validate start options; throws {@linkcode ConfigurationError}. */
+/**
+ * Validate start options; throws {@linkcode ConfigurationError}.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals, assertThrows } from "jsr:@std/assert@^1";
+ * import { checkStart } from "./_process_meta.ts";
+ * assertEquals(checkStart({ role: "server" }), {
+ *   name: "proc",
+ *   role: "server",
+ *   env: {},
+ * });
+ * assertThrows(() => checkStart({ name: "two words" }));
+ * ```
+ */
 export function checkStart(
   options: StartOptions,
 ): { name: string; role: string | null; env: Record<string, string> } {
@@ -140,7 +154,19 @@ export function checkStart(
   return { name, role, env };
 }
 
-/** Parse `key=value` metadata lines into a {@linkcode ProcessInfo}. */
+/**
+ * Parse `key=value` metadata lines into a {@linkcode ProcessInfo}.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { SshNode } from "../../mod.ts";
+ * import { parseMeta } from "./_process_meta.ts";
+ * const node = new SshNode({ name: "n1", host: "10.0.0.5" });
+ * const info = parseMeta("web-1", node, 'pid=120\nspec={"name":"web"}\n');
+ * assertEquals([info.pid, info.name, info.role], [120, "web", null]);
+ * ```
+ */
 export function parseMeta(
   id: string,
   node: SshNode,
@@ -172,7 +198,17 @@ export function parseMeta(
   };
 }
 
-/** Parse `<state> <code>` (running, exited, lost, gone) into an exit. */
+/**
+ * Parse `<state> <code>` (running, exited, lost, gone) into an exit.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { parseState } from "./_process_meta.ts";
+ * assertEquals(parseState("running \n"), null);
+ * assertEquals(parseState("exited 3\n"), { code: 3, source: "monitor" });
+ * ```
+ */
 export function parseState(line: string): ExitStatus | null {
   const [st, rc] = line.trim().split(" ");
   if (st === "running") return null;
@@ -180,4 +216,64 @@ export function parseState(line: string): ExitStatus | null {
     return { code: Number(rc), source: "monitor" };
   }
   return { code: null, source: "lost" };
+}
+
+/** One process recorded on a node: its metadata and, if it ended, how. */
+export interface ListedProcess {
+  /** The metadata (its `exit` is null). */
+  info: ProcessInfo;
+  /** How it ended, or null while it runs. */
+  exit: ExitStatus | null;
+}
+
+/**
+ * Parse what `listScript` printed (`@@ <id>`, the metadata lines, then
+ * `state=<state> <code>` for each process) for the processes on `node`.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { SshNode } from "../../mod.ts";
+ * import { parseList } from "./_process_meta.ts";
+ * const node = new SshNode({ name: "n1", host: "10.0.0.5" });
+ * const listed = parseList(node, "@@ a-1\npid=7\nstate=exited 0\n");
+ * assertEquals(listed.map((p) => [p.info.id, p.info.pid, p.exit]), [
+ *   ["a-1", 7, { code: 0, source: "monitor" }],
+ * ]);
+ * ```
+ */
+export function parseList(node: SshNode, text: string): ListedProcess[] {
+  return text.split(/^@@ /m).slice(1).map((block) => {
+    const nl = block.indexOf("\n");
+    const id = block.slice(0, nl);
+    const body = block.slice(nl + 1);
+    const state = /^state=(.*)$/m.exec(body)?.[1] ?? "lost";
+    return { info: parseMeta(id, node, body), exit: parseState(state) };
+  });
+}
+
+/**
+ * Parse a line of `watchScript` (`exit <id> <code>` or `lost <id>`) into the
+ * process that ended and how; null for any other line.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { parseWatchLine } from "./_process_meta.ts";
+ * assertEquals(parseWatchLine("exit web-1 0"), {
+ *   id: "web-1",
+ *   status: { code: 0, source: "monitor" },
+ * });
+ * assertEquals(parseWatchLine("noise"), null);
+ * ```
+ */
+export function parseWatchLine(
+  text: string,
+): { id: string; status: ExitStatus } | null {
+  const [what, id, rc] = text.split(" ");
+  if (what === "exit") {
+    return { id, status: { code: Number(rc), source: "monitor" } };
+  }
+  if (what === "lost") return { id, status: { code: null, source: "lost" } };
+  return null;
 }

@@ -119,6 +119,19 @@ export interface StartSpec {
  * Start a detached process and print its metadata, in one round trip. Exit
  * codes: 90 no metadata dir, 91 log not writable, 92 no fifo, 93 the
  * monitor did not report.
+ *
+ * @example
+ * ```ts
+ * import { assertStringIncludes } from "jsr:@std/assert@^1";
+ * import { startScript } from "./_process_scripts.ts";
+ * const script = startScript({
+ *   id: "web-1a2b3c4d",
+ *   cmd: "python3 -m http.server",
+ *   env: { PORT: "8080" },
+ *   spec: JSON.stringify({ name: "web", role: null, cmd: "python3 -m http.server" }),
+ * });
+ * assertStringIncludes(script, "export PORT=8080");
+ * ```
  */
 export function startScript(s: StartSpec): string {
   const exports = Object.entries(s.env).map(([k, v]) =>
@@ -160,7 +173,16 @@ cat "$d/$id.meta"
 `;
 }
 
-/** Print `<state> <code>` of one process: running, exited, lost or gone. */
+/**
+ * Print `<state> <code>` of one process: running, exited, lost or gone.
+ *
+ * @example
+ * ```ts
+ * import { assertStringIncludes } from "jsr:@std/assert@^1";
+ * import { stateScript } from "./_process_scripts.ts";
+ * assertStringIncludes(stateScript("web-1"), `state web-1; echo "$st $rc"`);
+ * ```
+ */
 export function stateScript(id: string): string {
   return `${DIR}${LIB}state ${shellQuote(id)}; echo "$st $rc"\n`;
 }
@@ -168,6 +190,13 @@ export function stateScript(id: string): string {
 /**
  * Print every process recorded on the node: `@@ <id>`, its metadata lines,
  * then `state=<state> <code>`.
+ *
+ * @example
+ * ```ts
+ * import { assertStringIncludes } from "jsr:@std/assert@^1";
+ * import { listScript } from "./_process_scripts.ts";
+ * assertStringIncludes(listScript(), 'echo "state=$st $rc"');
+ * ```
  */
 export function listScript(): string {
   return `${DIR}${LIB}
@@ -186,6 +215,14 @@ done
  * Stop a process: QUIT to its group, up to `timeoutMs` for it to go, then
  * KILL and as long again. Prints `<how> <code>` (how: exited, quit, kill)
  * or `stuck`, and removes the metadata unless stuck.
+ *
+ * @example
+ * ```ts
+ * import { assertStringIncludes } from "jsr:@std/assert@^1";
+ * import { killScript } from "./_process_scripts.ts";
+ * // Checks every 50 ms: 1 s is 20 checks after QUIT, 20 after KILL.
+ * assertStringIncludes(killScript("web-1", 1000), "while [ $i -lt 20 ]");
+ * ```
  */
 export function killScript(id: string, timeoutMs: number): string {
   const ticks = Math.max(1, Math.ceil(timeoutMs / 50));
@@ -221,6 +258,13 @@ echo "$how $rc"
  * (`<id>.log` in the metadata directory; a `logFile` the caller named is
  * the caller's and stays), then the directory itself if nothing else is
  * left in it.
+ *
+ * @example
+ * ```ts
+ * import { assertStringIncludes } from "jsr:@std/assert@^1";
+ * import { cleanupScript } from "./_process_scripts.ts";
+ * assertStringIncludes(cleanupScript(["a-1", "b-2"]), "for id in a-1 b-2;");
+ * ```
  */
 export function cleanupScript(ids: readonly string[]): string {
   return `${DIR}
@@ -230,7 +274,16 @@ true
 `;
 }
 
-/** KILL a process group and nothing else: a crash, for recovery tests. */
+/**
+ * KILL a process group and nothing else: a crash, for recovery tests.
+ *
+ * @example
+ * ```ts
+ * import { assertStringIncludes } from "jsr:@std/assert@^1";
+ * import { crashScript } from "./_process_scripts.ts";
+ * assertStringIncludes(crashScript("web-1"), "kill -KILL");
+ * ```
+ */
 export function crashScript(id: string): string {
   return `${DIR}${LIB}
 id=${shellQuote(id)}
@@ -240,7 +293,16 @@ if [ "$g" = 1 ]; then kill -KILL -"$p"; else kill -KILL "$p"; fi
 `;
 }
 
-/** The last `lines` lines of a log file. */
+/**
+ * The last `lines` lines of a log file.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { tailScript } from "./_process_scripts.ts";
+ * assertEquals(tailScript("/tmp/my log", 20), "tail -n 20 '/tmp/my log'");
+ * ```
+ */
 export function tailScript(log: string, lines: number): string {
   return `tail -n ${lines} ${shellQuote(log)}`;
 }
@@ -249,6 +311,13 @@ export function tailScript(log: string, lines: number): string {
  * Watch every recorded process on the node and print `exit <id> <code>` or
  * `lost <id>` once for each that ends; exits when its parent (the ssh
  * session) is gone.
+ *
+ * @example
+ * ```ts
+ * import { assertStringIncludes } from "jsr:@std/assert@^1";
+ * import { watchScript } from "./_process_scripts.ts";
+ * assertStringIncludes(watchScript(250), "nap 0.25");
+ * ```
  */
 export function watchScript(intervalMs: number): string {
   return `${DIR}${LIB}

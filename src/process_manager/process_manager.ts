@@ -37,15 +37,14 @@
 import { getLogger } from "npm:@logtape/logtape@^2";
 import { ConfigurationError, FiwiError } from "../errors.ts";
 import type { SshNode } from "../node/node.ts";
-import { SshSession } from "../process/session.ts";
-import { resolveRetry, retryDelay } from "../process/backoff.ts";
-import { type RunResult, validateTimeout } from "../process/run_options.ts";
+import { validateTimeout } from "../process/run_options.ts";
 import { validateCommand } from "../transport/validate.ts";
 import {
   checkStart,
   type ExitStatus,
   type KillAllOptions,
   type KillOptions,
+  parseList,
   parseMeta,
   parseState,
   type ProcessExit,
@@ -54,15 +53,14 @@ import {
   type StartOptions,
 } from "./_process_meta.ts";
 import {
-  cleanupScript,
-  crashScript,
-  killScript,
   listScript,
   startScript,
   stateScript,
   tailScript,
-  watchScript,
 } from "./_process_scripts.ts";
+import { killInOrder, killOnNode } from "./_kill.ts";
+import { runScript } from "./_run_script.ts";
+import { NodeWatchers } from "./_watcher.ts";
 
 export type {
   ExitSource,
@@ -85,16 +83,6 @@ export type {
  * ```
  */
 export const DEFAULT_KILL_TIMEOUT = 5000;
-/**
- * Waits before restarting a process watcher that keeps failing: 1 s,
- * doubling to 30 s while the node is unreachable (the one backoff formula,
- * src/process/backoff.ts).
- */
-const WATCH_RESTARTS = resolveRetry({
-  attempts: 100,
-  baseDelay: 1000,
-  maxDelay: 30_000,
-});
 
 const log = getLogger(["fiwi", "process"]);
 
@@ -104,23 +92,11 @@ interface Entry {
   cleaned: boolean;
 }
 
-interface Watcher {
-  session: SshSession;
-  done: Promise<void>;
-}
-
 function hex(bytes: number): string {
   return Array.from(
     crypto.getRandomValues(new Uint8Array(bytes)),
     (b) => b.toString(16).padStart(2, "0"),
   ).join("");
-}
-
-function failure(what: string, node: SshNode, r: RunResult): FiwiError {
-  const why = r.error?.message ?? (r.stderr.trim() || `exit code ${r.code}`);
-  return new FiwiError(`Cannot ${what} on node "${node.name}": ${why}`, {
-    cause: r.error ?? undefined,
-  });
 }
 
 /**
@@ -134,22 +110,17 @@ function failure(what: string, node: SshNode, r: RunResult): FiwiError {
  * const pm = new ProcessManager();
  * const id = await pm.start(node, "sleep 30", { name: "sleeper" });
  * console.log(await pm.isAlive(id)); // true
- * await pm.kill(id);
+ * await pm.killAll(); // kills it, then removes its log
  * ```
  */
 export class ProcessManager {
   #procs = new Map<string, Entry>();
-  #watchers = new Map<SshNode, Watcher>();
-  #restarts = new Map<SshNode, ReturnType<typeof setTimeout>>();
-  #failures = new Map<SshNode, number>();
   #listeners = new Set<(exit: ProcessExit) => void>();
   // Exits a watcher reported before start() had registered the id.
   #early = new Map<string, ExitStatus>();
-  // Watchers being stopped because their node has nothing left to watch.
-  #stopping = new Set<Promise<void>>();
+  // Null when the options turned watching off.
+  #watchers: NodeWatchers | null;
   #closed = false;
-  #watch: boolean;
-  #interval: number;
 
   /**
    * Create a manager; it watches the nodes of the processes it starts.
@@ -158,8 +129,12 @@ export class ProcessManager {
    */
   constructor(options: ProcessManagerOptions = {}) {
     validateTimeout("watchInterval", options.watchInterval);
-    this.#watch = options.watch ?? true;
-    this.#interval = options.watchInterval || 250;
+    this.#watchers = (options.watch ?? true)
+      ? new NodeWatchers({
+        running: (node) => this.#running(node),
+        onExit: (id, status) => this.#reported(id, status),
+      }, options.watchInterval || 250)
+      : null;
   }
 
   /**
@@ -177,24 +152,19 @@ export class ProcessManager {
     validateCommand(cmd);
     const { name, role, env } = checkStart(options);
     const id = `${name}-${hex(4)}`;
-    const r = await node.rexec(
-      startScript({
-        id,
-        cmd,
-        logFile: options.logFile,
-        env,
-        spec: JSON.stringify({ name, role, cmd }),
-      }),
-      { cmdTimeout: 30_000 },
-    );
-    if (!r.success) throw failure(`start ${JSON.stringify(cmd)}`, node, r);
-    const info = parseMeta(id, node, r.stdout);
-    const entry: Entry = { info, killing: null, cleaned: false };
-    this.#procs.set(id, entry);
+    const script = startScript({
+      id,
+      cmd,
+      logFile: options.logFile,
+      env,
+      spec: JSON.stringify({ name, role, cmd }),
+    });
+    const meta = await runScript(node, `start ${JSON.stringify(cmd)}`, script);
+    const entry = this.#add(parseMeta(id, node, meta));
     log.info("Started {id} on {node}: pid {pid}, {cmd}", {
       id,
       node: node.name,
-      pid: info.pid,
+      pid: entry.info.pid,
       role,
       cmd,
     });
@@ -203,7 +173,7 @@ export class ProcessManager {
       this.#early.delete(id);
       this.#exited(entry, early);
     }
-    this.#ensureWatcher(node);
+    this.#watchers?.watch(node);
     return id;
   }
 
@@ -215,39 +185,27 @@ export class ProcessManager {
    */
   async attach(node: SshNode): Promise<string[]> {
     this.#open();
-    const r = await node.rexec(listScript(), { cmdTimeout: 30_000 });
-    if (!r.success) throw failure("list processes", node, r);
-    const ids: string[] = [];
-    for (const block of r.stdout.split(/^@@ /m).slice(1)) {
-      const nl = block.indexOf("\n");
-      const id = block.slice(0, nl);
-      const body = block.slice(nl + 1);
-      const state = /^state=(.*)$/m.exec(body)?.[1] ?? "lost";
-      ids.push(id);
-      if (this.#procs.has(id)) continue;
-      const entry = {
-        info: parseMeta(id, node, body),
-        killing: null,
-        cleaned: false,
-      };
-      this.#procs.set(id, entry);
+    const listed = parseList(
+      node,
+      await runScript(node, "list processes", listScript()),
+    );
+    for (const { info, exit } of listed) {
+      if (this.#procs.has(info.id)) continue;
+      const entry = this.#add(info);
       log.info("Attached {id} on {node}: pid {pid}", {
-        id,
+        id: info.id,
         node: node.name,
-        pid: entry.info.pid,
+        pid: info.pid,
       });
-      const exit = parseState(state);
       if (exit) this.#exited(entry, exit);
     }
-    this.#ensureWatcher(node);
-    return ids;
+    this.#watchers?.watch(node);
+    return listed.map((p) => p.info.id);
   }
 
   /** Every process this manager knows, ended ones included until killed. */
   list(): ProcessInfo[] {
-    return [...this.#procs.values()].filter((e) => !e.cleaned).map((e) => ({
-      ...e.info,
-    }));
+    return this.#pending().map((info) => ({ ...info }));
   }
 
   /** What is known of process `id`. */
@@ -264,11 +222,12 @@ export class ProcessManager {
   async isAlive(id: string): Promise<boolean> {
     const entry = this.#entry(id);
     if (entry.info.exit) return false;
-    const r = await entry.info.node.rexec(stateScript(id), {
-      cmdTimeout: 30_000,
-    });
-    if (!r.success) throw failure("check a process", entry.info.node, r);
-    const exit = parseState(r.stdout);
+    const state = await runScript(
+      entry.info.node,
+      "check a process",
+      stateScript(id),
+    );
+    const exit = parseState(state);
     if (!exit) return true;
     if (!entry.killing) this.#exited(entry, exit);
     return false;
@@ -276,18 +235,13 @@ export class ProcessManager {
 
   /** The last `lines` lines of the process's log file on its node. */
   async readLog(id: string, lines = 100): Promise<string> {
-    const entry = this.#entry(id);
+    const { node, logFile } = this.#entry(id).info;
     if (!Number.isInteger(lines) || lines < 1) {
       throw new ConfigurationError(
         `Invalid lines ${JSON.stringify(lines)}: give a whole number >= 1`,
       );
     }
-    const r = await entry.info.node.rexec(
-      tailScript(entry.info.logFile, lines),
-      { cmdTimeout: 30_000 },
-    );
-    if (!r.success) throw failure("read a log", entry.info.node, r);
-    return r.stdout;
+    return await runScript(node, "read a log", tailScript(logFile, lines));
   }
 
   /**
@@ -314,43 +268,11 @@ export class ProcessManager {
     } catch (e) {
       return Promise.reject(e);
     }
-    entry.killing ??= this.#kill(entry, timeout).catch((e) => {
+    entry.killing ??= this.#stop(entry, timeout).catch((e) => {
       entry.killing = null;
       throw e;
     });
     return entry.killing;
-  }
-
-  async #kill(entry: Entry, timeout: number): Promise<ExitStatus> {
-    const { node, id } = entry.info;
-    const r = await node.rexec(killScript(id, timeout), {
-      cmdTimeout: 2 * timeout + 30_000,
-    });
-    if (!r.success) throw failure(`kill process "${id}"`, node, r);
-    const [how, rc] = r.stdout.trim().split(" ");
-    if (how === "stuck") {
-      throw new FiwiError(
-        `Process "${id}" on node "${node.name}" survived KILL for ${timeout} ms: it may be in uninterruptible sleep`,
-      );
-    }
-    const code = rc !== undefined && rc !== "" ? Number(rc) : null;
-    const status: ExitStatus = entry.info.exit ?? {
-      code,
-      source: how === "quit" || how === "kill"
-        ? how
-        : code === null
-        ? "lost"
-        : "monitor",
-    };
-    entry.cleaned = true;
-    this.#exited(entry, status);
-    log.info("Stopped {id} on {node}: exit {code} ({source})", {
-      id,
-      node: node.name,
-      code: status.code,
-      source: status.source,
-    });
-    return status;
   }
 
   /**
@@ -365,90 +287,17 @@ export class ProcessManager {
   async killAll(
     options: KillAllOptions = {},
   ): Promise<Map<string, ExitStatus>> {
-    const order = options.order ?? [];
-    if (!Array.isArray(order) || order.some((r) => typeof r !== "string")) {
-      throw new ConfigurationError(
-        `Invalid order ${JSON.stringify(order)}: give an array of role names`,
-      );
-    }
-    const pending = [...this.#procs.values()].filter((e) => !e.cleaned);
-    const stages = [
-      ...order.map((role) => pending.filter((e) => e.info.role === role)),
-      pending.filter((e) => !order.includes(e.info.role ?? "\0")),
-    ];
-    const results = new Map<string, ExitStatus>();
-    const errors: unknown[] = [];
-    for (const stage of stages) {
-      const settled = await Promise.allSettled(
-        stage.map((e) => this.kill(e.info.id, { timeout: options.timeout })),
-      );
-      settled.forEach((s, i) => {
-        if (s.status === "fulfilled") results.set(stage[i].info.id, s.value);
-        else errors.push(s.reason);
-      });
-    }
-    await this.#removeLogs(pending.filter((e) => results.has(e.info.id)));
-    if (errors.length > 0) {
-      throw new FiwiError(
-        `Could not stop ${errors.length} process(es): ${
-          errors.map((e) => (e as Error).message).join("; ")
-        }`,
-        { cause: new AggregateError(errors) },
-      );
-    }
-    return results;
-  }
-
-  /**
-   * Remove the default log files of `stopped` on their nodes, one run per
-   * node. The processes did stop: a node that cannot be reached now only
-   * keeps its files, with a warning.
-   */
-  async #removeLogs(stopped: readonly Entry[]): Promise<void> {
-    const byNode = new Map<SshNode, string[]>();
-    for (const e of stopped) {
-      byNode.set(e.info.node, [...(byNode.get(e.info.node) ?? []), e.info.id]);
-    }
-    await Promise.all(
-      [...byNode].map(async ([node, ids]) => {
-        const r = await node.rexec(cleanupScript(ids), { cmdTimeout: 30_000 });
-        if (!r.success) {
-          log.warn("Could not remove the logs of {ids} on {node}: {why}", {
-            ids,
-            node: node.name,
-            why: failure("remove logs", node, r).message,
-          });
-        }
-      }),
+    return await killInOrder(
+      this.#pending(),
+      options.order,
+      (id) => this.kill(id, { timeout: options.timeout }),
     );
-  }
-
-  /**
-   * KILL the process group of `id` and nothing else: the metadata stays, so
-   * the exit is learned the way an unexpected crash would be.
-   */
-  async crash(id: string): Promise<void> {
-    const entry = this.#entry(id);
-    const r = await entry.info.node.rexec(crashScript(id), {
-      cmdTimeout: 30_000,
-    });
-    if (!r.success) throw failure(`crash process "${id}"`, entry.info.node, r);
   }
 
   /** Stop the watchers (the processes keep running). */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const t of this.#restarts.values()) clearTimeout(t);
-    this.#restarts.clear();
-    const watchers = [...this.#watchers.values()];
-    this.#watchers.clear();
-    await Promise.all([
-      ...watchers.map(async (w) => {
-        await w.session.close();
-        await w.done;
-      }),
-      ...this.#stopping,
-    ]);
+    await this.#watchers?.close();
   }
 
   /** Same as {@linkcode ProcessManager.close}, for `await using`. */
@@ -456,10 +305,33 @@ export class ProcessManager {
     return this.close();
   }
 
+  /** Kill on the node, then forget the process and report its exit. */
+  async #stop(entry: Entry, timeout: number): Promise<ExitStatus> {
+    const { node, id } = entry.info;
+    const reported = await killOnNode(node, id, timeout);
+    // An exit learned before (by the watcher, isAlive) is the true one.
+    const status = entry.info.exit ?? reported;
+    entry.cleaned = true;
+    this.#exited(entry, status);
+    log.info("Stopped {id} on {node}: exit {code} ({source})", {
+      id,
+      node: node.name,
+      code: status.code,
+      source: status.source,
+    });
+    return status;
+  }
+
   #open(): void {
     if (this.#closed) {
       throw new FiwiError("This process manager is closed: create a new one");
     }
+  }
+
+  #add(info: ProcessInfo): Entry {
+    const entry: Entry = { info, killing: null, cleaned: false };
+    this.#procs.set(info.id, entry);
+    return entry;
   }
 
   #entry(id: string): Entry {
@@ -474,28 +346,11 @@ export class ProcessManager {
     return entry;
   }
 
-  #exited(entry: Entry, status: ExitStatus): void {
-    if (!entry.info.exit) {
-      entry.info.exit = status;
-      const event: ProcessExit = {
-        id: entry.info.id,
-        node: entry.info.node.name,
-        name: entry.info.name,
-        role: entry.info.role,
-        ...status,
-      };
-      for (const listener of this.#listeners) {
-        try {
-          listener(event);
-        } catch (e) {
-          log.error("An onExit callback threw for {id}: {error}", {
-            id: event.id,
-            error: e,
-          });
-        }
-      }
-    }
-    this.#maybeStopWatcher(entry.info.node);
+  /** The processes not killed yet (the live objects, not copies). */
+  #pending(): ProcessInfo[] {
+    return [...this.#procs.values()].filter((e) => !e.cleaned).map((e) =>
+      e.info
+    );
   }
 
   #running(node: SshNode): boolean {
@@ -505,31 +360,8 @@ export class ProcessManager {
     return false;
   }
 
-  #ensureWatcher(node: SshNode): void {
-    if (!this.#watch || this.#closed || this.#watchers.has(node)) return;
-    if (this.#restarts.has(node) || !this.#running(node)) return;
-    const session = new SshSession(node);
-    const done = session.postCmd(watchScript(this.#interval), {
-      cmdTimeout: 0,
-      ioTimeout: 0,
-      onLine: (line) => {
-        if (line.stream === "stdout") this.#onWatchLine(line.text);
-      },
-    }).then(
-      (r) => this.#watcherEnded(node, session, r.aborted ? null : r),
-      (e) => this.#watcherEnded(node, session, e),
-    );
-    this.#watchers.set(node, { session, done });
-  }
-
-  #onWatchLine(text: string): void {
-    const [what, id, rc] = text.split(" ");
-    const status: ExitStatus | null = what === "exit"
-      ? { code: Number(rc), source: "monitor" }
-      : what === "lost"
-      ? { code: null, source: "lost" }
-      : null;
-    if (!status) return;
+  /** A watcher saw process `id` end. */
+  #reported(id: string, status: ExitStatus): void {
     const entry = this.#procs.get(id);
     if (!entry) {
       // Possibly one of ours whose start() has not returned yet; the watcher
@@ -542,40 +374,30 @@ export class ProcessManager {
     this.#exited(entry, status);
   }
 
-  #watcherEnded(node: SshNode, session: SshSession, why: unknown): void {
-    if (this.#watchers.get(node)?.session !== session) return;
-    this.#watchers.delete(node);
-    if (this.#closed || why === null || !this.#running(node)) return;
-    // A watcher that never got going counts as a failure; one that ran
-    // (and lost its connection) starts the backoff over.
-    const failures = (why as RunResult).started
-      ? 0
-      : (this.#failures.get(node) ?? 0) + 1;
-    this.#failures.set(node, failures);
-    const wait = retryDelay(WATCH_RESTARTS, Math.max(1, failures));
-    log.warn(
-      "The process watcher on {node} ended; restarting in {delayMs} ms: {why}",
-      {
-        node: node.name,
-        delayMs: wait,
-        why: (why as RunResult).error?.message ?? String(why),
-      },
-    );
-    this.#restarts.set(
-      node,
-      setTimeout(() => {
-        this.#restarts.delete(node);
-        this.#ensureWatcher(node);
-      }, wait),
-    );
+  #exited(entry: Entry, status: ExitStatus): void {
+    if (!entry.info.exit) {
+      entry.info.exit = status;
+      this.#notify({
+        id: entry.info.id,
+        node: entry.info.node.name,
+        name: entry.info.name,
+        role: entry.info.role,
+        ...status,
+      });
+    }
+    this.#watchers?.stopIfIdle(entry.info.node);
   }
 
-  #maybeStopWatcher(node: SshNode): void {
-    const w = this.#watchers.get(node);
-    if (!w || this.#running(node)) return;
-    this.#watchers.delete(node);
-    const stopping = w.session.close().then(() => w.done);
-    this.#stopping.add(stopping);
-    stopping.finally(() => this.#stopping.delete(stopping));
+  #notify(event: ProcessExit): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (e) {
+        log.error("An onExit callback threw for {id}: {error}", {
+          id: event.id,
+          error: e,
+        });
+      }
+    }
   }
 }
