@@ -5,8 +5,21 @@ import {
   assertInstanceOf,
   assertRejects,
 } from "jsr:@std/assert@^1";
-import { ConnectionError, FiwiError, SshNode, TimeoutError } from "../mod.ts";
+import {
+  type Admission,
+  ConfigurationError,
+  ConnectionError,
+  FiwiError,
+  openShell,
+  type ShellNode,
+  SshNode,
+  TimeoutError,
+} from "../mod.ts";
+import { CONFIRM_MS } from "../src/process/watchdog.ts";
+import { untilStarted } from "../src/shell/_open.ts";
+import { expectPattern, runScript } from "../src/shell/_run.ts";
 import { ShellOutput } from "../src/shell/_shell_output.ts";
+import { ManualClock, settle } from "./_manual_clock.ts";
 import {
   countCarrying,
   marker,
@@ -81,15 +94,236 @@ Deno.test("ShellOutput resolves a pending run with the shell's status when it en
 });
 
 Deno.test("a local shell keeps its state between runs", async () => {
-  const node = new SshNode({
-    name: "here",
-    host: "localhost",
-    transport: "local",
-  });
-  await using sh = await node.openShell("local1");
+  await using sh = await localNode().openShell("local1");
   await sh.run("cd /tmp && x=41");
   const r = await sh.run('echo "$PWD $((x + 1))"');
   assertEquals([r.stdout, r.code], ["/tmp 42\n", 0]);
+});
+
+function localNode(name = "here"): SshNode {
+  return new SshNode({ name, host: "localhost", transport: "local" });
+}
+
+Deno.test("a shell run that times out resolves with timedOut and closes the shell", async () => {
+  await using sh = await localNode().openShell("local-slow");
+  const cmd = "echo begun; echo err >&2; sleep 30";
+  const t0 = performance.now();
+  const r = await sh.run(cmd, { timeout: 300 });
+  assert(performance.now() - t0 < 5000, "the timeout stopped the run");
+  assertEquals(
+    [r.cmd, r.timedOut, r.code, r.success, r.aborted],
+    [cmd, "command", null, false, false],
+  );
+  // What the command wrote before the timeout is kept, as rexec keeps it.
+  assertEquals([r.stdout, r.stderr], ["begun\n", "err\n"]);
+  assertInstanceOf(r.error, TimeoutError);
+  const e = r.error as TimeoutError;
+  assertEquals(e.kind, "command");
+  assert(e.message.includes("300 ms"), e.message);
+  // The shell that ran it is gone: later runs say which run closed it.
+  assert(sh.closed);
+  await assertRejects(
+    () => sh.run("true"),
+    FiwiError,
+    `was closed when its run of ${JSON.stringify(cmd)} timed out`,
+  );
+});
+
+Deno.test("a shell run that ends in time has timedOut null", async () => {
+  await using sh = await localNode().openShell("local-quick");
+  const r = await sh.run("echo ok", { timeout: 5000 });
+  assertEquals(
+    [r.stdout, r.code, r.success, r.timedOut, r.aborted, r.error],
+    ["ok\n", 0, true, null, false, null],
+  );
+  assert(!sh.closed);
+});
+
+Deno.test("an aborted shell run resolves with aborted", async (t) => {
+  await using sh = await localNode().openShell("local-abort");
+  await t.step(
+    "aborted while queued: never written, the shell stays",
+    async () => {
+      const ac = new AbortController();
+      const first = sh.run("sleep 0.2; echo first");
+      const second = sh.run("echo second", { signal: ac.signal });
+      ac.abort();
+      assertEquals((await first).stdout, "first\n");
+      const r = await second;
+      assertEquals(
+        [r.aborted, r.timedOut, r.code, r.success, r.stdout, r.error],
+        [true, null, null, false, "", null],
+      );
+      assert(!sh.closed);
+      assertEquals((await sh.run("echo still")).stdout, "still\n");
+    },
+  );
+  await t.step("aborted while running: the shell is closed", async () => {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 200);
+    const r = await sh.run("echo begun; sleep 30", { signal: ac.signal });
+    clearTimeout(timer);
+    assertEquals(
+      [r.aborted, r.timedOut, r.code, r.stdout],
+      [true, null, null, "begun\n"],
+    );
+    assert(sh.closed);
+    await assertRejects(() => sh.run("true"), FiwiError, "was aborted");
+  });
+});
+
+Deno.test("closing a shell during a run resolves the run as aborted", async () => {
+  const sh = await localNode().openShell("local-close");
+  const running = sh.run("echo begun; sleep 30");
+  const queued = sh.run("echo never");
+  const timer = setTimeout(() => sh.close(), 200);
+  const r = await running;
+  clearTimeout(timer);
+  assertEquals(
+    [r.aborted, r.timedOut, r.code, r.stdout],
+    [true, null, null, "begun\n"],
+  );
+  await assertRejects(() => queued, FiwiError, "has ended");
+  await sh.close();
+});
+
+Deno.test("shell runs and expect reject bad input", async () => {
+  await using sh = await localNode().openShell("local-input");
+  await assertRejects(() => sh.run(""), ConfigurationError);
+  await assertRejects(
+    () => sh.run("true", { timeout: -1 }),
+    ConfigurationError,
+    "Invalid timeout",
+  );
+  await assertRejects(
+    () => sh.expect(42 as unknown as string),
+    TypeError,
+    "Invalid pattern",
+  );
+  assert(!sh.closed);
+});
+
+Deno.test("runScript() and expectPattern() build what a run writes and expect seeks", () => {
+  assertEquals(
+    runScript("echo 'a'", "S"),
+    `{ command eval 'echo '\\''a'\\'''\n} </dev/null\n` +
+      `printf '%s %d\\n' S "$?"; printf '%s\\n' S >&2\n`,
+  );
+  assertEquals(expectPattern("a.b*").source, "a\\.b\\*");
+  const re = expectPattern(/x+/gy);
+  assertEquals([re.source, re.flags], ["x+", ""]);
+});
+
+/** An admission that records its releases. */
+function recordingAdmission(): Admission & {
+  released: boolean[];
+  lose(): void;
+} {
+  const lost = new AbortController();
+  const released: boolean[] = [];
+  return {
+    released,
+    lost: lost.signal,
+    lose: () => lost.abort(),
+    release(started) {
+      released.push(started);
+    },
+  };
+}
+
+Deno.test("untilStarted() keeps the connect timeout on the watchdog's clock", async (t) => {
+  const wait = (clock: ManualClock, admission: Admission | null) => ({
+    node: "n1",
+    shell: "s1",
+    connectTimeout: 1000,
+    admission,
+    clock,
+  });
+  await t.step("no start line: a confirmed connect TimeoutError", async () => {
+    const clock = new ManualClock();
+    let settled = false;
+    const p = untilStarted(new Promise(() => {}), wait(clock, null));
+    p.catch(() => {}).finally(() => settled = true);
+    await clock.advance(999);
+    assertEquals(settled, false);
+    await clock.advance(1 + CONFIRM_MS);
+    const e = await assertRejects(() => p, TimeoutError);
+    assertEquals(e.kind, "connect");
+    assertEquals(
+      e.message,
+      'The connect timeout of 1000 ms expired opening shell "s1" on node "n1"',
+    );
+  });
+  await t.step(
+    "the start line in time: admission released as started",
+    async () => {
+      const clock = new ManualClock();
+      const admission = recordingAdmission();
+      const ready = Promise.withResolvers<void>();
+      const p = untilStarted(ready.promise, wait(clock, admission));
+      await clock.advance(500);
+      ready.resolve();
+      await p;
+      assertEquals(admission.released, [true]);
+      assertEquals(clock.sleeping, 0, "the watchdog stopped");
+    },
+  );
+  await t.step(
+    "a master found hung: a ConnectionError, so it is retried",
+    async () => {
+      const clock = new ManualClock();
+      const admission = recordingAdmission();
+      const p = untilStarted(new Promise(() => {}), wait(clock, admission));
+      admission.lose();
+      await assertRejects(() => p, ConnectionError, "stopped answering");
+      await settle();
+      assertEquals(clock.sleeping, 0, "the watchdog stopped");
+    },
+  );
+});
+
+Deno.test("openShell() goes through the target's admission", async (t) => {
+  const node = localNode("admitted");
+  const calls: number[] = [];
+  const admission = recordingAdmission();
+  let admit: NonNullable<ShellNode["admit"]> = (_signal, connectTimeout) => {
+    calls.push(connectTimeout);
+    return Promise.resolve(admission);
+  };
+  const target: ShellNode = {
+    name: node.name,
+    transport: node.transport,
+    connectTimeout: node.connectTimeout,
+    prepare: () => node.prepare(),
+    transportArgv: (c) => node.transportArgv(c),
+    admit: (signal, ms) => admit(signal, ms),
+  };
+  await t.step(
+    "admitted with its connect timeout, released as started",
+    async () => {
+      await using sh = await openShell(target, "s", { connectTimeout: 4321 });
+      assertEquals(calls, [4321]);
+      assertEquals(admission.released, [true, false]);
+      assertEquals((await sh.run("echo in")).stdout, "in\n");
+    },
+  );
+  await t.step(
+    "an abort while waiting for a slot rejects with its reason",
+    async () => {
+      admit = (signal) =>
+        new Promise((resolve) =>
+          signal.addEventListener("abort", () => resolve(null), { once: true })
+        );
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(new Error("no slot")), 50);
+      await assertRejects(
+        () => openShell(target, "s", { signal: ac.signal }),
+        Error,
+        "no slot",
+      );
+      clearTimeout(timer);
+    },
+  );
 });
 
 Deno.test({ name: "node.openShell() over ssh", ignore }, async (t) => {
@@ -221,17 +455,18 @@ Deno.test({ name: "node.openShell() over ssh", ignore }, async (t) => {
   });
 
   await t.step(
-    "a run timeout rejects, closes the shell and kills the command",
+    "a run timeout resolves with timedOut, closes the shell and kills the command",
     async () => {
       await using sh = await node.openShell("slow");
       const m = marker();
-      const e = await assertRejects(
-        () => sh.run(`sleep ${m}`, { timeout: 300 }),
-        TimeoutError,
+      const r = await sh.run(`echo begun; sleep ${m}`, { timeout: 300 });
+      assertEquals(
+        [r.timedOut, r.code, r.success, r.aborted, r.stdout],
+        ["command", null, false, false, "begun\n"],
       );
-      assertEquals(e.kind, "command");
+      assertInstanceOf(r.error, TimeoutError);
+      assertEquals((r.error as TimeoutError).kind, "command");
       assert(sh.closed);
-      await sh.close();
       assertEquals(await settlesToZero(() => countCarrying(m, rig)), 0);
     },
   );

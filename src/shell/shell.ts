@@ -13,6 +13,12 @@
  * shell's stdin instead, for a program started with it to read, and
  * {@linkcode Shell.expect} waits for a pattern in what the shell prints.
  *
+ * Opening goes through the node's admission and connect timeout like any
+ * run (src/shell/_open.ts); every limit is kept by the run's
+ * {@linkcode Watchdog}. A run reports a timeout or an abort the way `rexec`
+ * does, in its result (`timedOut`, `aborted`), and rejects only for bad
+ * input or a shell that has ended.
+ *
  * The shell reads its commands through the lifeline (src/transport/wrapper.ts):
  * closing the pipe, or fiwi dying, kills the remote shell's process group
  * (everything it started that did not leave the group), then the client
@@ -32,67 +38,24 @@
  */
 
 import { getLogger } from "npm:@logtape/logtape@^2";
-import { ConnectionError, FiwiError, TimeoutError } from "../errors.ts";
-import {
-  backoff,
-  resolveRetry,
-  type RetryOptions,
-} from "../process/backoff.ts";
+import { FiwiError, TimeoutError } from "../errors.ts";
 import { validateTimeout } from "../process/run_options.ts";
-import {
-  type Client,
-  hasControllingTerminal,
-  spawnClient,
-} from "../process/spawn.ts";
+import type { Client } from "../process/spawn.ts";
+import { type TimeoutKind, Watchdog } from "../process/watchdog.ts";
 import { classifyFailure } from "../transport/classify.ts";
-import { shellQuote } from "../transport/quote.ts";
 import { validateCommand } from "../transport/validate.ts";
-import { wrapCommand } from "../transport/wrapper.ts";
-import { ShellOutput } from "./_shell_output.ts";
+import { forget, openNamed } from "./_open.ts";
+import { expectPattern, randomToken, runScript, shellResult } from "./_run.ts";
+import { type RawRun, ShellOutput } from "./_shell_output.ts";
+import type {
+  ExpectOptions,
+  ShellNode,
+  ShellOptions,
+  ShellResult,
+  ShellRunOptions,
+} from "./_shell_types.ts";
 
-/** Options of {@linkcode openShell} (`node.openShell(name, options)`). */
-export interface ShellOptions {
-  /** Remote shell program (default "sh"). */
-  shell?: string;
-  /** ms until the remote shell is known to run (default: the node's). */
-  connectTimeout?: number;
-  /** Retry opening when the connection fails (as `rexec`; default on). */
-  retry?: RetryOptions | false;
-  /** Aborting it stops opening (and waiting between attempts). */
-  signal?: AbortSignal;
-}
-
-/** Options of {@linkcode Shell.run}. */
-export interface ShellRunOptions {
-  /** ms the command may take; on expiry the shell is closed. Default none. */
-  timeout?: number;
-  /** Aborting it closes the shell, like a timeout. */
-  signal?: AbortSignal;
-}
-
-/** Options of {@linkcode Shell.expect}. */
-export interface ExpectOptions {
-  /** ms to wait for the pattern (default 30 000). */
-  timeout?: number;
-  /** Aborting it stops the wait. */
-  signal?: AbortSignal;
-}
-
-/** What one {@linkcode Shell.run} produced. */
-export interface ShellResult {
-  /** The command as given. */
-  cmd: string;
-  /** Its exit status (the shell's, when the command ended the shell). */
-  code: number | null;
-  /** Exit status 0. */
-  success: boolean;
-  /** Everything it wrote to stdout. */
-  stdout: string;
-  /** Everything it wrote to stderr. */
-  stderr: string;
-  /** Wall-clock duration. */
-  durationMs: number;
-}
+export type * from "./_shell_types.ts";
 
 /**
  * Default of {@linkcode ExpectOptions.timeout}.
@@ -107,31 +70,6 @@ export const DEFAULT_EXPECT_TIMEOUT = 30_000;
 
 const log = getLogger(["fiwi", "shell"]);
 const encoder = new TextEncoder();
-
-/** What a shell needs of a node. `SshNode` satisfies it. */
-export interface ShellTarget {
-  /** Node name. */
-  readonly name: string;
-  /** `local` clients always get a session of their own. */
-  readonly transport: string;
-  /** Default connect timeout in ms. */
-  readonly connectTimeout: number;
-  /** Make the node ready to spawn. */
-  prepare(): Promise<void>;
-  /** The argv that runs an already wrapped command line on the node. */
-  transportArgv(remoteCommand: string): string[];
-}
-
-const open = new WeakMap<ShellTarget, Map<string, Shell>>();
-
-function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
 
 /**
  * A named long-lived shell on a node; get one with `node.openShell(name)`.
@@ -148,7 +86,7 @@ function escapeRegExp(text: string): string {
  */
 export class Shell {
   /** The node the shell runs on. */
-  readonly node: ShellTarget;
+  readonly node: ShellNode;
   /** Its name, unique among the node's open shells. */
   readonly name: string;
   #client: Client;
@@ -158,11 +96,13 @@ export class Shell {
   #out = new ShellOutput(() => this.#started.resolve());
   #queue: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | null = null;
+  /** Why a run closed the shell ("its run of … timed out"), for later calls. */
+  #closedBy: string | null = null;
   #ended = false;
   #finished: Promise<Deno.CommandStatus>;
 
   /** @internal use `node.openShell(name)` */
-  constructor(node: ShellTarget, name: string, client: Client) {
+  constructor(node: ShellNode, name: string, client: Client) {
     this.node = node;
     this.name = name;
     this.#client = client;
@@ -198,8 +138,7 @@ export class Shell {
 
   #onEnd(status: Deno.CommandStatus): void {
     this.#ended = true;
-    const shells = open.get(this.node);
-    if (shells?.get(this.name) === this) shells.delete(this.name);
+    forget(this.node, this.name, this);
     if (this.#out.remotePid === null) {
       this.#started.reject(
         classifyFailure(this.node.name, status.code, this.#out.preStart),
@@ -209,16 +148,34 @@ export class Shell {
   }
 
   #endedError(): FiwiError {
+    const where = `Shell "${this.name}" on node "${this.node.name}"`;
     return new FiwiError(
-      `Shell "${this.name}" on node "${this.node.name}" has ended: open a new one`,
+      this.#closedBy
+        ? `${where} was closed when ${this.#closedBy}: open a new one`
+        : `${where} has ended: open a new one`,
     );
   }
 
   /**
    * Run `cmd` in the shell and resolve with its own exit status and output.
-   * Directory changes, exports and variables persist for later runs. A
-   * timeout or abort closes the shell and rejects with
-   * {@linkcode TimeoutError} (or the signal's reason).
+   * Directory changes, exports and variables persist for later runs.
+   *
+   * Like `rexec`, it resolves for every run-time outcome: a run whose
+   * `timeout` expires resolves with `timedOut: "command"` (and a
+   * `TimeoutError` in `error`), one whose signal aborts with `aborted: true`,
+   * each with `code: null` and the output that arrived before. Such a run
+   * closes the shell first (the remote group dies): the command runs in the
+   * shell process itself, so the only way to stop it is to end that shell,
+   * and a shell interrupted halfway (a `cd` not done, a heredoc half read)
+   * is in a state no later run should build on. {@linkcode Shell.closed} is
+   * then true, and later and queued runs reject with a {@linkcode FiwiError}
+   * saying which run closed it: open a new shell. A run whose signal aborted
+   * while it still waited in the queue was never written and leaves the
+   * shell as it was. Closing the shell during a run resolves that run as
+   * aborted.
+   *
+   * Rejects for bad input (`ConfigurationError`) and, with a
+   * {@linkcode FiwiError}, when the shell has ended.
    */
   run(cmd: string, options: ShellRunOptions = {}): Promise<ShellResult> {
     try {
@@ -234,64 +191,62 @@ export class Shell {
 
   async #runNow(cmd: string, options: ShellRunOptions): Promise<ShellResult> {
     if (this.closed) throw this.#endedError();
-    options.signal?.throwIfAborted();
     const t0 = performance.now();
-    const sentinel = `__FIWI_SH_${this.#token}_${++this.#seq}__`;
-    const done = this.#out.beginRun(sentinel);
-    // stdin from /dev/null: the command cannot read the commands after it.
-    const script = `{ command eval ${shellQuote(cmd)}\n} </dev/null\n` +
-      `printf '%s %d\\n' ${sentinel} "$?"; printf '%s\\n' ${sentinel} >&2\n`;
-    const stop = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stopped = new Promise<never>((_, reject) => {
-      const fail = (error: unknown) => {
-        reject(error);
-        this.close().catch(() => {});
-      };
-      if (options.timeout) {
-        timer = setTimeout(
-          () =>
-            fail(
-              new TimeoutError(
-                "command",
-                `The timeout of ${options.timeout} ms expired in shell "${this.name}" on node "${this.node.name}" running ${
-                  JSON.stringify(cmd)
-                }`,
-              ),
-            ),
-          options.timeout,
-        );
-      }
-      options.signal?.addEventListener(
-        "abort",
-        () => fail(options.signal!.reason),
-        { once: true, signal: stop.signal },
-      );
-    });
-    stopped.catch(() => {});
-    try {
-      await this.#write(script);
-      const r = await Promise.race([done, stopped]);
-      const result: ShellResult = {
-        cmd,
-        ...r,
-        success: r.code === 0,
-        durationMs: performance.now() - t0,
-      };
+    const { signal, timeout } = options;
+    const end = (raw: RawRun, stopped: TimeoutKind | "abort" | null) => {
+      const where = { cmd, node: this.node.name, shell: this.name };
+      const durationMs = performance.now() - t0;
+      const r = shellResult(raw, {
+        ...where,
+        stopped,
+        limit: timeout,
+        durationMs,
+      });
       log.info(
         "Ran {cmd} in shell {shell} on {node}: exit {code} in {durationMs} ms",
         {
-          node: this.node.name,
-          shell: this.name,
-          cmd,
-          code: result.code,
-          durationMs: Math.round(result.durationMs),
+          ...where,
+          code: r.code,
+          durationMs: Math.round(durationMs),
+          timedOut: r.timedOut,
+          aborted: r.aborted,
         },
       );
-      return result;
+      return r;
+    };
+    if (signal?.aborted) {
+      return end({ code: null, stdout: "", stderr: "" }, "abort");
+    }
+    const sentinel = `__FIWI_SH_${this.#token}_${++this.#seq}__`;
+    const done = this.#out.beginRun(sentinel);
+    let stopped: TimeoutKind | "abort" | null = null;
+    const stop = (why: TimeoutKind | "abort") => {
+      if (stopped) return;
+      stopped = why;
+      dog.dispose();
+      this.#closedBy ??= `its run of ${JSON.stringify(cmd)} ${
+        why === "abort" ? "was aborted" : "timed out"
+      }`;
+      void this.close();
+    };
+    const dog = new Watchdog({ command: timeout }, stop);
+    const onAbort = () => stop("abort");
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      try {
+        await this.#write(runScript(cmd, sentinel));
+      } catch (e) {
+        if (!stopped && !this.#closing) throw e;
+      }
+      const raw = await done;
+      // A close() from elsewhere stopped it: the same outcome as an abort.
+      if (!stopped && this.#closing) stopped = "abort";
+      // Resolve once the shell and what the command started are gone.
+      if (stopped) await this.close();
+      return end(raw, stopped);
     } finally {
-      clearTimeout(timer);
-      stop.abort();
+      dog.dispose();
+      signal?.removeEventListener("abort", onAbort);
       this.#out.dropRun(sentinel);
     }
   }
@@ -320,8 +275,15 @@ export class Shell {
    * Wait until `pattern` appears in what the shell printed (stdout and
    * stderr, in arrival order, outside of {@linkcode Shell.run}), and resolve
    * with everything up to and including the match; that text is consumed.
-   * Rejects with {@linkcode TimeoutError} after `timeout` ms; the shell stays
-   * open and the unmatched text stays buffered.
+   *
+   * Unlike a run, expect is a wait for a pattern, not a command: nothing
+   * needs stopping when it gives up, so it rejects and the shell stays open
+   * and usable, the unmatched text still buffered for the next expect. It
+   * rejects with a {@linkcode TimeoutError} of kind "io" when no match came
+   * within `timeout` ms, counted from the call (output that does not match
+   * does not extend it; the watchdog's short confirmation lets a match
+   * already on its way win), with the signal's reason on abort, and with a
+   * {@linkcode FiwiError} when the shell ends first.
    */
   async expect(
     pattern: RegExp | string,
@@ -329,48 +291,42 @@ export class Shell {
   ): Promise<string> {
     const timeout = options.timeout ?? DEFAULT_EXPECT_TIMEOUT;
     validateTimeout("timeout", timeout);
+    const re = expectPattern(pattern);
     const busy = this.#out.expecting;
     if (busy) {
       throw new FiwiError(
         `Shell "${this.name}" on node "${this.node.name}" is already expecting ${busy}: await it first`,
       );
     }
-    options.signal?.throwIfAborted();
-    const re = typeof pattern === "string"
-      ? new RegExp(escapeRegExp(pattern))
-      : new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""));
+    const { signal } = options;
+    signal?.throwIfAborted();
     const wait = this.#out.expect(re);
     if (this.#ended) wait.cancel(this.#endedError());
-    const stop = new AbortController();
-    const timer = timeout > 0
-      ? setTimeout(
-        () =>
-          wait.cancel(
-            new TimeoutError(
-              "io",
-              `Expected ${re} in shell "${this.name}" on node "${this.node.name}" within ${timeout} ms`,
-            ),
-          ),
-        timeout,
-      )
-      : undefined;
-    options.signal?.addEventListener(
-      "abort",
-      () => wait.cancel(options.signal!.reason),
-      { once: true, signal: stop.signal },
-    );
+    // The io limit, started now and never fed activity: a wall-clock wait
+    // that still gets the watchdog's confirmation before it counts.
+    const dog = new Watchdog({ io: timeout }, () =>
+      wait.cancel(
+        new TimeoutError(
+          "io",
+          `Expected ${re} in shell "${this.name}" on node "${this.node.name}" within ${timeout} ms`,
+        ),
+      ));
+    dog.started();
+    const onAbort = () => wait.cancel(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       return await wait.promise;
     } finally {
-      clearTimeout(timer);
-      stop.abort();
+      dog.dispose();
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 
   /**
    * Close the shell: kill the remote process group (the shell and what it
-   * started), end the local client, and wait until both are gone. A pending
-   * run or expect rejects. Safe to call more than once.
+   * started), end the local client, and wait until both are gone. A run in
+   * progress resolves as aborted, with the output so far; queued runs and a
+   * pending expect reject. Safe to call more than once.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -403,62 +359,14 @@ async function pump(
   } catch { /* the client was killed: what arrived is all there is */ }
 }
 
-function spawn(node: ShellTarget, shell: string): Client {
-  const argv = node.transportArgv(
-    wrapCommand(`exec ${shellQuote(shell)}`, "stream"),
-  );
-  // Own session under a terminal, as for every run: Ctrl-C reaches fiwi,
-  // which closes in order.
-  return spawnClient(argv, {
-    ownSession: node.transport === "local" || hasControllingTerminal(),
-  });
-}
-
-async function openOnce(
-  node: ShellTarget,
-  name: string,
-  shell: string,
-  connectTimeout: number,
-  signal?: AbortSignal,
-): Promise<Shell> {
-  signal?.throwIfAborted();
-  const sh = new Shell(node, name, spawn(node, shell));
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const stop = new AbortController();
-  try {
-    await Promise.race([
-      sh.ready,
-      new Promise<never>((_, reject) => {
-        signal?.addEventListener("abort", () => reject(signal.reason), {
-          once: true,
-          signal: stop.signal,
-        });
-        if (connectTimeout > 0) {
-          timer = setTimeout(() =>
-            reject(
-              new TimeoutError(
-                "connect",
-                `The connect timeout of ${connectTimeout} ms expired opening shell "${name}" on node "${node.name}"`,
-              ),
-            ), connectTimeout);
-        }
-      }),
-    ]);
-    return sh;
-  } catch (e) {
-    await sh.close();
-    throw e;
-  } finally {
-    clearTimeout(timer);
-    stop.abort();
-  }
-}
-
 /**
  * Open the named shell `name` on `node` (what `node.openShell(name)` does).
- * Rejects with the connection's error class ({@linkcode ConnectionError},
+ * Each attempt waits for the node's admission (as every run does), then
+ * must see the remote shell start within the connect timeout. Rejects with
+ * the connection's error class (`ConnectionError`,
  * `AuthenticationError`, `HostKeyError`) or a connect
- * {@linkcode TimeoutError} when the shell cannot start, and with
+ * {@linkcode TimeoutError} when the shell cannot start (there is no shell
+ * to report it on), with the signal's reason on abort, and with
  * {@linkcode FiwiError} when a shell of that name is already open there.
  *
  * @example
@@ -469,58 +377,15 @@ async function openOnce(
  * console.log((await sh.run("echo $((1 + 2))")).stdout); // "3\n"
  * ```
  */
-export async function openShell(
-  node: ShellTarget,
+export function openShell(
+  node: ShellNode,
   name: string,
   options: ShellOptions = {},
 ): Promise<Shell> {
-  if (typeof name !== "string" || !/^[A-Za-z0-9_.:@-]+$/.test(name)) {
-    throw new FiwiError(
-      `Invalid shell name ${
-        JSON.stringify(name)
-      }: use letters, digits, ".", "_", ":", "@" or "-"`,
-    );
-  }
-  const shell = options.shell ?? "sh";
-  validateCommand(shell);
-  validateTimeout("connectTimeout", options.connectTimeout);
-  const policy = resolveRetry(options.retry);
-  let shells = open.get(node);
-  if (!shells) open.set(node, shells = new Map());
-  if (shells.has(name)) {
-    throw new FiwiError(
-      `Shell "${name}" is already open on node "${node.name}": close it or pick another name`,
-    );
-  }
-  await node.prepare();
-  const connectTimeout = options.connectTimeout ?? node.connectTimeout;
-  const attempt = async (): Promise<Shell | Error> => {
-    try {
-      return await openOnce(node, name, shell, connectTimeout, options.signal);
-    } catch (e) {
-      return e as Error;
-    }
-  };
-  const out = await backoff(attempt, policy, {
-    signal: options.signal,
-    again: (got) => got instanceof ConnectionError,
-    onRetry: (got, _n, wait) =>
-      log.warn("Retrying shell {shell} on {node} in {delayMs} ms: {error}", {
-        node: node.name,
-        shell: name,
-        delayMs: wait,
-        error: (got as Error).message,
-      }),
-  });
-  if (out.aborted) throw options.signal?.reason ?? out.value;
-  if (out.value instanceof Error) throw out.value;
-  const sh = out.value;
-  if (shells.has(name)) {
-    await sh.close();
-    throw new FiwiError(
-      `Shell "${name}" is already open on node "${node.name}": close it or pick another name`,
-    );
-  }
-  shells.set(name, sh);
-  return sh;
+  return openNamed(
+    node,
+    name,
+    options,
+    (client) => new Shell(node, name, client),
+  );
 }
