@@ -3,7 +3,9 @@
  * node gets a fresh connection (no ControlMaster, so a warm master cannot
  * hide a broken login) that runs one harmless command; the outcome is split
  * into reachable / host key / auth / command, with the time taken and a
- * hint for the first step that failed.
+ * hint for the first step that failed. Reading ssh's error output (what
+ * failed, where, and what to do) is the library's `readSshError`; this
+ * subcommand runs the probe, and formats and prints.
  *
  * @module
  */
@@ -13,10 +15,11 @@ import {
   ConfigurationError,
   ConnectionError,
   HostKeyError,
-} from "../src/errors.ts";
-import type { SshNode } from "../src/node/node.ts";
-import { parseRelay } from "../src/transport/validate.ts";
-import type { RunResult } from "../src/process/session.ts";
+  mapPool,
+  readSshError,
+  type RunResult,
+  type SshNode,
+} from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,
@@ -25,7 +28,6 @@ import {
   runCli,
 } from "./_cli.ts";
 import { colors, humanMs, type Output } from "./_output.ts";
-import { mapLimit, nodeWith } from "./_runs.ts";
 
 const SPEC: CliSpec = {
   name: "check",
@@ -87,66 +89,12 @@ function target(node: SshNode): string {
   return `${user}${node.host}${port}${via}`;
 }
 
-/**
- * True when ssh's message is about the relay, not the node: it names the
- * relay's address (and port, when the relay shares the node's address).
- */
-export function relayFailed(node: SshNode, text: string): boolean {
-  if (!node.relay) return false;
-  const relay = parseRelay(node.relay);
-  const names = (host: string, port?: number) =>
-    new RegExp(
-      `(host |@|\\[)${host.replaceAll(".", "\\.")}(\\]?:${port ?? ""}| port ${
-        port ?? ""
-      }|[: ]|$)`,
-    ).test(text);
-  if (relay.host !== node.host) return names(relay.host) && !names(node.host);
-  return relay.port !== node.port && names(relay.host, relay.port ?? 22);
-}
-
-/** The hint for a host key that changed: remove the old one. */
-function changedKeyHint(where: string, port?: number): string {
-  const entry = port !== undefined && port !== 22
-    ? `"[${where}]:${port}"`
-    : where;
-  return `The host key of ${where} changed (reinstalled?): if that is expected, remove the old key with ssh-keygen -R ${entry}, then run check again`;
-}
-
-function hostKeyHint(node: SshNode, text: string, viaRelay: boolean): string {
-  const relay = node.relay ? parseRelay(node.relay) : null;
-  const host = viaRelay && relay ? relay.host : node.host;
-  const port = viaRelay && relay ? relay.port : node.port;
-  if (/IDENTIFICATION HAS CHANGED|Offending .*key/i.test(text)) {
-    return changedKeyHint(host, port);
-  }
-  return `Verify the key of ${host}, then add it (ssh-keyscan${
-    port ? ` -p ${port}` : ""
-  } ${host} >> ~/.ssh/known_hosts) or set hostKeyCheck: accept-new`;
-}
-
-function unreachableHint(node: SshNode, detail: string): string {
-  const port = node.port ?? 22;
-  const relay = node.relay
-    ? ` (through relay "${node.relay}", which answered)`
-    : "";
-  if (/Connection refused/i.test(detail)) {
-    return `Nothing accepts connections on ${node.host}:${port}: start sshd there or fix "port"${relay}`;
-  }
-  if (
-    /Could not resolve|Name or service not known|nodename nor servname/i.test(
-      detail,
-    )
-  ) {
-    return `The host name does not resolve: fix "host", DNS or the ssh config${relay}`;
-  }
-  if (/No route to host|Network is unreachable/i.test(detail)) {
-    return `No route to ${node.host}: check cabling, VLAN, VPN or the relay${relay}`;
-  }
-  if (/timed out/i.test(detail)) {
-    return `No answer from ${node.host}:${port}: the node may be down, or a firewall drops packets${relay}`;
-  }
-  return `Check that the node is up and sshd listens on ${node.host}:${port}${relay}`;
-}
+/** The steps a failed login leaves passed (true), failed (false) or not known. */
+const STEPS = {
+  "host-key": { reachable: true, hostKey: false, auth: null },
+  auth: { reachable: true, hostKey: true, auth: false },
+  unreachable: { reachable: false, hostKey: null, auth: null },
+} as const;
 
 function verdict(node: SshNode, r: RunResult): NodeCheck {
   const base = {
@@ -155,14 +103,7 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
     transport: node.transport,
     ms: Math.round(r.durationMs),
   };
-  const local = node.transport === "local";
-  const remote = local ? null : true;
-  const detail = r.error?.message ?? null;
-  const everything = `${detail ?? ""}\n${r.stderr}`;
-  const hop = relayFailed(node, everything) ? "relay" : "node";
-  const atRelay = hop === "relay"
-    ? `The relay "${node.relay}" failed, not the node: `
-    : "";
+  const remote = node.transport === "local" ? null : true;
   if (r.success && r.stdout === PROBE_OUT) {
     return {
       ...base,
@@ -196,70 +137,32 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
         "The login works but the shell does not run commands cleanly: check the remote shell and its rc files (.bashrc, .profile)",
     };
   }
+  const detail = r.error?.message ?? null;
+  // ssh's own lines first: the telling line and the address come from them.
+  const ssh = readSshError(`${r.stderr}\n${detail ?? ""}`, node);
+  const failed = { ...base, ok: false, command: null, hop: ssh.hop };
   if (r.timedOut === "connect") {
     return {
-      ...base,
-      ok: false,
-      reachable: false,
-      hostKey: null,
-      auth: null,
-      command: null,
+      ...failed,
+      ...STEPS.unreachable,
       problem: "timeout",
-      hop,
       detail,
       hint: `No login within ${
         humanMs(node.connectTimeout)
       }: the node may be down, unreachable, or stuck before the shell starts`,
     };
   }
-  if (r.error instanceof HostKeyError) {
-    return {
-      ...base,
-      ok: false,
-      reachable: true,
-      hostKey: false,
-      auth: null,
-      command: null,
-      problem: "host-key",
-      hop,
-      detail,
-      hint: atRelay + hostKeyHint(node, everything, hop === "relay"),
-    };
-  }
-  if (r.error instanceof AuthenticationError) {
-    return {
-      ...base,
-      ok: false,
-      reachable: true,
-      hostKey: true,
-      auth: false,
-      command: null,
-      problem: "auth",
-      hop,
-      detail,
-      hint: hop === "relay"
-        ? `${atRelay}it refused every key: check the relay's user and its authorized_keys (ssh-copy-id ${node.relay})`
-        : node.user === null
-        ? `The node refused every key for the user your ssh config gives: check its "User", "identityFile", and that user's ~/.ssh/authorized_keys on the node (ssh-copy-id)`
-        : `The node refused every key for "${node.user}": check "user", "identityFile", and the node's ~${node.user}/.ssh/authorized_keys (ssh-copy-id)`,
-    };
-  }
-  const text = detail ?? (r.stderr.trim() || `exit ${r.code}`);
+  // Any other error (not ssh's) is reported as it is, without a hint.
+  const fromSsh = !r.error || r.error instanceof HostKeyError ||
+    r.error instanceof AuthenticationError ||
+    r.error instanceof ConnectionError;
+  const kind = fromSsh ? ssh.kind : "unreachable";
   return {
-    ...base,
-    ok: false,
-    reachable: false,
-    hostKey: null,
-    auth: null,
-    command: null,
-    problem: "unreachable",
-    hop,
-    detail: text,
-    hint: r.error instanceof ConnectionError || !r.error
-      ? hop === "relay"
-        ? `${atRelay}check that ${node.relay} is up and sshd listens there`
-        : unreachableHint(node, text)
-      : null,
+    ...failed,
+    ...STEPS[kind],
+    problem: kind,
+    detail: detail ?? (r.stderr.trim() || `exit ${r.code}`),
+    hint: fromSsh ? ssh.hint : null,
   };
 }
 
@@ -268,7 +171,7 @@ async function checkNode(
   connectTimeout?: number,
 ): Promise<NodeCheck> {
   // A fresh connection each time: a warm ControlMaster would skip the login.
-  const probe = nodeWith(node, {
+  const probe = node.with({
     controlMaster: false,
     silent: true,
     ...(connectTimeout !== undefined ? { connectTimeout } : {}),
@@ -310,14 +213,14 @@ async function check(ctx: CliContext): Promise<number> {
   let done = 0;
   let failed = 0;
   out.progress(0, 0, nodes.length, "checking");
-  const checks = await mapLimit(nodes, fanout, async (node) => {
+  const checks = await mapPool(nodes, async (node) => {
     const c = await checkNode(node, connectTimeout);
     done++;
     if (!c.ok) failed++;
     if (json) out.out(JSON.stringify(c));
     out.progress(done, failed, nodes.length, "checking");
     return c;
-  });
+  }, { concurrency: fanout });
   out.clearProgress();
   if (json) {
     const ok = checks.filter((c) => c.ok).length;

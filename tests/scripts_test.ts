@@ -397,6 +397,46 @@ Deno.test("scripts: help, usage errors and bad rig files exit 2 with one line, w
   }
 });
 
+Deno.test({
+  name:
+    "scripts: check's hint names the address ssh tried, as the ssh config made it, not the node's settings",
+  ignore: skipHere("check's hint names the address ssh tried"),
+}, async () => {
+  workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
+  controlDir = `${workDir}/cm`;
+  await Deno.mkdir(`${workDir}/logs`);
+  try {
+    // The rig gives no port, and an alias: ssh's config gives both, and
+    // nothing listens on port 1.
+    await Deno.writeTextFile(
+      `${workDir}/ssh_config`,
+      "Host dut\n  HostName 127.0.0.1\n  Port 1\n",
+    );
+    await Deno.writeTextFile(
+      `${workDir}/rigs.yaml`,
+      `rigs:\n  r:\n    nodes:\n      dut: { host: dut, sshConfig: ${workDir}/ssh_config }\n`,
+    );
+    const r = await script("check", [
+      "--rig",
+      `${workDir}/rigs.yaml`,
+      "--json",
+    ]);
+    assertEquals(r.code, 1, r.stderr);
+    const [c] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals([c.node, c.problem, c.hop], ["dut", "unreachable", "node"]);
+    assertMatch(
+      c.detail,
+      /connect to host 127\.0\.0\.1 port 1: Connection refused/,
+    );
+    assertEquals(
+      c.hint,
+      'Nothing accepts connections on 127.0.0.1:1: start sshd there or fix "port"',
+    );
+  } finally {
+    await Deno.remove(workDir, { recursive: true });
+  }
+});
+
 Deno.test("scripts: the built-in local rig works with no rig file and no SSH", async (t) => {
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${workDir}/cm`;
@@ -709,8 +749,11 @@ Deno.test("scripts: against the loopback rig", {
         );
         assertMatch(
           String(checks[4].hint),
+          // The known_hosts file ssh named: changed_config's, not the default.
           new RegExp(
-            `changed .*ssh-keygen -R "\\[${rig.hosts[0]}\\]:${rig.port}"`,
+            `changed .*ssh-keygen -f "${rig.dir}/changed_known_hosts" -R "\\[${
+              rig.hosts[0]
+            }\\]:${rig.port}"`,
           ),
         );
         assertMatch(

@@ -1,6 +1,7 @@
 /**
  * Failure classification: why a run ended before its command began, told
- * from what the ssh client printed on stderr. Pure.
+ * from what the ssh client printed on stderr, as the error a result carries.
+ * The reading itself (ssh's messages, one table) is `ssh_errors.ts`. Pure.
  *
  * @module
  */
@@ -11,16 +12,12 @@ import {
   type FiwiError,
   HostKeyError,
 } from "../errors.ts";
-
-const HOSTKEY_RE =
-  /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known|host key for .* has changed/i;
-const AUTH_RE =
-  /Permission denied|Too many authentication failures|Authentication failed/i;
+import { matchSshError } from "./ssh_errors.ts";
 
 /**
  * Tell why a run ended before its command began, from the client's stderr:
  * {@linkcode HostKeyError}, {@linkcode AuthenticationError}, or else
- * {@linkcode ConnectionError}.
+ * {@linkcode ConnectionError}, with the line of stderr that tells it.
  *
  * @example
  * ```ts
@@ -36,19 +33,17 @@ export function classifyFailure(
   code: number | null,
   stderr: string,
 ): FiwiError {
-  const lines = stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "");
-  const last = lines.at(-1) ?? `exit code ${code}`;
-  const detail = lines.find((l) => HOSTKEY_RE.test(l)) ??
-    lines.find((l) => AUTH_RE.test(l)) ?? last;
-  if (HOSTKEY_RE.test(stderr)) {
+  const { kind, detail } = matchSshError(stderr);
+  const said = detail ?? `exit code ${code}`;
+  if (kind === "host-key") {
     return new HostKeyError(
-      `Host key check failed for node "${node}": ${detail}; update known_hosts or set hostKeyCheck`,
+      `Host key check failed for node "${node}": ${said}; update known_hosts or set hostKeyCheck`,
     );
   }
-  if (AUTH_RE.test(stderr)) {
+  if (kind === "auth") {
     return new AuthenticationError(
-      `Authentication failed for node "${node}": ${detail}; check the user and identity file`,
+      `Authentication failed for node "${node}": ${said}; check the user and identity file`,
     );
   }
-  return new ConnectionError(`Cannot reach node "${node}": ${detail}`);
+  return new ConnectionError(`Cannot reach node "${node}": ${said}`);
 }
