@@ -3,15 +3,14 @@
 // and dies with fiwi. A pty pair (python3's pty module) behind a symlink
 // stands in for /dev/ttyUSB0 on a loopback via node.
 import {
-  assert,
   assertEquals,
   assertMatch,
   assertStringIncludes,
 } from "jsr:@std/assert@^1";
 import type { Line } from "../mod.ts";
 import {
+  openSerialConsole,
   SERIAL_NOTICE,
-  SerialConsole,
   serialReaderCommand,
 } from "../src/hardware/serial.ts";
 import {
@@ -193,13 +192,12 @@ Deno.test({
     await adapter.send("write boot: U-Boot 2024.01", "written");
     const via = rig.node({ name: "pi1" });
     const lines = new Feed<Line>();
-    const console = new SerialConsole("dut1", via, {
+    const console = openSerialConsole("dut1", via, {
       via: "pi1",
       port: link,
       baud: 115200,
-    });
+    }, { silent: true, onLine: (l) => lines.push(l) });
     try {
-      console.open({ silent: true, onLine: (l) => lines.push(l) });
       const first = await lines.find(
         "the first line",
         (l) => l.text === "boot: U-Boot 2024.01",
@@ -226,7 +224,7 @@ Deno.test({
         `${SERIAL_NOTICE} port PORT went away: waiting for it to come back`,
         `${SERIAL_NOTICE} port PORT is back: reading at 115200 baud`,
       ]);
-      assert(console.done !== null);
+      assertEquals(console.node, "dut1");
     } finally {
       const result = await console.close();
       await via.close();
@@ -247,13 +245,12 @@ Deno.test({
     const link = `${await serialDir(rig)}/ttyACM0`;
     const via = rig.node({ name: "pi1" });
     const lines = new Feed<Line>();
-    await using console = new SerialConsole("dut2", via, {
+    await using console = openSerialConsole("dut2", via, {
       via: "pi1",
       port: link,
       baud: 9600,
-    });
+    }, { silent: true, onLine: (l) => lines.push(l) });
     try {
-      console.open({ silent: true, onLine: (l) => lines.push(l) });
       const notice = await lines.find(
         "the not-there notice",
         (l) => l.text.includes("not there yet"),

@@ -373,7 +373,12 @@ Deno.test({ name: "consoles", ignore }, async (t) => {
             wake?.();
           },
         });
-        assert(node.consoleOpen);
+        const stream = node.consoleStream;
+        assert(stream !== null);
+        assert(
+          await node.openConsole() === stream,
+          "opening it again returns the open stream",
+        );
         await waitFor("boot line");
         assertEquals(
           await countExact(consoleCommand, rig),
@@ -388,7 +393,7 @@ Deno.test({ name: "consoles", ignore }, async (t) => {
 
     await t.step("closeConsoles() stops the stream on the node", async () => {
       await SshNode.closeConsoles();
-      assertEquals(node.consoleOpen, false);
+      assertEquals(node.consoleStream, null);
       assertEquals(
         await settlesToZero(() => countCarrying(file, rig)),
         0,

@@ -14,11 +14,8 @@
  * @module
  */
 
-import { getLogger } from "npm:@logtape/logtape@^2";
-import type { SshNode } from "../node/node.ts";
-import type { Line } from "../process/lines.ts";
-import type { RunResult } from "../process/run_options.ts";
-import { SshSession } from "../process/session.ts";
+import { ConsoleStream, type ConsoleStreamOptions } from "../node/console.ts";
+import type { SessionNode } from "../process/session.ts";
 import { shellQuote } from "../transport/quote.ts";
 
 /** A node's `serial:` entry. */
@@ -116,86 +113,39 @@ export function serialReaderCommand(
   ].join("\n");
 }
 
-/** Options of {@linkcode SerialConsole.open}. */
-export interface SerialConsoleOptions {
-  /** Called for every line, with `node` set to the node the console belongs to. */
-  onLine?: (line: Line) => void;
-  /** true: lines are not sent to the logger (default: the node's `silent`). */
-  silent?: boolean;
-}
+/** Options of {@linkcode openSerialConsole}. */
+export type SerialConsoleOptions = Pick<
+  ConsoleStreamOptions,
+  "onLine" | "silent"
+>;
 
 /**
- * One node's serial console, read on its `via` node.
+ * Open `node`'s serial console: the port is read on `via` (the node named
+ * by `serial.via`) as a {@linkcode ConsoleStream} whose lines carry `node`
+ * and are logged under `fiwi.console.serial` (unless silent; default: the
+ * `via` node's `silent`). Close it to stop the reader on the `via` node.
  *
  * @example
  * ```ts
- * import { SerialConsole, SshNode } from "../../mod.ts";
+ * import { openSerialConsole, SshNode } from "../../mod.ts";
  * const pi = new SshNode({ name: "pi1", host: "localhost", transport: "local" });
- * const console1 = new SerialConsole("dut1", pi, {
- *   via: "pi1",
- *   port: "/dev/ttyUSB0",
- *   baud: 115200,
+ * const serial = { via: "pi1", port: "/nonexistent/ttyUSB0", baud: 115200 };
+ * await using boot = openSerialConsole("dut1", pi, serial, {
+ *   silent: true,
+ *   onLine: (line) => console.log(line.text), // "[fiwi serial] port … is not there yet: …"
  * });
- * // console1.open({ onLine: (line) => console.log(line.text) }); … await console1.close();
- * console.log(console1.node); // "dut1"
+ * console.log(boot.node); // "dut1"
  * ```
  */
-export class SerialConsole {
-  /** The node whose console this is. */
-  readonly node: string;
-  /** The node the port is read on. */
-  readonly via: SshNode;
-  /** The port. */
-  readonly serial: SerialConfig;
-  #run: { session: SshSession; done: Promise<RunResult> } | null = null;
-
-  /**
-   * A closed console; {@linkcode SerialConsole.open} starts reading.
-   *
-   * @param node the node whose console it is (lines carry its name)
-   * @param via the node the port is plugged into
-   * @param serial the port and its baud rate
-   */
-  constructor(node: string, via: SshNode, serial: SerialConfig) {
-    this.node = node;
-    this.via = via;
-    this.serial = serial;
-  }
-
-  /** Start reading the port in the background; lines go to `onLine` and the logger. */
-  open(options: SerialConsoleOptions = {}): void {
-    if (this.#run) return;
-    const log = getLogger(["fiwi", "console", "serial"]);
-    const silent = options.silent ?? this.via.silent;
-    const session = new SshSession(this.via);
-    const done = session.postCmd(serialReaderCommand(this.serial), {
-      onLine: (line) => {
-        const own = { ...line, node: this.node };
-        if (!silent) {
-          log.info("[{node}] {text}", { node: own.node, text: own.text });
-        }
-        options.onLine?.(own);
-      },
-    });
-    this.#run = { session, done };
-  }
-
-  /** Settles when the reader ends (on its own or by close); null when closed. */
-  get done(): Promise<RunResult> | null {
-    return this.#run?.done ?? null;
-  }
-
-  /** Stop reading: the reader and everything it started end on the `via` node. */
-  async close(): Promise<RunResult | null> {
-    const run = this.#run;
-    if (!run) return null;
-    this.#run = null;
-    await run.session.close();
-    return await run.done.catch(() => null);
-  }
-
-  /** Same as {@linkcode SerialConsole.close}, for `await using`. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
+export function openSerialConsole(
+  node: string,
+  via: SessionNode,
+  serial: SerialConfig,
+  options: SerialConsoleOptions = {},
+): ConsoleStream {
+  return new ConsoleStream(via, serialReaderCommand(serial), {
+    ...options,
+    node,
+    category: ["fiwi", "console", "serial"],
+  });
 }
