@@ -29,21 +29,32 @@ export {
 } from "./src/errors.ts";
 export type { EofPolicy, Line, StreamName } from "./src/process/lines.ts";
 export { SshSession } from "./src/process/session.ts";
-export type { Admission, RunTarget } from "./src/process/session.ts";
 export type { RunOptions, RunResult } from "./src/process/run_options.ts";
 export { describeOutcome } from "./src/process/outcome.ts";
 export type { Outcome, OutcomeFacts } from "./src/process/outcome.ts";
 export { SshNode } from "./src/node/node.ts";
-export type { OpenConsolesOptions, SshNodeOptions } from "./src/node/node.ts";
-export type { ConsoleNode } from "./src/node/console.ts";
+export type {
+  DefaultedOption,
+  NodeSettings,
+  OpenConsolesOptions,
+  SshNodeOptions,
+} from "./src/node/node.ts";
+export { ConsoleStream } from "./src/node/console.ts";
+export type { ConsoleStreamOptions } from "./src/node/console.ts";
 export type {
   HostKeyCheck,
   RelayMode,
   TransportKind,
   TransportSpec,
 } from "./src/transport/argv.ts";
+export { readSshError } from "./src/transport/ssh_errors.ts";
+export type {
+  SshErrorReading,
+  SshFailureKind,
+  SshFailureReason,
+} from "./src/transport/ssh_errors.ts";
 export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout/run_all.ts";
-export type { FanoutNode, RunAllOptions } from "./src/fanout/run_all.ts";
+export type { RunAllOptions } from "./src/fanout/run_all.ts";
 export { mapPool } from "./src/fanout/pool.ts";
 export type { PoolOptions } from "./src/fanout/pool.ts";
 export { pullAll, pushAll } from "./src/fanout/transfer_all.ts";
@@ -51,9 +62,7 @@ export type { TransferAllOptions } from "./src/fanout/transfer_all.ts";
 export type {
   TransferOptions,
   TransferResult,
-  TransferTarget,
 } from "./src/transfer/transfer.ts";
-export type { StdinStream } from "./src/process/run_options.ts";
 export { collate } from "./src/fanout/collate.ts";
 export { formatNodeList } from "./src/nodeset/fold.ts";
 export type {
@@ -66,7 +75,6 @@ export { scheduleTicks } from "./src/schedule/ticks.ts";
 export type { ScheduleTicksOptions, Tick } from "./src/schedule/ticks.ts";
 export type {
   Clock,
-  CommandNode,
   CommandOptions,
   CommandState,
   RunRecord,
@@ -100,18 +108,12 @@ export type {
   ShellOptions,
   ShellResult,
   ShellRunOptions,
-  ShellTarget,
 } from "./src/shell/shell.ts";
 export { DEFAULT_RETRY, resolveRetry } from "./src/process/backoff.ts";
 export { isRetryable } from "./src/connection/retry.ts";
 export type { RetryOptions, RetryPolicy } from "./src/process/backoff.ts";
-export { ControlPool, controlPool } from "./src/connection/pool.ts";
-export type {
-  ControlPoolOptions,
-  MasterState,
-  MasterStatus,
-  PoolNode,
-} from "./src/connection/pool.ts";
+export { closeAllMasters, closeMaster } from "./src/connection/masters.ts";
+export type { ClosedMaster } from "./src/connection/masters.ts";
 export {
   BUILTIN_RIG_YAML,
   DEFAULT_RIG_FILE,
@@ -120,6 +122,7 @@ export {
   Rig,
 } from "./src/rig/rig.ts";
 export type { ParseRigOptions } from "./src/rig/rig.ts";
+export { parseDuration } from "./src/rigfile/duration.ts";
 export {
   DEFAULT_RIG_TEST_TIMEOUT,
   findTestRig,
@@ -131,11 +134,7 @@ export type {
   RigTestOptions,
   TestRigSource,
 } from "./src/rig/testing.ts";
-export {
-  discover,
-  parseProbeOutput,
-  probeCommand,
-} from "./src/discover/discover.ts";
+export { discover } from "./src/discover/discover.ts";
 export type {
   DiscoverOptions,
   NodeInventory,
@@ -168,9 +167,8 @@ export type {
 } from "./src/hardware/power.ts";
 export {
   BAUD_RATES,
+  openSerialConsole,
   SERIAL_NOTICE,
-  SerialConsole,
-  serialReaderCommand,
 } from "./src/hardware/serial.ts";
 export type {
   SerialConfig,
@@ -180,7 +178,17 @@ export {
   DEFAULT_REACHABLE_INTERVAL,
   DEFAULT_REACHABLE_TIMEOUT,
 } from "./src/connection/reachable.ts";
-export type {
-  ReachableNode,
-  WaitReachableOptions,
-} from "./src/connection/reachable.ts";
+export type { WaitReachableOptions } from "./src/connection/reachable.ts";
+// What each layer needs of a node, named after the layer. `SshNode`
+// satisfies every one; a value of your own (a wrapper that observes runs, a
+// test double) may stand in where a function takes one of these.
+export type { Admission, SessionNode } from "./src/process/session.ts";
+export type { PoolNode } from "./src/connection/pool.ts";
+export type { MasterNode } from "./src/connection/masters.ts";
+export type { ReachableNode } from "./src/connection/reachable.ts";
+export type { SshErrorNode } from "./src/transport/ssh_errors.ts";
+export type { ShellNode } from "./src/shell/shell.ts";
+export type { TransferNode } from "./src/transfer/transfer.ts";
+export type { ConsoleNode } from "./src/node/console.ts";
+export type { CommandNode } from "./src/schedule/command.ts";
+export type { FanoutNode } from "./src/fanout/run_all.ts";

@@ -14,7 +14,8 @@
  * @module
  */
 
-import { controlPool, type SshNode } from "../mod.ts";
+import type { SshNode } from "../mod.ts";
+import { controlPool } from "../src/connection/pool.ts";
 import { countRemote, startLoopbackRig } from "../tests/_loopback.ts";
 import { COUNT, managerStorm, PER_NODE } from "./_storm.ts";
 

@@ -28,7 +28,7 @@
 
 import { parseArgs } from "jsr:@std/cli@^1/parse-args";
 import { configure, type LogRecord, reset } from "npm:@logtape/logtape@^2";
-import { controlPool } from "../mod.ts";
+import { controlPool } from "../src/connection/pool.ts";
 import {
   installed,
   killMeasured,

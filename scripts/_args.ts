@@ -10,8 +10,7 @@
 
 import { parseArgs } from "jsr:@std/cli@^1/parse-args";
 import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
-import { ConfigurationError } from "../src/errors.ts";
-import { parseDuration } from "../src/rigfile/duration.ts";
+import { ConfigurationError, parseDuration } from "../mod.ts";
 import { DEFAULT_LOG_FILE } from "./_log.ts";
 
 /** A bad command line: exit code 2. */

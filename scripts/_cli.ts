@@ -12,15 +12,16 @@
 
 import { isAbsolute, join } from "jsr:@std/path@^1";
 import { disposeSync, getLogger } from "npm:@logtape/logtape@^2";
-import { ConfigurationError, FiwiError } from "../src/errors.ts";
 import {
   BUILTIN_RIG_YAML,
+  ConfigurationError,
   DEFAULT_RIG_FILE,
+  FiwiError,
   loadRig,
   parseRig,
   type Rig,
-} from "../src/rig/rig.ts";
-import type { SshNode } from "../src/node/node.ts";
+  type SshNode,
+} from "../mod.ts";
 import {
   type CentralLog,
   DEFAULT_LOG_FILE,

@@ -27,7 +27,7 @@ import {
   type LogRecord,
   type Sink,
 } from "npm:@logtape/logtape@^2";
-import { ConfigurationError } from "../src/errors.ts";
+import { ConfigurationError } from "../mod.ts";
 import { LineHead, logFormatter } from "./_log_format.ts";
 import { LogFile } from "./_log_file.ts";
 

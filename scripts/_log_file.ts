@@ -26,7 +26,7 @@
  * @module
  */
 
-import { ConfigurationError } from "../src/errors.ts";
+import { ConfigurationError } from "../mod.ts";
 
 /** Options of {@linkcode LogFile.open}. */
 export interface LogFileOptions {

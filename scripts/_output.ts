@@ -10,7 +10,7 @@
 
 import * as colors from "jsr:@std/fmt@^1/colors";
 import { getLogger, type Logger } from "npm:@logtape/logtape@^2";
-import type { SshNode } from "../src/node/node.ts";
+import type { SshNode } from "../mod.ts";
 import type { CentralLog } from "./_log.ts";
 
 export { colors };

@@ -8,8 +8,7 @@
  */
 
 import { join } from "jsr:@std/path@^1";
-import { ConfigurationError } from "../src/errors.ts";
-import type { Line } from "../src/process/lines.ts";
+import { ConfigurationError, type Line } from "../mod.ts";
 import { UsageError, userPath } from "./_cli.ts";
 
 /** Most bytes `--stdin` reads: the payload is held in memory once. */

@@ -1,71 +1,19 @@
 /**
- * Helpers the scripts share around runs: a run as JSON, a node with changed
- * options, and a fan-out stand-in for a node that reports each result (for
- * the progress line). How a run ended is the library's
- * {@linkcode describeOutcome}; a bounded map is its {@linkcode mapPool}.
+ * Helpers the scripts share around runs: a run as JSON, and a fan-out
+ * stand-in for a node that reports each result (for the progress line).
+ * How a run ended is the library's {@linkcode describeOutcome}.
  *
  * @module
  */
 
-import { describeOutcome, mapPool } from "../mod.ts";
-import { SshNode, type SshNodeOptions } from "../src/node/node.ts";
-import type { RunOptions, RunResult } from "../src/process/session.ts";
-import type { FanoutNode } from "../src/fanout/run_all.ts";
+import {
+  describeOutcome,
+  type FanoutNode,
+  type RunOptions,
+  type RunResult,
+  type SshNode,
+} from "../mod.ts";
 import { isoLocal } from "./_log.ts";
-
-/**
- * How a run ended, in a few words: {@linkcode describeOutcome}'s key
- * ("exit 0", "unreachable", "command timeout", "aborted"). Kept for the
- * subcommands that still import it; new code calls `describeOutcome`.
- */
-export const outcome = (r: RunResult): string => describeOutcome(r).key;
-
-/** A copy of `node` with some options changed (e.g. no ControlMaster). */
-export function nodeWith(
-  node: SshNode,
-  overrides: Partial<SshNodeOptions>,
-): SshNode {
-  return new SshNode({
-    name: node.name,
-    host: node.host,
-    user: node.user,
-    port: node.port,
-    transport: node.transport,
-    relay: node.relay,
-    relayMode: node.relayMode,
-    ushPath: node.ushPath,
-    controlMaster: node.controlMaster,
-    controlPersist: node.controlPersist,
-    silent: node.silent,
-    console: node.console,
-    consoleCommand: node.consoleCommand,
-    device: node.device,
-    devip: node.devip,
-    sshConfig: node.sshConfig,
-    identityFile: node.identityFile,
-    sshOptions: { ...node.sshOptions },
-    hostKeyCheck: node.hostKeyCheck,
-    connectTimeout: node.connectTimeout,
-    ioTimeout: node.ioTimeout,
-    cmdTimeout: node.cmdTimeout,
-    controlDir: node.controlDir,
-    ...overrides,
-  });
-}
-
-/**
- * Call `fn` on every item, at most `limit` at a time; results in item order.
- * The library's {@linkcode mapPool}, in the argument order the subcommands
- * that still import it use; new code calls `mapPool`.
- */
-export const mapLimit = <T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> =>
-  mapPool(items, (item, _signal, index) => fn(item, index), {
-    concurrency: limit,
-  });
 
 /**
  * A stand-in for `node` in `runAll` that reports every result to

@@ -8,12 +8,12 @@
 
 import { formatNodeList } from "../nodeset.ts";
 import {
+  describeOutcome,
   pullAll,
   pushAll,
   type TransferAllOptions,
-} from "../src/fanout/transfer_all.ts";
-import type { TransferResult } from "../src/transfer/transfer.ts";
-import { describeOutcome } from "../mod.ts";
+  type TransferResult,
+} from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,

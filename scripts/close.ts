@@ -10,11 +10,9 @@
  * @module
  */
 
-import { controlPool } from "../src/connection/pool.ts";
-import type { SshNode } from "../src/node/node.ts";
+import { type ClosedMaster, closeMaster, mapPool } from "../mod.ts";
 import { type CliContext, type CliSpec, runCli } from "./_cli.ts";
 import { formatNodeList } from "../nodeset.ts";
-import { mapLimit } from "./_runs.ts";
 
 const SPEC: CliSpec = {
   name: "close",
@@ -27,43 +25,12 @@ const SPEC: CliSpec = {
   examples: ["fiwi close", "fiwi close --nodes @duts"],
 };
 
-/** What became of one node's master. */
-interface Closed {
-  node: string;
-  socket: string | null;
-  state: "closed" | "none" | "skipped";
-  pid: number | null;
-}
-
-async function closeOne(node: SshNode): Promise<Closed> {
-  if (!node.controlMaster) {
-    return { node: node.name, socket: null, state: "skipped", pid: null };
-  }
-  node.validate();
-  const status = await controlPool.check(node);
-  if (status?.state !== "alive") {
-    return {
-      node: node.name,
-      socket: status?.socket ?? null,
-      state: "none",
-      pid: null,
-    };
-  }
-  const stopped = await controlPool.stop(node.spec);
-  return {
-    node: node.name,
-    socket: status.socket,
-    state: stopped ? "closed" : "none",
-    pid: status.pid,
-  };
-}
-
 async function close(ctx: CliContext): Promise<number> {
   const { out, json } = ctx;
   const { nodes } = await ctx.selectNodes();
   // Nodes sharing one master: the first stops it, the others find none.
-  const results = await mapLimit(nodes, 16, closeOne);
-  const byState = (state: Closed["state"]) =>
+  const results = await mapPool(nodes, closeMaster, { concurrency: 16 });
+  const byState = (state: ClosedMaster["state"]) =>
     results.filter((r) => r.state === state).map((r) => r.node);
   if (json) {
     for (const r of results) out.out(JSON.stringify(r));

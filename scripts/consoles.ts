@@ -10,9 +10,7 @@
  * @module
  */
 
-import type { Line } from "../src/process/lines.ts";
-import { SshNode } from "../src/node/node.ts";
-import type { RunResult } from "../src/process/session.ts";
+import { describeOutcome, type Line, type RunResult, SshNode } from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,
@@ -21,7 +19,6 @@ import {
   UsageError,
 } from "./_cli.ts";
 import { colors, isoLocal, padNames } from "./_output.ts";
-import { nodeWith, outcome } from "./_runs.ts";
 import { closeSerialConsoles, openSerialConsoles } from "./_serial.ts";
 
 /** The library's console command: the whole ring buffer, then new messages. */
@@ -65,7 +62,7 @@ function withConsoleCommand(node: SshNode, cmd: string | undefined): SshNode {
     (node.consoleCommand === LIBRARY_DEFAULT ? NEW_MESSAGES : undefined);
   return wanted === undefined || wanted === node.consoleCommand
     ? node
-    : nodeWith(node, { consoleCommand: wanted });
+    : node.with({ consoleCommand: wanted });
 }
 
 async function consoles(ctx: CliContext): Promise<number> {
@@ -122,14 +119,16 @@ async function consoles(ctx: CliContext): Promise<number> {
     }
     // A console that ends on its own is reported at once.
     const streams = [
-      ...nodes.map((n) => ({ name: n.name, done: n.consoleDone })),
+      ...nodes.map((n) => ({ name: n.name, done: n.consoleStream?.done })),
       ...serial.map((s) => ({ name: s.node, done: s.done })),
     ];
     const watchers = streams.map((n) =>
       n.done?.then((r) => {
         if (closing) return;
         ended.set(n.name, r);
-        const why = `${outcome(r)}${r.error ? `: ${r.error.message}` : ""}`;
+        const why = `${describeOutcome(r).key}${
+          r.error ? `: ${r.error.message}` : ""
+        }`;
         const stderr = r.stderr.trim().split("\n").at(-1);
         out.err(
           `[${n.name}] console ended: ${why}${

@@ -9,8 +9,7 @@
  */
 
 import { stringify } from "jsr:@std/yaml@^1";
-import { discover, type NodeInventory } from "../src/discover/discover.ts";
-import { ConfigurationError } from "../src/errors.ts";
+import { ConfigurationError, discover, type NodeInventory } from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,

@@ -8,8 +8,7 @@
  * @module
  */
 
-import type { SshNode } from "../src/node/node.ts";
-import type { Rig } from "../src/rig/rig.ts";
+import type { Rig, SshNode } from "../mod.ts";
 import { foldNames } from "../nodeset.ts";
 import { type CliContext, type CliSpec, runCli, UsageError } from "./_cli.ts";
 

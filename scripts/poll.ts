@@ -11,10 +11,13 @@
  * @module
  */
 
-import { describeOutcome, scheduleTicks } from "../mod.ts";
-import { runAll } from "../src/fanout/run_all.ts";
-import type { RunResult } from "../src/process/session.ts";
-import type { SshNode } from "../src/node/node.ts";
+import {
+  describeOutcome,
+  runAll,
+  type RunResult,
+  scheduleTicks,
+  type SshNode,
+} from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,

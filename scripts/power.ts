@@ -7,13 +7,13 @@
  * @module
  */
 
-import type { SshNode } from "../src/node/node.ts";
 import {
   DEFAULT_OFF_TIME,
   DEFAULT_POWER_TIMEOUT,
   type PowerAction,
   type PowerResult,
-} from "../src/hardware/power.ts";
+  type SshNode,
+} from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,

@@ -10,12 +10,14 @@
  * @module
  */
 
-import { collate } from "../src/fanout/collate.ts";
+import {
+  collate,
+  describeOutcome,
+  type Line,
+  runAll,
+  type RunResult,
+} from "../mod.ts";
 import { formatNodeList } from "../nodeset.ts";
-import { runAll } from "../src/fanout/run_all.ts";
-import type { Line } from "../src/process/lines.ts";
-import type { RunResult } from "../src/process/session.ts";
-import { describeOutcome } from "../mod.ts";
 import {
   type CliContext,
   type CliSpec,

@@ -6,7 +6,8 @@
 // the orphans of a shell that already exited. Real sshd on loopback, with a
 // ControlMaster, without one, through a nested relay, and on `local`.
 import { assert, assertEquals, assertMatch } from "jsr:@std/assert@^1";
-import { controlPool, SshNode, type SshNodeOptions } from "../mod.ts";
+import { SshNode, type SshNodeOptions } from "../mod.ts";
+import { controlPool } from "../src/connection/pool.ts";
 import { eventually, fiwi, startFiwi } from "./_cli_harness.ts";
 import {
   countRemote,

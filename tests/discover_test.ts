@@ -6,11 +6,10 @@ import {
   discover,
   findPowerDevice,
   type NodeInventory,
-  parseProbeOutput,
   POWER_DEVICES,
-  probeCommand,
   SshNode,
 } from "../mod.ts";
+import { parseProbeOutput, probeCommand } from "../src/discover/discover.ts";
 import { skipHere, skipReason, startLoopbackRig } from "./_loopback.ts";
 
 const FIXTURE = new URL("./fixtures/sysroot", import.meta.url).pathname;

@@ -2,7 +2,8 @@
 // never freeze fiwi: a timeout or abort resolves within its limit plus 2 s,
 // and a master that stops answering is replaced within the connect timeout.
 import { assert, assertEquals } from "jsr:@std/assert@^1";
-import { controlPool, type RunResult } from "../mod.ts";
+import type { RunResult } from "../mod.ts";
+import { controlPool } from "../src/connection/pool.ts";
 import {
   countCarrying,
   countExact,

@@ -111,3 +111,48 @@ Deno.test("layers: the imports of src/ have no cycle", async () => {
   for (const file of edges.keys()) visit(file, []);
   assertEquals(cycles, []);
 });
+
+// The fiwi command is a client of the library, like a user's script: every
+// import that leaves scripts/ names one of the package's entry points
+// (deno.json `exports`), so whatever the command needs the library offers.
+const root = join(src, "..");
+const SPECIFIER_RE =
+  /(?:\bfrom\s*|\bimport\s*\(?\s*)["'](\.{1,2}\/[^"']+)["']/g;
+
+/** `file`'s imports that leave scripts/ for anything but an entry point. */
+export function internalImports(
+  file: string,
+  text: string,
+  entryPoints: readonly string[],
+): string[] {
+  const scripts = join(root, "scripts");
+  return [...text.matchAll(SPECIFIER_RE)]
+    .map((m) => join(dirname(file), m[1]))
+    .filter((to) => !to.startsWith(scripts + "/") && !entryPoints.includes(to))
+    .map((to) => `${relative(root, file)} -> ${relative(root, to)}`);
+}
+
+Deno.test("layers: scripts/ imports only the package's entry points", async (t) => {
+  const config = JSON.parse(await Deno.readTextFile(join(root, "deno.json")));
+  const entryPoints = Object.values(config.exports as Record<string, string>)
+    .map((p) => join(root, p));
+  await t.step("the check sees an internal import", () => {
+    const file = join(root, "scripts", "x.ts");
+    assertEquals(
+      internalImports(
+        file,
+        'import { a } from "../src/a.ts";\nimport { b } from "../mod.ts";\n' +
+          'import("../src/c.ts");\nimport { d } from "./_d.ts";',
+        entryPoints,
+      ),
+      ["scripts/x.ts -> src/a.ts", "scripts/x.ts -> src/c.ts"],
+    );
+  });
+  const found: string[] = [];
+  for await (const file of files(join(root, "scripts"))) {
+    found.push(
+      ...internalImports(file, await Deno.readTextFile(file), entryPoints),
+    );
+  }
+  assertEquals(found, []);
+});

@@ -2,7 +2,8 @@
 // ends fiwi, its ssh client or the node's sshd session, the remote command's
 // group dies within 2 s and no ssh client is left. Real sshd on loopback.
 import { assert, assertEquals } from "jsr:@std/assert@^1";
-import { controlPool, runAll, type SshNodeOptions } from "../mod.ts";
+import { runAll, type SshNodeOptions } from "../mod.ts";
+import { controlPool } from "../src/connection/pool.ts";
 import {
   countCarrying,
   countExact,

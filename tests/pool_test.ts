@@ -1,7 +1,8 @@
 // The ControlMaster pool on the loopback rig: reuse, a killed master, a
 // stale socket file, a master that stopped answering, close() and closeAll().
 import { assert, assertEquals, assertNotEquals } from "jsr:@std/assert@^1";
-import { controlPool, type SshNode } from "../mod.ts";
+import type { SshNode } from "../mod.ts";
+import { controlPool } from "../src/connection/pool.ts";
 import { skipReasonFor, startLoopbackRig } from "./_loopback.ts";
 
 // Two masters on two addresses; a replaced master must log in within 1 s.

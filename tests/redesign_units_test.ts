@@ -16,6 +16,7 @@ import {
   runAll,
   type RunOptions,
   SshNode,
+  type SshNodeOptions,
 } from "../mod.ts";
 import * as nodeset from "../nodeset.ts";
 import * as testing from "../testing.ts";
@@ -181,4 +182,63 @@ Deno.test("deno.json exports mod.ts, nodeset.ts and testing.ts", async () => {
     "./testing": "./testing.ts",
   });
   assertEquals(testing.rigTest, rigTest);
+});
+
+// Every option set to something other than its default, so a setting that
+// a copy or the transport spec dropped shows as a difference.
+const EVERY_OPTION:
+  & Required<
+    Omit<SshNodeOptions, "user">
+  >
+  & { user: string } = {
+    name: "n1",
+    host: "10.0.0.1",
+    user: "pi",
+    port: 2222,
+    transport: "ssh",
+    relay: "gw@10.0.0.254:2200",
+    relayMode: "jump",
+    ushPath: "/opt/ush",
+    controlMaster: false,
+    controlPersist: 60_000,
+    silent: true,
+    console: true,
+    consoleCommand: "journalctl -kf",
+    device: "dut",
+    devip: "10.0.1.1",
+    sshConfig: "/etc/fiwi/ssh_config",
+    identityFile: "/etc/fiwi/id",
+    sshOptions: { ServerAliveInterval: "5" },
+    hostKeyCheck: "accept-new",
+    connectTimeout: 3000,
+    ioTimeout: 4000,
+    cmdTimeout: 5000,
+    controlDir: "/run/fiwi-test/cm",
+  };
+
+Deno.test("SshNode holds every option as a field, declared once", () => {
+  const node = new SshNode(EVERY_OPTION);
+  for (const [key, value] of Object.entries(EVERY_OPTION)) {
+    assertEquals(node[key as keyof SshNodeOptions], value, key);
+  }
+  assertEquals(node.spec.controlPersist, 60, "spec counts whole seconds");
+  assertEquals(node.spec.relay, EVERY_OPTION.relay);
+});
+
+Deno.test("node.with() copies every option and changes only the ones given", () => {
+  const node = new SshNode(EVERY_OPTION);
+  const copy = node.with({ user: "root", cmdTimeout: 9000 });
+  assert(copy !== node);
+  for (const key of Object.keys(EVERY_OPTION) as (keyof SshNodeOptions)[]) {
+    const want = key === "user"
+      ? "root"
+      : key === "cmdTimeout"
+      ? 9000
+      : EVERY_OPTION[key];
+    assertEquals(copy[key], want, key);
+  }
+  assertEquals(copy.with({}).spec, { ...copy.spec }, "a plain copy");
+  node.silent = false;
+  assertEquals(node.with({}).silent, false, "silent as the node has it now");
+  assert(SshNode.getInstances().includes(copy), "a copy is a live node");
 });

@@ -7,7 +7,8 @@
 // is counted by its title, `ssh: <this rig's dir>/cm/… [mux]`, unique to
 // this test run.
 import { assert, assertEquals, assertNotEquals } from "jsr:@std/assert@^1";
-import { controlPool, type SshNode } from "../mod.ts";
+import type { SshNode } from "../mod.ts";
+import { controlPool } from "../src/connection/pool.ts";
 import { DEFAULT_CHECK_TIMEOUT } from "../src/connection/pool.ts";
 import {
   type LoopbackRig,

@@ -37,7 +37,7 @@ import { backoff, resolveRetry, type RetryPolicy } from "../process/backoff.ts";
 const log = getLogger(["fiwi", "retry"]);
 import { controlPool, type PoolNode } from "./pool.ts";
 import type { RunOptions, RunResult } from "../process/run_options.ts";
-import { type RunTarget, SshSession } from "../process/session.ts";
+import { type SessionNode, SshSession } from "../process/session.ts";
 
 /**
  * Whether `result` may be attempted again under `policy`: the command never
@@ -139,7 +139,7 @@ export async function retryRun(
  * before the next attempt.
  */
 export async function rexecWithRetry(
-  node: RunTarget & PoolNode,
+  node: SessionNode & PoolNode,
   cmd: string,
   options: RunOptions = {},
 ): Promise<RunResult> {

@@ -27,9 +27,9 @@ import {
   preparePullDirs,
   pull,
   pushArchive,
+  type TransferNode,
   type TransferOptions,
   type TransferResult,
-  type TransferTarget,
   validateTransferOptions,
 } from "../transfer/transfer.ts";
 import { ConfigurationError, showValue } from "../errors.ts";
@@ -130,7 +130,7 @@ const failed = (r: TransferResult) => !r.success && !r.aborted;
  * ```
  */
 export async function pushAll(
-  nodes: readonly TransferTarget[],
+  nodes: readonly TransferNode[],
   sources: string | readonly string[],
   destDir: string,
   options: TransferAllOptions = {},
@@ -177,7 +177,7 @@ export async function pushAll(
  * ```
  */
 export async function pullAll(
-  nodes: readonly TransferTarget[],
+  nodes: readonly TransferNode[],
   sources: string | readonly string[],
   destDir: string,
   options: TransferAllOptions = {},

@@ -25,7 +25,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import type { SshNode } from "../node/node.ts";
-import { controlPool } from "../connection/pool.ts";
+import { endMasterUnlessShared } from "../connection/masters.ts";
 import type { RunResult } from "../process/run_options.ts";
 import {
   describeSwitch,
@@ -285,7 +285,9 @@ async function switchOne(
   if (action !== "on") {
     const off = await switchTo(t, "off", options);
     if (off instanceof FiwiError) return done("unknown", off);
-    await endMaster(t);
+    // The node's master died with it but may not know yet: end it, so no
+    // run hangs on it (not when its via node's runs share that master).
+    await endMasterUnlessShared(t.node, t.via);
     if (action === "off") return done("off", null);
     if (!(await pause(options.offTime ?? DEFAULT_OFF_TIME, signal))) {
       return done(
@@ -310,22 +312,6 @@ async function pause(ms: number, signal?: AbortSignal): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/**
- * The node's ControlMaster died with the node, but may not know it yet: end
- * it, so no run hangs on it. Not when its via node shares it (same user,
- * host and port): the tool's own runs go through that master.
- */
-async function endMaster(t: Target): Promise<void> {
-  if (!t.node.controlMaster) return;
-  try {
-    const [own, via] = await Promise.all([
-      controlPool.socketPath(t.node),
-      controlPool.socketPath(t.via),
-    ]);
-    if (own !== null && own !== via) await controlPool.exit(t.node.spec);
-  } catch { /* no master to end */ }
 }
 
 /** Switch and read the state back; an error unless the tool reports `want`. */

@@ -126,36 +126,31 @@ async function which(program: string): Promise<string | null> {
   return null;
 }
 
-/** The settings {@linkcode checkNodeOptions} reads: an `SshNode`'s fields. */
-export interface NodeSettings {
-  readonly name: string;
-  readonly host: string;
-  readonly user: string | null;
-  readonly port?: number;
-  readonly transport: TransportKind;
-  readonly relay?: string;
-  readonly relayMode: RelayMode;
-  readonly ushPath: string;
-  readonly controlMaster: boolean;
-  readonly controlPersist: number;
-  readonly controlDir: string;
-  readonly sshConfig?: string;
-  readonly identityFile?: string;
-  readonly sshOptions: Readonly<Record<string, string>>;
-  readonly hostKeyCheck: HostKeyCheck;
-  readonly connectTimeout: number;
-  readonly ioTimeout?: number;
-  readonly cmdTimeout?: number;
-}
+/** The options that take a default when absent ({@linkcode resolveNodeOptions}). */
+export type DefaultedOption =
+  | "user"
+  | "transport"
+  | "relayMode"
+  | "ushPath"
+  | "controlMaster"
+  | "controlPersist"
+  | "silent"
+  | "console"
+  | "consoleCommand"
+  | "sshOptions"
+  | "hostKeyCheck"
+  | "connectTimeout"
+  | "controlDir";
 
-/** Every setting of a node, defaults applied: what an `SshNode` holds. */
-export interface ResolvedNodeOptions extends NodeSettings {
-  readonly silent: boolean;
-  readonly console: boolean;
-  readonly consoleCommand: string;
-  readonly device?: string;
-  readonly devip?: string;
-}
+/**
+ * Every setting of a node with its defaults applied: what an `SshNode`
+ * holds and what {@linkcode checkNodeOptions} reads. Derived from
+ * {@linkcode SshNodeOptions}, so an option is declared (and documented) once.
+ */
+export type NodeSettings = Readonly<
+  & Required<Pick<SshNodeOptions, DefaultedOption>>
+  & Omit<SshNodeOptions, DefaultedOption>
+>;
 
 /**
  * The settings a node made from `options` holds, every default applied
@@ -166,7 +161,7 @@ export interface ResolvedNodeOptions extends NodeSettings {
  */
 export function resolveNodeOptions(
   options: SshNodeOptions,
-): ResolvedNodeOptions {
+): NodeSettings {
   const o = options ?? ({} as SshNodeOptions);
   const transport = o.transport ?? "ssh";
   return {

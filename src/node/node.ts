@@ -24,24 +24,20 @@ import {
 } from "../connection/reachable.ts";
 import type { Admission } from "../process/session.ts";
 import type { RunOptions, RunResult } from "../process/run_options.ts";
-import {
-  buildArgv,
-  type HostKeyCheck,
-  type RelayMode,
-  type TransportKind,
-  type TransportSpec,
-} from "../transport/argv.ts";
+import { buildArgv, type TransportSpec } from "../transport/argv.ts";
 import { validateArgv } from "../transport/validate.ts";
 import {
   checkLocalFiles,
   checkNodeOptions,
+  type NodeSettings,
   resolveNodeOptions,
   type SshNodeOptions,
 } from "./_node_options.ts";
 import {
   cleanConsoles,
-  ConsoleStream,
+  type ConsoleStream,
   type OpenConsolesOptions,
+  startConsole,
 } from "./console.ts";
 
 export {
@@ -49,7 +45,11 @@ export {
   DEFAULT_CONTROL_PERSIST_S,
   defaultControlDir,
 } from "./_node_options.ts";
-export type { SshNodeOptions } from "./_node_options.ts";
+export type {
+  DefaultedOption,
+  NodeSettings,
+  SshNodeOptions,
+} from "./_node_options.ts";
 export type { OpenConsolesOptions } from "./console.ts";
 import { ensurePrivateDir } from "../connection/_control_dir.ts";
 import { wrapCommand } from "../transport/wrapper.ts";
@@ -58,6 +58,15 @@ const registry = new Set<WeakRef<SshNode>>();
 const finalizer = new FinalizationRegistry<WeakRef<SshNode>>((ref) =>
   registry.delete(ref)
 );
+
+// The settings are declared once, as SshNodeOptions; the interface below
+// gives the class its fields (each resolved option, read-only except
+// `silent`), and the constructor assigns them all from resolveNodeOptions.
+/** The settings of a node (its options with defaults applied), as fields. */
+export interface SshNode extends Omit<NodeSettings, "silent"> {
+  /** Lines are not sent to the logger. */
+  silent: boolean;
+}
 
 /**
  * One reachable rig node.
@@ -75,53 +84,7 @@ const finalizer = new FinalizationRegistry<WeakRef<SshNode>>((ref) =>
  * ```
  */
 export class SshNode {
-  /** Label, unique in a rig. */
-  readonly name: string;
-  /** IP or host name. */
-  readonly host: string;
-  /** Remote user; null: none given, ssh's config decides. */
-  readonly user: string | null;
-  /** Remote port, if set. */
-  readonly port?: number;
-  /** Transport kind. */
-  readonly transport: TransportKind;
-  /** Jump host, if any. */
-  readonly relay?: string;
-  /** Relay mode. */
-  readonly relayMode: RelayMode;
-  /** The ush client. */
-  readonly ushPath: string;
-  /** Whether a ControlMaster is used (always false for ush and local). */
-  readonly controlMaster: boolean;
-  /** How long (ms) the ControlMaster stays up after its last client. */
-  readonly controlPersist: number;
-  /** Lines are not sent to the logger. */
-  silent: boolean;
-  /** Takes part in {@linkcode SshNode.openConsoles}. */
-  readonly console: boolean;
-  /** Console stream command. */
-  readonly consoleCommand: string;
-  /** Device label. */
-  readonly device?: string;
-  /** Device IP. */
-  readonly devip?: string;
-  /** `ssh -F` file. */
-  readonly sshConfig?: string;
-  /** `ssh -i` file. */
-  readonly identityFile?: string;
-  /** Extra `-o` options. */
-  readonly sshOptions: Readonly<Record<string, string>>;
-  /** Host-key policy. */
-  readonly hostKeyCheck: HostKeyCheck;
-  /** Default connect timeout (ms). */
-  readonly connectTimeout: number;
-  /** Default io timeout (ms; undefined: none). */
-  readonly ioTimeout?: number;
-  /** Default command timeout (ms; undefined: none). */
-  readonly cmdTimeout?: number;
-  /** Directory of the ControlMaster socket. */
-  readonly controlDir: string;
-
+  #settings: NodeSettings;
   #validated = false;
   #prepared: Promise<void> | null = null;
   #console: ConsoleStream | null = null;
@@ -135,33 +98,33 @@ export class SshNode {
   constructor(options: SshNodeOptions) {
     // The defaults are written once, in resolveNodeOptions: the rig file's
     // checker validates exactly what a node would hold, without making one.
-    const o = resolveNodeOptions(options);
-    this.name = o.name;
-    this.host = o.host;
-    this.user = o.user;
-    this.port = o.port;
-    this.transport = o.transport;
-    this.relay = o.relay;
-    this.relayMode = o.relayMode;
-    this.ushPath = o.ushPath;
-    this.controlMaster = o.controlMaster;
-    this.controlPersist = o.controlPersist;
-    this.silent = o.silent;
-    this.console = o.console;
-    this.consoleCommand = o.consoleCommand;
-    this.device = o.device;
-    this.devip = o.devip;
-    this.sshConfig = o.sshConfig;
-    this.identityFile = o.identityFile;
-    this.sshOptions = o.sshOptions;
-    this.hostKeyCheck = o.hostKeyCheck;
-    this.connectTimeout = o.connectTimeout;
-    this.ioTimeout = o.ioTimeout;
-    this.cmdTimeout = o.cmdTimeout;
-    this.controlDir = o.controlDir;
+    this.#settings = resolveNodeOptions(options);
+    Object.assign(this, this.#settings);
     const ref = new WeakRef(this);
     registry.add(ref);
     finalizer.register(this, ref);
+  }
+
+  /**
+   * A new node with this node's options, some of them changed: a variant
+   * (no ControlMaster, another user, a longer timeout) without repeating
+   * the rest.
+   *
+   * @example
+   * ```ts
+   * import { SshNode } from "../../mod.ts";
+   * const node = new SshNode({ name: "n1", host: "10.0.0.1", user: "pi" });
+   * const direct = node.with({ controlMaster: false });
+   * console.log(direct.user, direct.controlMaster); // "pi" false
+   * ```
+   */
+  with(overrides: Partial<SshNodeOptions>): SshNode {
+    return new SshNode({
+      ...this.#settings,
+      silent: this.silent,
+      sshOptions: { ...this.sshOptions },
+      ...overrides,
+    });
   }
 
   /** Live nodes: every node the program still references. */
@@ -185,24 +148,12 @@ export class SshNode {
     this.#validated = true;
   }
 
-  /** The resolved transport settings. */
+  /** The resolved transport settings (controlPersist in whole seconds, as ssh counts). */
   get spec(): TransportSpec {
     return {
-      host: this.host,
-      user: this.user,
-      port: this.port,
-      transport: this.transport,
-      relay: this.relay,
-      relayMode: this.relayMode,
-      ushPath: this.ushPath,
-      controlMaster: this.controlMaster,
-      controlDir: this.controlDir,
-      controlPersist: Math.max(1, Math.ceil(this.controlPersist / 1000)),
-      sshConfig: this.sshConfig,
-      identityFile: this.identityFile,
+      ...this.#settings,
       sshOptions: { ...this.sshOptions },
-      hostKeyCheck: this.hostKeyCheck,
-      connectTimeout: this.connectTimeout,
+      controlPersist: Math.max(1, Math.ceil(this.controlPersist / 1000)),
     };
   }
 
@@ -318,29 +269,24 @@ export class SshNode {
   }
 
   /**
-   * Open this node's console stream (its `consoleCommand`) in the background.
-   * Lines go to the logger (category `fiwi.console`) and `onLine`.
+   * Open this node's console stream (its `consoleCommand`) in the background,
+   * or return the open one. Lines go to the logger (category `fiwi.console`)
+   * and `onLine`.
    */
   async openConsole(
     options: Omit<OpenConsolesOptions, "nodes"> = {},
-  ): Promise<void> {
-    if (this.#console) return;
+  ): Promise<ConsoleStream> {
+    if (this.#console) return this.#console;
     if (options.clean ?? true) await this.clean();
-    this.#console ??= new ConsoleStream(this, options);
-  }
-
-  /** True while the console stream is open. */
-  get consoleOpen(): boolean {
-    return this.#console !== null;
+    return this.#console ??= startConsole(this, options);
   }
 
   /**
-   * The open console's run: settles when its stream ends, on its own (the
-   * command exited) or by {@linkcode SshNode.closeConsole}; null when no
-   * console is open.
+   * The open console stream (its `done` settles when the stream ends, on its
+   * own or by {@linkcode SshNode.closeConsole}); null when none is open.
    */
-  get consoleDone(): Promise<RunResult> | null {
-    return this.#console?.done ?? null;
+  get consoleStream(): ConsoleStream | null {
+    return this.#console;
   }
 
   /** Close this node's console stream, if open, and wait for its teardown. */

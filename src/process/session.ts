@@ -5,7 +5,7 @@
  * on a timeout or abort tears the client down (which, through the
  * lifeline, kills the remote process group) before it resolves.
  *
- * This layer never sees `SshNode`: it takes a {@linkcode RunTarget}, the
+ * This layer never sees `SshNode`: it takes a {@linkcode SessionNode}, the
  * few fields and methods a run needs.
  *
  * @module
@@ -41,7 +41,7 @@ export type { RunOptions, RunResult, StdinStream } from "./run_options.ts";
 const log = getLogger(["fiwi", "session"]);
 const encoder = new TextEncoder();
 
-/** A slot to spawn in, from {@linkcode RunTarget.admit}. */
+/** A slot to spawn in, from {@linkcode SessionNode.admit}. */
 export interface Admission {
   /**
    * The run is past its start: it began (`true`) or never will (`false`).
@@ -58,7 +58,7 @@ export interface Admission {
 }
 
 /** What a run needs of a node. `SshNode` satisfies it. */
-export interface RunTarget {
+export interface SessionNode {
   /** Node name, on every line and result. */
   readonly name: string;
   /** `local` clients always get a session of their own. */
@@ -104,7 +104,7 @@ export interface RunTarget {
  */
 export class SshSession {
   /** The node this session runs on. */
-  readonly node: RunTarget;
+  readonly node: SessionNode;
   #defaults: RunOptions;
   #closer = new AbortController();
   #current: Promise<RunResult> | null = null;
@@ -115,7 +115,7 @@ export class SshSession {
    * @param node where commands run
    * @param options defaults for every {@linkcode SshSession.postCmd}
    */
-  constructor(node: RunTarget, options: RunOptions = {}) {
+  constructor(node: SessionNode, options: RunOptions = {}) {
     this.node = node;
     this.#defaults = options;
   }
@@ -176,7 +176,7 @@ export class SshSession {
  * from `mod.ts`.
  */
 export async function runRaw(
-  node: RunTarget,
+  node: SessionNode,
   cmd: string,
   options: RawRunOptions,
 ): Promise<RunResult> {
@@ -219,7 +219,7 @@ async function feed(client: Client, stdin: string | Uint8Array): Promise<void> {
 }
 
 /** The limits of one run, options over the node's defaults. */
-function limitsOf(target: RunTarget, opts: RawRunOptions) {
+function limitsOf(target: SessionNode, opts: RawRunOptions) {
   return {
     connect: opts.connectTimeout ?? target.connectTimeout,
     io: opts.ioTimeout ?? target.ioTimeout,
@@ -229,7 +229,7 @@ function limitsOf(target: RunTarget, opts: RawRunOptions) {
 
 /** Runs `cmd` on `target` once; see the module doc. Resolves, never rejects for a run-time outcome. */
 async function execute(
-  target: RunTarget,
+  target: SessionNode,
   cmd: string,
   opts: RawRunOptions,
   closeSignal: AbortSignal,
@@ -259,7 +259,7 @@ async function execute(
 }
 
 async function runClient(
-  target: RunTarget,
+  target: SessionNode,
   cmd: string,
   argv: string[],
   opts: RawRunOptions,

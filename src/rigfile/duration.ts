@@ -18,6 +18,14 @@ const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
 /**
  * Parse a duration into milliseconds, or return why it is not one (a
  * phrase to follow "Invalid x "value": "). Never throws.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from "../../mod.ts";
+ * console.log(parseDuration("1m30s")); // 90000
+ * console.log(parseDuration("off")); // 0: no limit
+ * console.log(typeof parseDuration("15")); // "string": why it is not one
+ * ```
  */
 export function parseDuration(value: unknown): number | string {
   if (value === 0 || value === "0") return 0;

@@ -33,9 +33,9 @@ import {
   resultOf,
   runOptions,
   runWithRetry,
+  type TransferNode,
   type TransferOptions,
   type TransferResult,
-  type TransferTarget,
   validateDestDir,
   validateTransferOptions,
 } from "./_transfer_run.ts";
@@ -149,7 +149,7 @@ export function checkPull(
  * `SshNode.pull` calls this.
  */
 export async function pull(
-  node: TransferTarget,
+  node: TransferNode,
   sources: string | readonly string[],
   destDir: string,
   options: TransferOptions = {},
@@ -170,7 +170,7 @@ export async function pull(
 }
 
 async function pullInto(
-  node: TransferTarget,
+  node: TransferNode,
   groups: RemoteGroup[],
   tmp: string,
   nodeDir: string,
@@ -231,7 +231,7 @@ async function pullInto(
  * the run and the error.
  */
 function receive(
-  node: TransferTarget,
+  node: TransferNode,
   group: RemoteGroup,
   tmp: string,
   options: TransferOptions,
@@ -250,7 +250,7 @@ type Received = { run: RunResult | null; error: FiwiError | null } | null;
  * `tmp/<name>`.
  */
 async function receiveOne(
-  node: TransferTarget,
+  node: TransferNode,
   group: RemoteGroup,
   tmp: string,
   options: TransferOptions,
@@ -300,7 +300,7 @@ async function receiveOne(
 
 /** Several paths under one directory: one archive, unpacked as it arrives. */
 async function receiveMany(
-  node: TransferTarget,
+  node: TransferNode,
   group: RemoteGroup,
   tmp: string,
   options: TransferOptions,
@@ -348,7 +348,7 @@ async function receiveMany(
 
 /** Compare remote and local SHA-256 of every pulled file; null when all match. */
 async function verifyPulled(
-  node: TransferTarget,
+  node: TransferNode,
   groups: RemoteGroup[],
   files: { path: string; local: string }[],
   options: TransferOptions,

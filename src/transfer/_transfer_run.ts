@@ -14,7 +14,7 @@ import {
   type RunResult,
   validateTimeout,
 } from "../process/run_options.ts";
-import { runRaw, type RunTarget } from "../process/session.ts";
+import { runRaw, type SessionNode } from "../process/session.ts";
 import { controlPool, type PoolNode } from "../connection/pool.ts";
 import { retryRun } from "../connection/retry.ts";
 import { firstLines } from "./_transfer_local.ts";
@@ -65,7 +65,7 @@ export interface TransferResult {
 }
 
 /** What a transfer needs of a node: `SshNode` satisfies it. */
-export type TransferTarget = RunTarget & PoolNode;
+export type TransferNode = SessionNode & PoolNode;
 
 /**
  * Check transfer options; throws {@linkcode ConfigurationError} naming the
@@ -126,7 +126,7 @@ export function runOptions(options: TransferOptions): RawRunOptions {
  * per attempt: a stream payload can be read only once.
  */
 export function runWithRetry(
-  node: TransferTarget,
+  node: TransferNode,
   cmd: string,
   options: () => RawRunOptions,
   signal?: AbortSignal,

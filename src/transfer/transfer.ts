@@ -59,9 +59,9 @@ import {
   resultOf,
   runOptions,
   runWithRetry,
+  type TransferNode,
   type TransferOptions,
   type TransferResult,
-  type TransferTarget,
   validateDestDir,
   validateTransferOptions,
 } from "./_transfer_run.ts";
@@ -76,9 +76,9 @@ import {
 } from "./_transfer_scripts.ts";
 
 export type {
+  TransferNode,
   TransferOptions,
   TransferResult,
-  TransferTarget,
 } from "./_transfer_run.ts";
 export { validateTransferOptions } from "./_transfer_run.ts";
 export {
@@ -208,7 +208,7 @@ const CLEANUP_TIMEOUT_MS = 5_000;
  * cut short by the lifeline's KILL. Best effort, bounded, never retried.
  */
 async function removeTemp(
-  node: TransferTarget,
+  node: TransferNode,
   destDir: string,
   temp: string,
 ): Promise<void> {
@@ -237,7 +237,7 @@ async function removeTemp(
  * hashes or merging a tree can take a while after the input ended.
  */
 export async function pushArchive(
-  node: TransferTarget,
+  node: TransferNode,
   archive: PushArchive,
   destDir: string,
   options: TransferOptions = {},
@@ -294,7 +294,7 @@ export async function pushArchive(
 
 /** The first run of a push: the payload into the temp directory. */
 async function receive(
-  node: TransferTarget,
+  node: TransferNode,
   archive: PushArchive,
   destDir: string,
   temp: string,
@@ -330,7 +330,7 @@ async function receive(
  * module doc; `SshNode.push` calls this.
  */
 export async function push(
-  node: TransferTarget,
+  node: TransferNode,
   sources: string | readonly string[],
   destDir: string,
   options: TransferOptions = {},
