@@ -106,6 +106,12 @@ export function formatNodeList(names: readonly string[]): string {
  *
  * @param names node names (ad-hoc host texts allowed)
  * @returns the folded set, comma-separated
+ *
+ * @example
+ * ```ts
+ * import { foldNames } from "../../nodeset.ts";
+ * console.log(foldNames(["n01", "n02", "n03", "n05", "pdu"])); // "n[01-03,05],pdu"
+ * ```
  */
 export function foldNames(names: readonly string[]): string {
   const whole = names.filter((n) => /[:[\]]/.test(n));

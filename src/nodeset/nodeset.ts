@@ -62,7 +62,20 @@ export interface NodeSetTerm {
   item: string;
 }
 
-/** Most names one item may expand to (ranges multiply). */
+/**
+ * Most names one item may expand to (ranges multiply).
+ *
+ * @example
+ * ```ts
+ * import { expandRanges, MAX_EXPANSION } from "../../nodeset.ts";
+ * console.log(MAX_EXPANSION); // 100000
+ * try {
+ *   expandRanges("n[1-1000][1-1000]"); // a million names
+ * } catch (e) {
+ *   console.log((e as Error).message); // "… expands to 1000000 names: at most 100000"
+ * }
+ * ```
+ */
 export const MAX_EXPANSION = 100_000;
 
 const OPERATORS = new Set([",", "!", "&", "^"]);
@@ -70,6 +83,13 @@ const OPERATORS = new Set([",", "!", "&", "^"]);
 /**
  * Split a pattern into terms at operators outside brackets. A leading `!`
  * means "every node but"; `,!` is the same as `!` (`all,!dut3`).
+ *
+ * @example
+ * ```ts
+ * import { parseNodeSet } from "../../nodeset.ts";
+ * const terms = parseNodeSet("@duts,!dut3");
+ * console.log(terms.map((t) => `${t.op} ${t.item}`)); // [", @duts", "! dut3"]
+ * ```
  */
 export function parseNodeSet(pattern: string): NodeSetTerm[] {
   const terms: NodeSetTerm[] = [];
@@ -173,6 +193,13 @@ function rangeNumbers(list: string, item: string): string[] {
  * width). Brackets that hold no range (`[ab]`, `[::1]`) stay as written.
  * Throws {@linkcode ConfigurationError} for a reversed range, a zero step,
  * or more than {@linkcode MAX_EXPANSION} names.
+ *
+ * @example
+ * ```ts
+ * import { expandRanges } from "../../nodeset.ts";
+ * console.log(expandRanges("n[01-03]")); // ["n01", "n02", "n03"]
+ * console.log(expandRanges("rack[1-2]-n[1,5]")); // 4 names, rack1-n1 first
+ * ```
  */
 export function expandRanges(item: string): string[] {
   const parts = splitRanges(item);
@@ -195,6 +222,13 @@ export function expandRanges(item: string): string[] {
  * Read `[user@]host[:port]` (IPv6 as `[::1]:22`, or bare `::1` without a
  * port). Null for text that does not name a host outside the rig: a plain
  * word (a rig name or a typo of one), `@group`, a glob.
+ *
+ * @example
+ * ```ts
+ * import { parseAdHocHost } from "../../nodeset.ts";
+ * console.log(parseAdHocHost("pi@10.0.0.7:2222")); // host "10.0.0.7", user "pi", port 2222
+ * console.log(parseAdHocHost("@duts")); // null: a group, not a host
+ * ```
  */
 export function parseAdHocHost(text: string): AdHocHost | null {
   if (/[*?,!&^\s]/.test(text) || text.startsWith("@")) return null;
@@ -294,6 +328,17 @@ function apply(set: Set<string>, op: NodeSetOperator, hits: string[]): void {
  * {@linkcode ConfigurationError} for an empty item, an unknown group, an
  * item that matches no node (with the closest name), or a pattern that
  * leaves no node.
+ *
+ * @example
+ * ```ts
+ * import { selectNames } from "../../nodeset.ts";
+ * const universe = {
+ *   rig: "lab",
+ *   names: ["dut1", "dut2", "pi1"],
+ *   groups: new Map([["duts", ["dut1", "dut2"]]]),
+ * };
+ * console.log(selectNames("@duts&dut[2-9]", universe)); // ["dut2"]
+ * ```
  */
 export function selectNames(pattern: string, u: NodeSetUniverse): string[] {
   if (typeof pattern !== "string" || pattern.trim() === "") {
@@ -337,8 +382,8 @@ function hint(item: string, u: NodeSetUniverse): string {
 }
 
 /**
- * The known name closest to `word`, when close enough to be a typo. (The
- * rig-file checker has its own for keys: this layer sits below it.)
+ * The known name closest to `word`, when close enough to be a typo: the one
+ * "did you mean" rule, for node names here and for rig-file keys.
  */
 export function closest(
   word: string,
