@@ -109,7 +109,7 @@ export function formatNodeList(names: readonly string[]): string {
  *
  * @example
  * ```ts
- * import { foldNames } from "../../nodeset.ts";
+ * import { foldNames } from "./fold.ts";
  * console.log(foldNames(["n01", "n02", "n03", "n05", "pdu"])); // "n[01-03,05],pdu"
  * ```
  */

@@ -67,7 +67,7 @@ export interface NodeSetTerm {
  *
  * @example
  * ```ts
- * import { expandRanges, MAX_EXPANSION } from "../../nodeset.ts";
+ * import { expandRanges, MAX_EXPANSION } from "./nodeset.ts";
  * console.log(MAX_EXPANSION); // 100000
  * try {
  *   expandRanges("n[1-1000][1-1000]"); // a million names
@@ -86,7 +86,7 @@ const OPERATORS = new Set([",", "!", "&", "^"]);
  *
  * @example
  * ```ts
- * import { parseNodeSet } from "../../nodeset.ts";
+ * import { parseNodeSet } from "./nodeset.ts";
  * const terms = parseNodeSet("@duts,!dut3");
  * console.log(terms.map((t) => `${t.op} ${t.item}`)); // [", @duts", "! dut3"]
  * ```
@@ -196,7 +196,7 @@ function rangeNumbers(list: string, item: string): string[] {
  *
  * @example
  * ```ts
- * import { expandRanges } from "../../nodeset.ts";
+ * import { expandRanges } from "./nodeset.ts";
  * console.log(expandRanges("n[01-03]")); // ["n01", "n02", "n03"]
  * console.log(expandRanges("rack[1-2]-n[1,5]")); // 4 names, rack1-n1 first
  * ```
@@ -225,7 +225,7 @@ export function expandRanges(item: string): string[] {
  *
  * @example
  * ```ts
- * import { parseAdHocHost } from "../../nodeset.ts";
+ * import { parseAdHocHost } from "./nodeset.ts";
  * console.log(parseAdHocHost("pi@10.0.0.7:2222")); // host "10.0.0.7", user "pi", port 2222
  * console.log(parseAdHocHost("@duts")); // null: a group, not a host
  * ```
@@ -331,7 +331,7 @@ function apply(set: Set<string>, op: NodeSetOperator, hits: string[]): void {
  *
  * @example
  * ```ts
- * import { selectNames } from "../../nodeset.ts";
+ * import { selectNames } from "./nodeset.ts";
  * const universe = {
  *   rig: "lab",
  *   names: ["dut1", "dut2", "pi1"],
