@@ -4,7 +4,9 @@
  * one block under the list of their names.
  *
  * {@linkcode collate} is pure: it reads results, never a node. Group labels
- * are folded by `formatNodeList` (src/nodeset/fold.ts).
+ * are folded by `formatNodeList` (src/nodeset/fold.ts). {@linkcode formatGroups}
+ * prints the groups as `dshbak -c` text; `diffGroups` (diff.ts) shows how
+ * they differ.
  *
  * @example
  * ```ts
@@ -119,4 +121,66 @@ export function collate(
   const list = [...groups.values()];
   for (const group of list) group.label = formatNodeList(group.nodes);
   return list;
+}
+
+/** Options of {@linkcode formatGroups}. */
+export interface FormatGroupsOptions {
+  /**
+   * Put each group under a header: a rule, its node set, a rule (default
+   * true). False prints the outputs alone, one after the other, as
+   * `clush -bN` does.
+   */
+  headers?: boolean;
+  /**
+   * Decorates the node set of each header (e.g. bold on a terminal); it
+   * must not add a newline. Default: the node set as is.
+   */
+  paintLabel?: (label: string) => string;
+}
+
+/** A header's rule: as wide as the node set, within 16 to 72 dashes. */
+function rule(label: string): string {
+  return "-".repeat(Math.max(16, Math.min(72, label.length)));
+}
+
+/**
+ * Print collated groups the way `dshbak -c` does: each group's node set
+ * between two rules, then its output, once. A group whose output does not
+ * end in a newline gets one; a group without output prints its header
+ * alone.
+ *
+ * @param groups the groups of {@linkcode collate}
+ * @param options headers or none; how a header's node set looks
+ * @returns the text, every line ending in `\n` (empty for no groups)
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { collate, formatGroups, SshNode } from "../../mod.ts";
+ * const nodes = ["a1", "a2", "b"].map((name) =>
+ *   new SshNode({ name, host: "localhost", transport: "local" })
+ * );
+ * const results = await Promise.all(
+ *   nodes.map((n) => n.rexec(n.name === "b" ? "echo other" : "echo same")),
+ * );
+ * assertEquals(
+ *   formatGroups(collate(results)),
+ *   "----------------\na[1-2]\n----------------\nsame\n" +
+ *     "----------------\nb\n----------------\nother\n",
+ * );
+ * ```
+ */
+export function formatGroups(
+  groups: readonly OutputGroup[],
+  options: FormatGroupsOptions = {},
+): string {
+  const { headers = true, paintLabel = (label: string) => label } = options;
+  let text = "";
+  for (const { label, output } of groups) {
+    if (headers) {
+      text += `${rule(label)}\n${paintLabel(label)}\n${rule(label)}\n`;
+    }
+    text += output === "" || output.endsWith("\n") ? output : output + "\n";
+  }
+  return text;
 }
