@@ -21,6 +21,7 @@
  * @module
  */
 
+import { ConfigurationError } from "../errors.ts";
 import { fanOut, validateFanOut } from "./_fan_out.ts";
 import { DEFAULT_CONCURRENCY } from "./pool.ts";
 import type { SshNode } from "../node/node.ts";
@@ -55,6 +56,12 @@ export interface RunAllOptions extends RunOptions {
  * Run `cmd` on every node, at most `concurrency` at a time, and resolve with
  * one {@linkcode RunResult} per node, in the order of `nodes`.
  *
+ * `cmd` is one command for every node, used as given, or a function that
+ * gives each node its own: it is called for every node, in node order,
+ * before the first node is touched, so a command it refuses (it throws, e.g.
+ * {@linkcode expandNodeValues} for an unknown key) fails the call with
+ * nothing run anywhere. Each result's `cmd` is its node's command.
+ *
  * Like `rexec`, it resolves for every run-time outcome and rejects only for
  * bad input ({@linkcode ConfigurationError}), before anything is spawned.
  * Every node reads the same `stdin`, so it must be a string or bytes: a
@@ -66,7 +73,7 @@ export interface RunAllOptions extends RunOptions {
  * to every run.
  *
  * @param nodes where to run, in the order results are wanted
- * @param cmd the shell command
+ * @param cmd the shell command, or a function giving each node's command
  * @param options fan-out limits, then per-run options passed to each `rexec`
  * @returns one result per node, in node order
  *
@@ -80,16 +87,34 @@ export interface RunAllOptions extends RunOptions {
  * const results = await runAll(nodes, "echo hi", { concurrency: 2 });
  * console.log(results.map((r) => `${r.node}: ${r.stdout.trim()}`)); // in node order
  * ```
+ *
+ * @example A command per node, from the node's own values
+ * ```ts
+ * import { expandNodeValues, runAll, SshNode } from "../../mod.ts";
+ * const nodes = ["a", "b"].map((name, i) =>
+ *   new SshNode({
+ *     name,
+ *     host: "localhost",
+ *     transport: "local",
+ *     vars: { slot: String(i + 1) },
+ *   })
+ * );
+ * const results = await runAll(
+ *   nodes,
+ *   (node) => expandNodeValues("echo {name} in slot {slot}", node),
+ * );
+ * console.log(results.map((r) => r.stdout.trim())); // ["a in slot 1", "b in slot 2"]
+ * ```
  */
-export async function runAll(
-  nodes: readonly FanoutNode[],
-  cmd: string,
+export async function runAll<N extends FanoutNode>(
+  nodes: readonly N[],
+  cmd: string | ((node: N) => string),
   options: RunAllOptions = {},
 ): Promise<RunResult[]> {
   const { concurrency = DEFAULT_CONCURRENCY, failFast = false, ...run } =
     options;
   validateFanOut(nodes, concurrency, failFast);
-  validateCommand(cmd);
+  const jobs = commandsFor(nodes, cmd);
   refuseReadOnce(run.stdin);
   validateRunOptions(run);
   // Every node's configuration first: a bad one must fail the call before
@@ -97,11 +122,40 @@ export async function runAll(
   await Promise.all(nodes.map((node) => node.prepare()));
 
   return await fanOut(
-    nodes,
+    jobs,
     { concurrency, failFast, signal: run.signal },
-    (node, signal) => node.rexec(cmd, { ...run, signal }),
+    ({ node, cmd }, signal) => node.rexec(cmd, { ...run, signal }),
     (result) => !result.success && !result.aborted,
   );
+}
+
+/**
+ * Each node with its command, every command made and checked before any
+ * node is touched; a bad one is a {@linkcode ConfigurationError} naming
+ * its node.
+ */
+function commandsFor<N extends FanoutNode>(
+  nodes: readonly N[],
+  cmd: string | ((node: N) => string),
+): { node: N; cmd: string }[] {
+  if (typeof cmd !== "function") {
+    validateCommand(cmd);
+    return nodes.map((node) => ({ node, cmd }));
+  }
+  return nodes.map((node) => {
+    const one = cmd(node);
+    try {
+      validateCommand(one);
+    } catch (e) {
+      throw new ConfigurationError(
+        `The command for node "${node.name}" is refused: ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    }
+    return { node, cmd: one };
+  });
 }
 
 /**

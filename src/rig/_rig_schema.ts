@@ -10,6 +10,7 @@
 import { RigFileError } from "../errors.ts";
 import type { SshNodeOptions } from "../node/node.ts";
 import { validateNodeOptions } from "../node/_node_options.ts";
+import { validateVarName } from "../node/node_values.ts";
 import {
   parseRelay,
   validateHost,
@@ -113,7 +114,7 @@ export function checkRigFile(
   const globals: Settings = new Map();
   const globalMap = c.mapping(top.defaults, ["defaults"], "defaults");
   c.knownKeys(globalMap, ["defaults"], Object.keys(SETTING_KEYS), "defaults");
-  c.settings(globalMap, ["defaults"], globals);
+  checkSettings(c, globalMap, ["defaults"], globals);
 
   if (top.rigs === undefined || top.rigs === null) {
     throw new RigFileError(
@@ -152,6 +153,25 @@ export function checkRigFile(
   return { defaultRig, rigs };
 }
 
+/**
+ * The settings of `map` into `into` (see {@linkcode Checker.settings}), each
+ * `vars:` name first checked at its own place by the node layer's rule.
+ */
+function checkSettings(
+  c: Checker,
+  map: Record<string, unknown>,
+  path: PathStep[],
+  into: Settings,
+): void {
+  const vars = map.vars;
+  if (typeof vars === "object" && vars !== null && !Array.isArray(vars)) {
+    for (const key of Object.keys(vars)) {
+      c.guardKey([...path, "vars", key], () => validateVarName(key));
+    }
+  }
+  c.settings(map, path, into);
+}
+
 function checkRig(
   c: Checker,
   name: string,
@@ -174,7 +194,7 @@ function checkRig(
     Object.keys(SETTING_KEYS),
     `the defaults of rig "${name}"`,
   );
-  c.settings(defaultsMap, [...path, "defaults"], settings);
+  checkSettings(c, defaultsMap, [...path, "defaults"], settings);
   // The rig's own relay keys are the most specific rig-wide settings.
   for (const key of ["relay", "relayMode"]) {
     if (key in map) c.settings({ [key]: map[key] }, path, settings);
@@ -226,7 +246,7 @@ function checkNode(
   const hostPath = short ? path : [...path, "host"];
   c.knownKeys(map, path, NODE_KEYS, `node "${name}"`);
   const s: Settings = new Map(inherited);
-  c.settings(map, path, s);
+  checkSettings(c, map, path, s);
 
   const groups = new Set<string>();
   if (map.groups !== undefined && map.groups !== null) {

@@ -22,6 +22,7 @@ export type Kind =
   | "duration"
   | "relay"
   | "options"
+  | "vars"
   | readonly string[];
 
 /** Keys a node, a rig's `defaults` and the top-level `defaults` accept. */
@@ -46,6 +47,7 @@ export const SETTING_KEYS: Record<string, Kind> = {
   ioTimeout: "duration",
   cmdTimeout: "duration",
   controlPersist: "duration",
+  vars: "vars",
 };
 
 /** Node, group and rig names: safe in prefixes, patterns and file names. */
@@ -129,7 +131,11 @@ export class Checker {
     }
   }
 
-  /** Check every setting key of `map` and record it with its path. */
+  /**
+   * Check every setting key of `map` and record it with its path. A
+   * setting replaces the more general one, except `vars`, merged key by key
+   * (a node's `vars` add to and override its defaults').
+   */
   settings(
     map: Record<string, unknown>,
     path: PathStep[],
@@ -139,7 +145,12 @@ export class Checker {
       const kind = SETTING_KEYS[key];
       if (!kind) continue; // the caller has rejected unknown keys
       const p = [...path, key];
-      into.set(key, { value: this.convert(kind, key, value, p), path: p });
+      let converted = this.convert(kind, key, value, p);
+      const general = into.get(key)?.value;
+      if (kind === "vars" && general) {
+        converted = { ...general as object, ...converted as object };
+      }
+      into.set(key, { value: converted, path: p });
     }
   }
 
@@ -218,8 +229,30 @@ export class Checker {
         }
         return out;
       }
+      case "vars":
+        return this.vars(value, path);
     }
     return value;
+  }
+
+  /**
+   * A `vars:` mapping as text by name: numbers become their text (YAML
+   * reads `0x10` as 16: quote to keep it as written). Names are checked by
+   * the caller, which knows the rules of the node layer.
+   */
+  vars(value: unknown, path: PathStep[]): Record<string, string> {
+    const map = this.mapping(value, path, "vars");
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(map)) {
+      if (typeof v === "string" || typeof v === "number") out[k] = String(v);
+      else {
+        this.failValue(
+          [...path, k],
+          `Invalid value ${shown(v)} of var "${k}": give text or a number`,
+        );
+      }
+    }
+    return out;
   }
 
   /** `~/x` is under $HOME; a relative path is relative to the rig file. */
