@@ -10,18 +10,21 @@ import {
   assertRejects,
   assertThrows,
 } from "jsr:@std/assert@^1";
+import { configure, type LogRecord, reset } from "npm:@logtape/logtape@^2";
 import {
   Command,
+  CommandManager,
   type CommandOptions,
   ConfigurationError,
   FiwiError,
   type RunOptions,
+  type RunRecord,
   type RunResult,
   SshNode,
   TimeoutError,
 } from "../mod.ts";
 import { fakeResult } from "./_fake_result.ts";
-import { ManualClock } from "./_manual_clock.ts";
+import { ManualClock, settle } from "./_manual_clock.ts";
 import {
   countCarrying,
   countExact,
@@ -295,6 +298,119 @@ Deno.test("Command passes its per-run timeouts and onLine to every run", async (
     assertInstanceOf(opts.signal, AbortSignal);
     assertEquals(typeof opts.onLine, "function");
   }
+});
+
+Deno.test("Command onRun gets each finished run's record once, after runs holds it", async (t) => {
+  await t.step("every run, a failed one too, in order", async () => {
+    const seen: { record: RunRecord; last?: RunRecord; count: number }[] = [];
+    const s = await scheduled((i) => timedOut(i, 1), {
+      interval: 100,
+      count: 3,
+      onError: "continue",
+      onRun: (record) =>
+        seen.push({ record, last: s.cmd.runs.at(-1), count: s.cmd.runCount }),
+    });
+    await s.clock.advance(1000);
+    assertEquals(s.cmd.state, "finished");
+    assertEquals(seen.map((x) => x.record), s.cmd.runs);
+    for (const [i, { record, last, count }] of seen.entries()) {
+      assertEquals([record.index, count], [i, i + 1]);
+      assert(record === last, "runs holds the record before onRun sees it");
+    }
+    assertEquals(seen.map((x) => x.record.scheduledAt - 1000), [0, 100, 200]);
+    assertEquals(seen.map((x) => x.record.result.timedOut), [null, "io", null]);
+  });
+
+  await t.step("the run that fails a command, before it fails", async () => {
+    const seen: number[] = [];
+    const s = await scheduled((i) => timedOut(i, 1), {
+      interval: 100,
+      count: 5,
+      onRun: ({ index }) => seen.push(index),
+    });
+    await s.clock.advance(1000);
+    assertEquals([s.cmd.state, seen], ["failed", [0, 1]]);
+  });
+
+  await t.step("the run stop() ended", async () => {
+    const seen: RunRecord[] = [];
+    const s = await scheduled(() => ({ duration: 500 }), {
+      interval: 100,
+      onRun: (record) => seen.push(record),
+    });
+    await s.clock.advance(50);
+    await s.cmd.stop();
+    assertEquals(seen.map((r) => [r.index, r.result.aborted]), [[0, true]]);
+  });
+
+  await t.step("only a function", () => {
+    assertThrows(
+      () =>
+        new Command(scripted(new ManualClock()), "x", { onRun: 1 as never }),
+      ConfigurationError,
+      "Invalid onRun: give a function",
+    );
+  });
+});
+
+Deno.test("Command onRun that throws or rejects is logged, and the schedule goes on", async () => {
+  const logged: LogRecord[] = [];
+  await configure({
+    sinks: { mem: (r: LogRecord) => logged.push(r) },
+    loggers: [
+      { category: ["fiwi", "command"], sinks: ["mem"], lowestLevel: "error" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+    reset: true,
+  });
+  const seen: number[] = [];
+  try {
+    const s = await scheduled(() => ({}), {
+      interval: 100,
+      count: 3,
+      onRun: ({ index }) => {
+        seen.push(index);
+        if (index === 0) throw new Error("sync boom");
+        if (index === 1) return Promise.reject(new Error("async boom"));
+      },
+    });
+    await s.clock.advance(1000);
+    await settle();
+    assertEquals([s.cmd.state, s.cmd.runCount, s.cmd.error], [
+      "finished",
+      3,
+      null,
+    ]);
+  } finally {
+    await reset();
+  }
+  assertEquals(seen, [0, 1, 2]);
+  assertEquals(
+    logged.map((r) => [
+      r.level,
+      r.properties.node,
+      r.properties.index,
+      (r.properties.error as Error).message,
+    ]),
+    [["error", "fake", 0, "sync boom"], ["error", "fake", 1, "async boom"]],
+  );
+});
+
+Deno.test("CommandManager.addCommand passes onRun to its command", async () => {
+  const clock = new ManualClock();
+  const seen: number[] = [];
+  await using manager = new CommandManager();
+  await manager.addCommand({
+    node: scripted(clock),
+    cmd: "work",
+    clock,
+    interval: 100,
+    count: 2,
+    onRun: ({ index }) => seen.push(index),
+  });
+  await clock.advance(1000);
+  assertEquals(seen, [0, 1]);
+  assertEquals(manager.listActive(), []);
 });
 
 Deno.test("Command stopped before start never runs, and cannot be started again", async () => {

@@ -8,7 +8,19 @@
 import type { Clock } from "../process/clock.ts";
 import type { Line } from "../process/lines.ts";
 import { ConfigurationError } from "../errors.ts";
-import { validateTimeout } from "../process/run_options.ts";
+import { type RunResult, validateTimeout } from "../process/run_options.ts";
+
+/** One run of a `Command`. */
+export interface RunRecord {
+  /** 0-based run number. */
+  index: number;
+  /** When the run was due, in ms on the schedule's clock (`performance.now()`). */
+  scheduledAt: number;
+  /** When it was started, on the same clock. */
+  startedAt: number;
+  /** Its outcome. */
+  result: RunResult;
+}
 
 function checkNumber(name: string, value: unknown, min?: number): void {
   if (value === undefined) return;
@@ -61,6 +73,28 @@ export interface CommandOptions {
   onError?: "stop" | "continue";
   /** Called for every output line of every run. */
   onLine?: (line: Line) => void;
+  /**
+   * Called once per finished run (a run that timed out, failed or was
+   * stopped included) with its {@linkcode RunRecord}, once `Command.runs`
+   * holds it and before the next run is scheduled. It is not awaited. What
+   * it throws (or the promise it returns rejects with) is logged under
+   * `["fiwi", "command"]` and neither stops the schedule nor fails the
+   * command.
+   *
+   * @example
+   * ```ts
+   * import { Command, SshNode } from "../../mod.ts";
+   * const node = new SshNode({ name: "here", host: "localhost", transport: "local" });
+   * const uptime = new Command(node, "cat /proc/uptime", {
+   *   interval: 50,
+   *   count: 2,
+   *   onRun: ({ index, result }) => console.log(index, result.stdout.trim()),
+   * });
+   * await uptime.start();
+   * await uptime.done;
+   * ```
+   */
+  onRun?: (run: RunRecord) => void;
   /** Append every run to this file under a banner; closed when the command ends. */
   logFile?: string;
   /** Connect timeout of every run (default: the node's). */
@@ -96,7 +130,7 @@ export function validateCommandOptions(o: CommandOptions): void {
       }: give a whole number >= 1 or Command.COUNT_FOREVER (-1)`,
     );
   }
-  for (const key of ["onLine", "random"] as const) {
+  for (const key of ["onLine", "onRun", "random"] as const) {
     if (o[key] !== undefined && typeof o[key] !== "function") {
       throw new ConfigurationError(`Invalid ${key}: give a function`);
     }

@@ -35,11 +35,12 @@ import { type RunResult, unstartedResult } from "../process/run_options.ts";
 import { validateCommand } from "../transport/validate.ts";
 import {
   type CommandOptions,
+  type RunRecord,
   validateCommandOptions,
 } from "./_command_options.ts";
 
 export type { Clock } from "../process/clock.ts";
-export type { CommandOptions } from "./_command_options.ts";
+export type { CommandOptions, RunRecord } from "./_command_options.ts";
 
 /** Where a {@linkcode Command} is in its life. */
 export type CommandState =
@@ -51,18 +52,6 @@ export type CommandState =
 
 /** What a {@linkcode Command} needs of a node: its name and `rexec`. */
 export type CommandNode = Pick<SshNode, "name" | "rexec">;
-
-/** One run of a {@linkcode Command}. */
-export interface RunRecord {
-  /** 0-based run number. */
-  index: number;
-  /** When the run was due, in ms on the schedule's clock (`performance.now()`). */
-  scheduledAt: number;
-  /** When it was started, on the same clock. */
-  startedAt: number;
-  /** Its outcome. */
-  result: RunResult;
-}
 
 /**
  * How many {@linkcode RunRecord}s a command keeps: the last 100.
@@ -338,6 +327,26 @@ export class Command {
     this.#runCount++;
     this.#runs.push(record);
     if (this.#runs.length > MAX_RUN_RECORDS) this.#runs.shift();
+    this.#notify(record);
     return record;
+  }
+
+  /** Hand `record` to `onRun`; what it throws or rejects with is logged, never raised. */
+  #notify(record: RunRecord): void {
+    const onRun = this.#options.onRun;
+    if (!onRun) return;
+    const threw = (error: unknown) =>
+      log.error(
+        "onRun callback threw for run {index} of {cmd} on {node}: {error}",
+        { node: this.node.name, cmd: this.cmd, index: record.index, error },
+      );
+    try {
+      // Typed void, but an async callback returns a promise: keep its
+      // rejection from going unhandled.
+      const returned: unknown = onRun(record);
+      if (returned instanceof Promise) returned.catch(threw);
+    } catch (e) {
+      threw(e);
+    }
   }
 }
