@@ -4,8 +4,15 @@
  * hide a broken login) that runs one harmless command; the outcome is split
  * into reachable / host key / auth / command, with the time taken and a
  * hint for the first step that failed. Reading ssh's error output (what
- * failed, where, and what to do) is the library's `readSshError`; this
- * subcommand runs the probe, and formats and prints.
+ * failed, where, and what to do) is the library's `readSshError`, told the
+ * node's effective ssh configuration (`effectiveSshConfig`, `ssh -G`) so a
+ * hint names the port, user and proxy ssh really used; this subcommand runs
+ * the probe, and formats and prints.
+ *
+ * A probe that timed out says which of its limits ran out, with the value
+ * the run used: the time column is that run's duration, so the two agree
+ * (a command limit counts from the client's start, which the duration
+ * includes).
  *
  * @module
  */
@@ -14,32 +21,23 @@ import {
   AuthenticationError,
   ConfigurationError,
   ConnectionError,
+  type EffectiveSshConfig,
+  effectiveSshConfig,
   HostKeyError,
   mapPool,
   readSshError,
   type RunResult,
   type SshNode,
 } from "../mod.ts";
-import {
-  type CliContext,
-  type CliSpec,
-  durationFlag,
-  intFlag,
-  runCli,
-} from "./_cli.ts";
+import { type CliContext, type CliSpec, intFlag, runCli } from "./_cli.ts";
 import { colors, humanMs, type Output } from "./_output.ts";
 
-const SPEC: CliSpec = {
+export const SPEC: CliSpec = {
   name: "check",
   summary:
     "Diagnose every node: reachable, host key accepted, login works, a command runs.",
+  // The connect timeout is the common -t/--connect-timeout.
   options: [
-    {
-      name: "timeout",
-      short: "t",
-      arg: "DURATION",
-      help: "connect timeout per node (default: the node's, 15s)",
-    },
     {
       name: "fanout",
       short: "f",
@@ -49,21 +47,34 @@ const SPEC: CliSpec = {
   ],
   examples: [
     "fiwi check",
-    "fiwi check --rig lab.yaml --nodes @duts --timeout 5s",
+    "fiwi check --rig lab.yaml -w @duts -t 5s",
     "fiwi check --json | jq 'select(.ok == false)'",
   ],
 };
 
 const PROBE = "echo fiwi-check-ok";
 const PROBE_OUT = "fiwi-check-ok\n";
-/** Wall-clock limit of the probe command once logged in. */
+/** Wall-clock limit of the probe command, from the client's start. */
 const COMMAND_TIMEOUT = 10_000;
+
+/**
+ * The limits one probe runs with, in ms: given to the run and named by its
+ * verdict, so a timeout names the limit that really ran out.
+ */
+export interface ProbeLimits {
+  /** Until the command begins (the node's connect timeout). */
+  connect: number;
+  /** Silence once it began (the node's ioTimeout), if any. */
+  io?: number;
+  /** The whole run ({@linkcode COMMAND_TIMEOUT}). */
+  command: number;
+}
 
 /** One step's verdict: passed, failed, or not known (not reached / n/a). */
 type Step = boolean | null;
 
 /** What `check` reports for one node. */
-interface NodeCheck {
+export interface NodeCheck {
   node: string;
   target: string;
   transport: string;
@@ -96,7 +107,56 @@ const STEPS = {
   unreachable: { reachable: false, hostKey: null, auth: null },
 } as const;
 
-function verdict(node: SshNode, r: RunResult): NodeCheck {
+/** `[user@]host[:port]` of a reading's address, `[host]` for IPv6. */
+function loginAt(user: string | null, host: string, port?: number): string {
+  const at = port === undefined
+    ? host
+    : host.includes(":")
+    ? `[${host}]:${port}`
+    : `${host}:${port}`;
+  return `${user ? `${user}@` : ""}${at}`;
+}
+
+/**
+ * What a probe that began but did not end well says: the limit that ran
+ * out (its value as the run used it), or how the command exited.
+ */
+function commandVerdict(
+  r: RunResult,
+  limits: ProbeLimits,
+): { detail: string; hint: string } {
+  const stderr = r.stderr.trim().split("\n").at(-1) ?? "";
+  const said = (why: string) =>
+    `"${PROBE}" ${why}${stderr ? `: ${stderr}` : ""}`;
+  if (r.timedOut === "io" && limits.io !== undefined) {
+    return {
+      detail: said(`printed nothing for ${humanMs(limits.io)} (ioTimeout)`),
+      hint:
+        'The login works but the command went silent: the node may be overloaded, or the shell\'s rc files wait for something; raise "ioTimeout" if it is only slow',
+    };
+  }
+  return {
+    detail: said(
+      r.timedOut
+        ? `did not finish within ${humanMs(limits.command)}`
+        : `exited with ${r.signal ?? `code ${r.code}`}`,
+    ),
+    hint:
+      "The login works but the shell does not run commands cleanly: check the remote shell and its rc files (.bashrc, .profile)",
+  };
+}
+
+/**
+ * The verdict of one probe: `r` ran on `node` with `limits`; `config` is
+ * the node's effective ssh configuration when it was read (after a failed
+ * connection). Exported for tests.
+ */
+export function verdict(
+  node: SshNode,
+  r: RunResult,
+  limits: ProbeLimits,
+  config: EffectiveSshConfig | null = null,
+): NodeCheck {
   const base = {
     node: node.name,
     target: target(node),
@@ -118,11 +178,10 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
       hint: null,
     };
   }
-  if (r.started) {
-    const why = r.timedOut
-      ? `did not finish within ${humanMs(COMMAND_TIMEOUT)}`
-      : `exited with ${r.signal ?? `code ${r.code}`}`;
-    const stderr = r.stderr.trim().split("\n").at(-1) ?? "";
+  // The connect limit counts until the command begins: a start line that
+  // came after it ran out (and before the client was gone) is still a login
+  // that did not happen in time, not a command that did not finish.
+  if (r.started && r.timedOut !== "connect") {
     return {
       ...base,
       ok: false,
@@ -132,24 +191,30 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
       command: false,
       problem: "command",
       hop: "node",
-      detail: `"${PROBE}" ${why}${stderr ? `: ${stderr}` : ""}`,
-      hint:
-        "The login works but the shell does not run commands cleanly: check the remote shell and its rc files (.bashrc, .profile)",
+      ...commandVerdict(r, limits),
     };
   }
   const detail = r.error?.message ?? null;
   // ssh's own lines first: the telling line and the address come from them.
-  const ssh = readSshError(`${r.stderr}\n${detail ?? ""}`, node);
+  const ssh = readSshError(`${r.stderr}\n${detail ?? ""}`, node, { config });
   const failed = { ...base, ok: false, command: null, hop: ssh.hop };
   if (r.timedOut === "connect") {
+    // Who logs in where, and through what, as ssh's config made it.
+    const login = node.transport === "local"
+      ? ""
+      : ` as ${loginAt(ssh.user, ssh.host, ssh.port)}${
+        ssh.via ? ` through ${ssh.via}` : ""
+      }`;
     return {
       ...failed,
-      ...STEPS.unreachable,
+      ...(r.started
+        ? { reachable: remote, hostKey: remote, auth: remote }
+        : STEPS.unreachable),
       problem: "timeout",
       detail,
       hint: `No login within ${
-        humanMs(node.connectTimeout)
-      }: the node may be down, unreachable, or stuck before the shell starts`,
+        humanMs(limits.connect)
+      }${login}: the node may be down, unreachable, or stuck before the shell starts`,
     };
   }
   // Any other error (not ssh's) is reported as it is, without a hint.
@@ -166,25 +231,28 @@ function verdict(node: SshNode, r: RunResult): NodeCheck {
   };
 }
 
-async function checkNode(
-  node: SshNode,
-  connectTimeout?: number,
-): Promise<NodeCheck> {
+async function checkNode(node: SshNode, retry: boolean): Promise<NodeCheck> {
   // A fresh connection each time: a warm ControlMaster would skip the login.
-  const probe = node.with({
-    controlMaster: false,
-    silent: true,
-    ...(connectTimeout !== undefined ? { connectTimeout } : {}),
-  });
+  const probe = node.with({ controlMaster: false, silent: true });
+  const limits: ProbeLimits = {
+    connect: probe.connectTimeout,
+    io: probe.ioTimeout,
+    command: COMMAND_TIMEOUT,
+  };
   try {
-    return verdict(
-      probe,
-      await probe.rexec(PROBE, {
-        cmdTimeout: COMMAND_TIMEOUT,
-        // One attempt: a diagnosis reports what happens, it does not retry.
-        retry: false,
-      }),
-    );
+    const r = await probe.rexec(PROBE, {
+      connectTimeout: limits.connect,
+      ioTimeout: limits.io,
+      cmdTimeout: limits.command,
+      // One attempt unless --retries asks for more: a diagnosis reports
+      // what happens, it does not retry.
+      ...(retry ? {} : { retry: false }),
+    });
+    // Where ssh went, as its config made it: read only for a failed login.
+    const config = r.success || (r.started && r.timedOut !== "connect")
+      ? null
+      : await effectiveSshConfig(probe.spec);
+    return verdict(probe, r, limits, config);
   } catch (e) {
     if (!(e instanceof ConfigurationError)) throw e;
     return {
@@ -207,14 +275,14 @@ async function checkNode(
 
 async function check(ctx: CliContext): Promise<number> {
   const { flags, out, json, selectNodes } = ctx;
-  const connectTimeout = durationFlag(flags, "timeout");
   const fanout = intFlag(flags, "fanout", 1) ?? 64;
+  const retry = flags.retries !== undefined;
   const { nodes } = await selectNodes();
   let done = 0;
   let failed = 0;
   out.progress(0, 0, nodes.length, "checking");
   const checks = await mapPool(nodes, async (node) => {
-    const c = await checkNode(node, connectTimeout);
+    const c = await checkNode(node, retry);
     done++;
     if (!c.ok) failed++;
     if (json) out.out(JSON.stringify(c));

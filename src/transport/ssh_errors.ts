@@ -2,10 +2,12 @@
  * Reading ssh's error output: what the client printed on stderr when a
  * connection failed before the remote command began. One table of ssh's
  * messages gives both the classification (host key, authentication,
- * unreachable, and the finer reason) and a hint that says what to do; the
+ * unreachable, and the finer reason) and a hint that says what to do. The
  * address a hint names is the one ssh's own message names (after the ssh
- * config applied `HostName`, `Port`, `User`), the node's settings only when
- * ssh named none. Pure.
+ * config applied `HostName`, `Port`, `User`); when the message names none,
+ * the effective configuration (`ssh -G`, see `effectiveSshConfig`) when the
+ * caller has it, else the node's settings. A `ProxyJump` or `ProxyCommand`
+ * from the ssh config is named like a relay. Pure.
  *
  * @example
  * ```ts
@@ -21,7 +23,8 @@
  * @module
  */
 
-import { parseRelay, type RelayParts } from "./validate.ts";
+import type { EffectiveSshConfig, JumpHop } from "./ssh_config.ts";
+import { failedHop, type Proxy, proxyOf } from "./_proxy.ts";
 
 /** Which step failed, as ssh's stderr tells it. */
 export type SshFailureKind = "host-key" | "auth" | "unreachable";
@@ -69,12 +72,27 @@ export interface SshErrorReading {
    * trimmed; null when stderr is empty.
    */
   detail: string | null;
-  /** Which hop failed: the one to the relay, or the node (also when there is no relay). */
+  /**
+   * Which hop failed: the one to the relay (or to a jump host of the ssh
+   * config's `ProxyJump`), or the node (also when there is none).
+   */
   hop: "relay" | "node";
   /** The host that failed: as ssh's message names it, else from the settings. */
   host: string;
   /** Its port: as ssh's message names it, else from the settings, else undefined. */
   port: number | undefined;
+  /**
+   * The user of the login that failed: as ssh's message names it; else, for
+   * the node, the ssh config's or the settings'; for a relay, the one its
+   * address gives; null when not known.
+   */
+  user: string | null;
+  /**
+   * The relay or ssh config proxy in front of the node, as hints name it
+   * (`relay "pi@gw"`, `ProxyJump "gw" of your ssh config`), whichever hop
+   * failed; null without one.
+   */
+  via: string | null;
   /** What to do about it, one sentence for people. */
   hint: string;
 }
@@ -86,10 +104,14 @@ interface Row {
   re: RegExp;
 }
 
-/** ssh's "connect to host H port P: <what>" (and "Connection to H port P <what>"), or `what` alone. */
+/**
+ * ssh's "connect to host H port P: <what>" (and "Connection to H port P
+ * <what>"), or `what` alone. "UNKNOWN port 65535" is a proxied connection's
+ * own end, not an address.
+ */
 function connectError(what: string): RegExp {
   return new RegExp(
-    `(?:connect to host|Connection to) (?<host>\\S+) port (?<port>\\d+):? (?:${what})|${what}`,
+    `(?:connect to host|Connection to) (?!UNKNOWN )(?<host>\\S+) port (?<port>\\d+):? (?:${what})|${what}`,
     "i",
   );
 }
@@ -195,16 +217,28 @@ export function matchSshError(stderr: string): SshErrorMatch {
   };
 }
 
+/** Options of {@linkcode readSshError}. */
+export interface ReadSshErrorOptions {
+  /**
+   * The node's effective ssh configuration (`effectiveSshConfig`), when
+   * known: its address, port and user fill in what ssh's message does not
+   * name, and its `ProxyJump` or `ProxyCommand` is named like a relay.
+   */
+  config?: EffectiveSshConfig | null;
+}
+
 /**
  * Read ssh's stderr from a connection that failed before the remote command
  * began: which step failed and why, the line that says so, which hop (the
- * relay or the node), the address that failed, and a hint. Host, port and
- * user come from ssh's own message when it names them, so a hint follows
- * the ssh config; `node`'s settings fill in the rest.
+ * relay, or the ssh config's jump host, or the node), the address that
+ * failed, and a hint. Host, port and user come from ssh's own message when
+ * it names them, so a hint follows the ssh config; then from
+ * `options.config` (what `ssh -G` says), then from `node`'s settings.
  *
  * @param stderr what the ssh client printed (more text, such as the
  *   run's error message, may follow it)
  * @param node the settings of the node the connection was for
+ * @param options the node's effective ssh configuration, when known
  * @returns the classification and the hint
  *
  * @example
@@ -217,31 +251,49 @@ export function matchSshError(stderr: string): SshErrorMatch {
  * );
  * assertEquals([r.kind, r.hop], ["auth", "node"]);
  * console.log(r.hint); // The node refused every key for "pi": check "user", …
+ *
+ * // ssh names no address here: the ssh config's (`ssh -G`) is named.
+ * const jumped = readSshError(
+ *   "channel 0: open failed: connect failed: Connection refused\n",
+ *   { host: "dut" },
+ *   {
+ *     config: {
+ *       hostname: "10.0.0.5", port: 2222, user: "pi",
+ *       proxyJump: "gw", proxyCommand: null, controlPath: null,
+ *     },
+ *   },
+ * );
+ * assertEquals([jumped.host, jumped.port], ["10.0.0.5", 2222]);
+ * console.log(jumped.hint); // Nothing accepts connections on 10.0.0.5:2222: … (through ProxyJump "gw" …)
  * ```
  */
 export function readSshError(
   stderr: string,
   node: SshErrorNode,
+  options: ReadSshErrorOptions = {},
 ): SshErrorReading {
   const match = matchSshError(stderr);
-  const relay = relayParts(node.relay);
-  const hop = relay && relayNamed(stderr, node, relay) ? "relay" : "node";
+  const config = options.config ?? null;
+  // The node as ssh reaches it: the config's address, else the settings.
+  const target = config
+    ? { host: config.hostname, port: config.port }
+    : { host: node.host, port: node.port };
+  const proxy = proxyOf(node.relay, config);
+  const failed = failedHop(stderr, target, proxy);
+  const hop = failed ? "relay" : "node";
   const entry = match.named.entry ? splitEntry(match.named.entry) : undefined;
-  const fallback = hop === "relay" && relay ? relay : node;
+  const fallback = failed ?? target;
   const host = entry?.host ?? match.named.host ?? fallback.host;
   const port = entry
     ? entry.port
     : match.named.port !== undefined
     ? Number(match.named.port)
     : fallback.port;
-  const facts: HintFacts = {
-    match,
-    node,
-    hop,
-    host,
-    port,
-    user: match.named.user ?? node.user ?? null,
-  };
+  const user = match.named.user ??
+    (failed
+      ? failed.user ?? null
+      : (config?.user || null) ?? node.user ?? null);
+  const facts: HintFacts = { match, node, proxy, failed, host, port, user };
   const hint = match.kind === "host-key"
     ? hostKeyHint(facts)
     : match.kind === "auth"
@@ -254,38 +306,12 @@ export function readSshError(
     hop,
     host,
     port,
-    hint: hop === "relay" ? `${atRelay(node)}${hint}` : hint,
+    user,
+    via: proxy?.name ?? null,
+    hint: proxy && failed
+      ? `The ${proxy.name} failed, not the node: ${hint}`
+      : hint,
   };
-}
-
-/** The relay's parts, or undefined without a relay or with one that does not parse. */
-function relayParts(relay: string | undefined): RelayParts | undefined {
-  if (!relay) return undefined;
-  try {
-    return parseRelay(relay);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * True when ssh's message is about the relay, not the node: it names the
- * relay's address (and port, when the relay shares the node's address).
- */
-function relayNamed(
-  text: string,
-  node: SshErrorNode,
-  relay: RelayParts,
-): boolean {
-  const names = (host: string, port?: number) =>
-    new RegExp(
-      `(host |@|\\[)${host.replaceAll(".", "\\.")}(\\]?:${port ?? ""}| port ${
-        port ?? ""
-      }|[: ]|$)`,
-      "m",
-    ).test(text);
-  if (relay.host !== node.host) return names(relay.host) && !names(node.host);
-  return relay.port !== node.port && names(relay.host, relay.port ?? 22);
 }
 
 /** A known_hosts entry (`host` or `[host]:port`) split. */
@@ -305,14 +331,12 @@ function address(host: string, port: number | undefined): string {
 interface HintFacts {
   match: SshErrorMatch;
   node: SshErrorNode;
-  hop: "relay" | "node";
+  proxy: Proxy | null;
+  /** The hop in front of the node that failed, if it was one. */
+  failed: JumpHop | undefined;
   host: string;
   port: number | undefined;
   user: string | null;
-}
-
-function atRelay(node: SshErrorNode): string {
-  return `The relay "${node.relay}" failed, not the node: `;
 }
 
 function hostKeyHint({ match, host, port }: HintFacts): string {
@@ -328,9 +352,13 @@ function hostKeyHint({ match, host, port }: HintFacts): string {
   } ${host} >> ~/.ssh/known_hosts) or set hostKeyCheck: accept-new`;
 }
 
-function authHint({ node, hop, user }: HintFacts): string {
-  if (hop === "relay") {
-    return `it refused every key: check the relay's user and its authorized_keys (ssh-copy-id ${node.relay})`;
+function authHint({ node, proxy, failed, user }: HintFacts): string {
+  if (proxy && failed) {
+    const login = `${failed.user ? `${failed.user}@` : ""}${
+      address(failed.host, failed.port)
+    }`;
+    const copy = proxy.role === "relay" ? node.relay : login;
+    return `it refused every key: check the ${proxy.role}'s user and its authorized_keys (ssh-copy-id ${copy})`;
   }
   if (user === null) {
     return `The node refused every key for the user your ssh config gives: check its "User", "identityFile", and that user's ~/.ssh/authorized_keys on the node (ssh-copy-id)`;
@@ -342,23 +370,23 @@ function authHint({ node, hop, user }: HintFacts): string {
 }
 
 function unreachableHint(
-  { match, node, hop, host, port }: HintFacts,
+  { match, proxy, failed, host, port }: HintFacts,
 ): string {
-  const atNode = hop === "node";
-  const who = atNode ? "the node" : "the relay";
+  const atNode = !failed;
+  const who = atNode ? "the node" : `the ${proxy?.role}`;
   const where = address(host, port);
-  // A relay that forwarded the attempt worked: the node's side failed.
-  const via = atNode && node.relay
-    ? ` (through relay "${node.relay}", which answered)`
+  // A hop in front that forwarded the attempt worked: the node's side failed.
+  const via = atNode && proxy
+    ? ` (through ${proxy.name}${proxy.hops.length ? ", which answered" : ""})`
     : "";
   switch (match.reason) {
     case "refused":
       return `Nothing accepts connections on ${where}: start sshd there or fix ${
-        atNode ? '"port"' : '"relay"'
+        atNode ? '"port"' : proxy!.fix
       }${via}`;
     case "unresolved":
       return `The host name "${host}" does not resolve: fix ${
-        atNode ? '"host"' : '"relay"'
+        atNode ? '"host"' : proxy!.fix
       }, DNS or the ssh config${via}`;
     case "no-route":
       return `No route to ${host}: check cabling, VLAN or VPN${via}`;
