@@ -373,3 +373,38 @@ Deno.test("rexec() rejects bad retry options before anything runs", async () => 
     "Invalid retry attempts",
   );
 });
+
+Deno.test({
+  name:
+    "rexec() takes the node's retry when the run gives none, and streams a failed connection's message once",
+  ignore,
+}, async () => {
+  const { SshNode } = await import("../mod.ts");
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const node = new SshNode({
+    name: "dead",
+    host: "127.0.0.1",
+    port,
+    controlMaster: false,
+    silent: true,
+    retry: { attempts: 3, delays: [10] },
+  });
+  const lines: string[] = [];
+  const r = await node.rexec("true", {
+    onLine: (l) => lines.push(`${l.stream}: ${l.text}`),
+  });
+  const refused =
+    `ssh: connect to host 127.0.0.1 port ${port}: Connection refused`;
+  assertEquals([r.started, r.attempts], [false, 3]);
+  assertEquals(lines, [`stderr: ${refused}`]);
+  assertEquals(r.stderr, `${refused}\n`);
+  assertEquals((await node.rexec("true", { retry: false })).attempts, 1);
+  assertEquals((await node.with({ retry: false }).rexec("true")).attempts, 1);
+  await assertRejects(
+    () => node.with({ retry: { attempts: 0 } }).rexec("true"),
+    ConfigurationError,
+    "Invalid retry attempts",
+  );
+});

@@ -13,8 +13,16 @@
  * The wait before retry `k` (1-based) is `baseDelay · 2^(k-1)`, capped at
  * `maxDelay`: 1 s, 2 s, then 4 s for every later retry by default; explicit
  * `delays` replace the formula. `SshNode.rexec` uses {@linkcode retryRun}
- * with {@linkcode DEFAULT_RETRY}; pass `retry: false` in its options for a
- * single attempt.
+ * with the run's `retry`, else the node's (`SshNodeOptions.retry`, default
+ * {@linkcode DEFAULT_RETRY}); `retry: false` means a single attempt.
+ *
+ * Each failed connection's message is shown once. ssh says why it could not
+ * connect on stderr, and every attempt says it again: `rexec` hands a stderr
+ * line to `onLine` only if no earlier attempt that never started showed the
+ * same text (until the attempt's first stdout line proves the command
+ * began). A message that changes between attempts (refused, then timed out)
+ * is shown each time it changes. The result is the last attempt's: its
+ * `stderr` holds that attempt's message once, and `attempts` counts them.
  *
  * @example
  * ```ts
@@ -36,6 +44,8 @@ import { backoff, resolveRetry, type RetryPolicy } from "../process/backoff.ts";
 
 const log = getLogger(["fiwi", "retry"]);
 import { controlPool, type PoolNode } from "./pool.ts";
+import type { RetryOptions } from "../process/backoff.ts";
+import type { Line } from "../process/lines.ts";
 import type { RunOptions, RunResult } from "../process/run_options.ts";
 import { type SessionNode, SshSession } from "../process/session.ts";
 
@@ -131,24 +141,73 @@ export async function retryRun(
   };
 }
 
+/** What `rexec` needs of a node. `SshNode` satisfies it. */
+export interface RetryNode extends SessionNode, PoolNode {
+  /** Retry policy of a run that gives none (absent: {@linkcode DEFAULT_RETRY}). */
+  readonly retry?: RetryOptions | false;
+}
+
+/**
+ * `onLine` for each attempt of one run, without the stderr lines an earlier
+ * attempt that never started showed already (see the module doc).
+ */
+class LinesOnce {
+  #onLine: (line: Line) => void;
+  #shown = new Set<string>();
+  #attempt: string[] = [];
+
+  constructor(onLine: (line: Line) => void) {
+    this.#onLine = onLine;
+  }
+
+  /** The `onLine` of the next attempt. */
+  next(): (line: Line) => void {
+    const lines: string[] = this.#attempt = [];
+    let began = false;
+    return (line) => {
+      if (line.stream === "stdout") began = true;
+      else if (!began) {
+        if (this.#shown.has(line.text)) return;
+        lines.push(line.text);
+      }
+      this.#onLine(line);
+    };
+  }
+
+  /** After an attempt: what one that never started said counts as shown. */
+  settle(result: RunResult): void {
+    if (result.started) return;
+    for (const text of this.#attempt) this.#shown.add(text);
+  }
+}
+
 /**
  * `SshNode.rexec`: run `cmd` in a fresh {@linkcode SshSession} per attempt
- * under the retry policy of `options.retry` (default
+ * under the retry policy of `options.retry`, else the node's `retry` (default
  * {@linkcode DEFAULT_RETRY}; `false`: one attempt). After a run that never
  * started on a node with a ControlMaster, the pool repairs a broken master
  * before the next attempt.
  */
 export async function rexecWithRetry(
-  node: SessionNode & PoolNode,
+  node: RetryNode,
   cmd: string,
   options: RunOptions = {},
 ): Promise<RunResult> {
   const { retry, ...runOptions } = options;
-  const policy = resolveRetry(retry);
+  const policy = resolveRetry(retry ?? node.retry);
+  // A bad onLine is passed on as given, for postCmd's check to name it.
+  const lines = typeof options.onLine === "function"
+    ? new LinesOnce(options.onLine)
+    : null;
   return await retryRun(
     async () => {
       await using session = new SshSession(node);
-      return await session.postCmd(cmd, runOptions);
+      const result = await session.postCmd(
+        cmd,
+        lines ? { ...runOptions, onLine: lines.next() } : runOptions,
+      );
+      lines?.settle(result);
+      return result;
     },
     policy,
     {

@@ -9,7 +9,13 @@
  */
 
 import { ConfigurationError } from "../errors.ts";
+import { validateVars } from "./node_values.ts";
 import { validateTimeout } from "../process/run_options.ts";
+import {
+  DEFAULT_RETRY,
+  resolveRetry,
+  type RetryOptions,
+} from "../process/backoff.ts";
 import type {
   HostKeyCheck,
   RelayMode,
@@ -64,6 +70,12 @@ export interface SshNodeOptions {
   device?: string;
   /** Device IP (free text). */
   devip?: string;
+  /**
+   * The node's own values for `{key}` in commands
+   * ({@linkcode expandNodeValues}): names like shell variables, not one of
+   * the built-in keys (`name`, `host`, `user`, `device`, `devip`).
+   */
+  vars?: Record<string, string>;
   /** `ssh -F` file (default: env FIWI_SSH_CONFIG). */
   sshConfig?: string;
   /** `ssh -i` file. */
@@ -78,6 +90,12 @@ export interface SshNodeOptions {
   ioTimeout?: number;
   /** Default command timeout (none). */
   cmdTimeout?: number;
+  /**
+   * Default retry policy of `rexec` and transfers when a run gives no
+   * `retry` (default {@linkcode DEFAULT_RETRY}: 3 attempts); `false`: one
+   * attempt. See src/connection/retry.ts.
+   */
+  retry?: RetryOptions | false;
   /**
    * Private directory for ControlMaster sockets (default: env
    * FIWI_CONTROL_DIR, else `${XDG_RUNTIME_DIR:-/tmp}/fiwi-<uid>/cm`).
@@ -121,7 +139,16 @@ async function which(program: string): Promise<string | null> {
     try {
       const st = await Deno.stat(path);
       if (st.isFile) return path;
-    } catch { /* next */ }
+    } catch (e) {
+      // Without read access every candidate looks missing: say which grant
+      // is lacking instead of "not found".
+      if (e instanceof Deno.errors.NotCapable) {
+        throw new ConfigurationError(
+          `Looking for "${program}" at "${path}" needs read access: grant --allow-read (at least for the PATH directories)`,
+          { cause: e },
+        );
+      }
+    }
   }
   return null;
 }
@@ -140,6 +167,7 @@ export type DefaultedOption =
   | "sshOptions"
   | "hostKeyCheck"
   | "connectTimeout"
+  | "retry"
   | "controlDir";
 
 /**
@@ -181,6 +209,12 @@ export function resolveNodeOptions(
     consoleCommand: o.consoleCommand ?? "dmesg -w",
     device: o.device,
     devip: o.devip,
+    // A copy, so that a later change to the caller's object is not seen;
+    // anything but a mapping is kept as given for checkNodeOptions to name.
+    vars:
+      typeof o.vars === "object" && o.vars !== null && !Array.isArray(o.vars)
+        ? { ...o.vars }
+        : o.vars,
     sshConfig: o.sshConfig ?? env("FIWI_SSH_CONFIG"),
     identityFile: o.identityFile,
     sshOptions: { ...(o.sshOptions ?? {}) },
@@ -188,6 +222,7 @@ export function resolveNodeOptions(
     connectTimeout: o.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
     ioTimeout: o.ioTimeout,
     cmdTimeout: o.cmdTimeout,
+    retry: o.retry ?? DEFAULT_RETRY,
     controlDir: o.controlDir ?? defaultControlDir(),
   };
 }
@@ -271,10 +306,12 @@ export function checkNodeOptions(n: NodeSettings): void {
       );
     }
   }
+  if (n.vars !== undefined) validateVars(n.vars, n.name);
   validateTimeout("connectTimeout", n.connectTimeout);
   validateTimeout("ioTimeout", n.ioTimeout);
   validateTimeout("cmdTimeout", n.cmdTimeout);
   validateTimeout("controlPersist", n.controlPersist);
+  resolveRetry(n.retry);
 }
 
 /**

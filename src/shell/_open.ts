@@ -199,7 +199,7 @@ export async function openNamed<S extends Opening>(
   const shell = options.shell ?? "sh";
   validateCommand(shell);
   validateTimeout("connectTimeout", options.connectTimeout);
-  const policy = resolveRetry(options.retry);
+  const policy = resolveRetry(options.retry ?? node.retry);
   let shells = open.get(node);
   if (!shells) open.set(node, shells = new Map());
   if (shells.has(name)) throw nameTaken(node, name);

@@ -81,12 +81,17 @@ export interface ShellResult {
  * waits in {@linkcode SessionNode.admit} as every run does. `SshNode`
  * satisfies it.
  */
-export type ShellNode = Pick<
-  SessionNode,
-  | "name"
-  | "transport"
-  | "connectTimeout"
-  | "prepare"
-  | "transportArgv"
-  | "admit"
->;
+export type ShellNode =
+  & Pick<
+    SessionNode,
+    | "name"
+    | "transport"
+    | "connectTimeout"
+    | "prepare"
+    | "transportArgv"
+    | "admit"
+  >
+  & {
+    /** Retry policy when opening gives none (absent: the default). */
+    readonly retry?: RetryOptions | false;
+  };

@@ -8,7 +8,7 @@
  */
 
 import { ConfigurationError, FiwiError, showValue } from "../errors.ts";
-import { resolveRetry } from "../process/backoff.ts";
+import { resolveRetry, type RetryOptions } from "../process/backoff.ts";
 import {
   type RawRunOptions,
   type RunResult,
@@ -65,7 +65,10 @@ export interface TransferResult {
 }
 
 /** What a transfer needs of a node: `SshNode` satisfies it. */
-export type TransferNode = SessionNode & PoolNode;
+export type TransferNode = SessionNode & PoolNode & {
+  /** Retry policy of the transfer's runs (absent: the default). */
+  readonly retry?: RetryOptions | false;
+};
 
 /**
  * Check transfer options; throws {@linkcode ConfigurationError} naming the
@@ -133,7 +136,7 @@ export function runWithRetry(
 ): Promise<RunResult> {
   return retryRun(
     () => runRaw(node, cmd, options()),
-    resolveRetry(undefined),
+    resolveRetry(node.retry),
     {
       signal,
       onFailure: node.controlMaster

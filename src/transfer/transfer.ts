@@ -196,6 +196,12 @@ async function packed(
     };
   } catch (e) {
     await Deno.remove(path).catch(() => {});
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new ConfigurationError(
+        `Packing the push needs read and write access to its temporary file "${path}": grant --allow-read and --allow-write for the temporary directory`,
+        { cause: e },
+      );
+    }
     throw e;
   }
 }
