@@ -40,6 +40,12 @@ export type {
   SshNodeOptions,
 } from "./src/node/node.ts";
 export { ConsoleStream } from "./src/node/console.ts";
+export {
+  expandNodeValues,
+  expandNodeValuesAll,
+  NODE_VALUE_KEYS,
+} from "./src/node/node_values.ts";
+export type { ValuesNode } from "./src/node/node_values.ts";
 export type { ConsoleStreamOptions } from "./src/node/console.ts";
 export type {
   HostKeyCheck,
@@ -49,10 +55,14 @@ export type {
 } from "./src/transport/argv.ts";
 export { readSshError } from "./src/transport/ssh_errors.ts";
 export type {
+  ReadSshErrorOptions,
   SshErrorReading,
   SshFailureKind,
   SshFailureReason,
 } from "./src/transport/ssh_errors.ts";
+export type { EffectiveSshConfig } from "./src/transport/ssh_config.ts";
+export { effectiveSshConfig } from "./src/connection/ssh_config.ts";
+export type { EffectiveSshConfigOptions } from "./src/connection/ssh_config.ts";
 export { DEFAULT_CONCURRENCY, runAll } from "./src/fanout/run_all.ts";
 export type { RunAllOptions } from "./src/fanout/run_all.ts";
 export { mapPool } from "./src/fanout/pool.ts";
@@ -63,13 +73,16 @@ export type {
   TransferOptions,
   TransferResult,
 } from "./src/transfer/transfer.ts";
-export { collate } from "./src/fanout/collate.ts";
+export { collate, formatGroups } from "./src/fanout/collate.ts";
 export { formatNodeList } from "./src/nodeset/fold.ts";
 export type {
   CollateOptions,
   CollateStreams,
+  FormatGroupsOptions,
   OutputGroup,
 } from "./src/fanout/collate.ts";
+export { diffGroups, diffLines } from "./src/fanout/diff.ts";
+export type { DiffHunk, DiffOptions } from "./src/fanout/diff.ts";
 export { Command, MAX_RUN_RECORDS } from "./src/schedule/command.ts";
 export { scheduleTicks } from "./src/schedule/ticks.ts";
 export type { ScheduleTicksOptions, Tick } from "./src/schedule/ticks.ts";

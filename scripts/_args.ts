@@ -1,17 +1,21 @@
 /**
- * The command line of a `fiwi` subcommand: its options (the common ones and
- * its own), `--help` text, getopt-style parsing (an option that takes a
- * value takes the next word, a flag never does), and typed option values
- * (durations, whole numbers). Errors are {@linkcode UsageError}s: exit 2,
- * one line.
+ * The command line of a `fiwi` subcommand: its options (the common ones,
+ * the connection ones of a subcommand that connects, and its own), `--help`
+ * text, getopt-style parsing (an option that takes a value takes the next
+ * word, a flag never does; a repeatable one collects every value), and
+ * typed option values (durations, whole numbers). Errors are
+ * {@linkcode UsageError}s: exit 2, one line.
+ *
+ * The letters follow pdsh and clush, so that muscle memory never runs
+ * something else: `-w` nodes, `-x` exclude, `-l` user, `-t` connect
+ * timeout, `-u` command timeout, `-f` fan-out.
  *
  * @module
  */
 
 import { parseArgs } from "jsr:@std/cli@^1/parse-args";
 import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
-import { ConfigurationError, parseDuration } from "../mod.ts";
-import { DEFAULT_LOG_FILE } from "./_log.ts";
+import { ConfigurationError, DEFAULT_RETRY, parseDuration } from "../mod.ts";
 
 /** A bad command line: exit code 2. */
 export class UsageError extends ConfigurationError {}
@@ -24,6 +28,16 @@ export interface OptionSpec {
   short?: string;
   /** Placeholder of the value; absent for a boolean flag. */
   arg?: string;
+  /**
+   * May be given more than once: every value is kept, in order, in
+   * {@linkcode ParsedArgs.lists} (never in `flags`).
+   */
+  repeat?: boolean;
+  /**
+   * A letter this option is suggested for when it is given but unknown
+   * (`nodes`: `-f`, fan-out elsewhere, suggests `--fold`).
+   */
+  suggestedFor?: string;
   /** One line of help. */
   help: string;
 }
@@ -42,9 +56,16 @@ export interface CliSpec {
   examples?: string[];
   /** Paragraph shown after the options (exit codes etc.). */
   notes?: string;
+  /**
+   * Contacts its nodes (default true): takes `-l`, `--connect-timeout` and
+   * `--retries`, and writes the central log by default. False (`nodes`):
+   * none of those, and a log only when `--log FILE` asks for one.
+   */
+  connects?: boolean;
 }
 
-const COMMON: OptionSpec[] = [
+/** Options of every subcommand: the rig and the node selection. */
+const SELECT: OptionSpec[] = [
   { name: "rig", arg: "FILE", help: "rig inventory (default: ./rigs.yaml)" },
   {
     name: "rig-name",
@@ -55,29 +76,97 @@ const COMMON: OptionSpec[] = [
     name: "nodes",
     short: "w",
     arg: "PATTERN",
-    help: 'names, @group, globs, ranges, !exclusions (default: "all")',
+    repeat: true,
+    help:
+      'names, @group, globs, ranges, !exclusions; repeat to add; ^FILE: one a line (default: "all")',
   },
-  { name: "json", help: "machine-readable output on stdout" },
   {
-    name: "log",
-    arg: "FILE",
-    help: `central log file (default: ${DEFAULT_LOG_FILE}; rotated)`,
+    name: "exclude",
+    short: "x",
+    arg: "PATTERN",
+    repeat: true,
+    help: "leave these nodes out; repeat to add; ^FILE: one a line",
   },
-  { name: "no-log", help: "write no central log" },
-  { name: "help", short: "h", help: "show this help" },
+  {
+    name: "hostfile",
+    arg: "FILE",
+    repeat: true,
+    help: "add the node patterns of FILE, one a line (# comments)",
+  },
+  {
+    name: "pick",
+    arg: "N",
+    help: "only N nodes of the selection, picked at random",
+  },
 ];
+
+/** Options of a subcommand that connects to its nodes. */
+const CONNECT: OptionSpec[] = [
+  {
+    name: "user",
+    short: "l",
+    arg: "USER",
+    help: "log in as USER on every node (user@host in a pattern wins)",
+  },
+  {
+    name: "connect-timeout",
+    short: "t",
+    arg: "DURATION",
+    help:
+      "give up connecting to a node after DURATION (default: the node's, 15s)",
+  },
+  {
+    name: "retries",
+    arg: "N",
+    help: `attempts after a failed connection, 1s, 2s, then 4s apart (default ${
+      DEFAULT_RETRY.attempts - 1
+    }; 0: none)`,
+  },
+];
+
+/** Options of every subcommand: output, the central log, help. */
+function outputOptions(connects: boolean): OptionSpec[] {
+  return [
+    { name: "json", help: "machine-readable output on stdout" },
+    {
+      name: "log",
+      arg: "FILE",
+      help: connects
+        ? "central log file (default: ${XDG_STATE_HOME:-~/.local/state}/fiwi/fiwi.log; rotated)"
+        : "write a central log to FILE (default: none, no node is contacted)",
+    },
+    { name: "no-log", help: "write no central log" },
+    { name: "help", short: "h", help: "show this help" },
+  ];
+}
+
+/** Every option of a subcommand: its own, then the common ones. */
+export function optionsOf(spec: CliSpec): OptionSpec[] {
+  const connects = spec.connects ?? true;
+  return [
+    ...spec.options,
+    ...SELECT,
+    ...(connects ? CONNECT : []),
+    ...outputOptions(connects),
+  ];
+}
 
 /** Parsed command line. */
 export interface ParsedArgs {
-  /** Option values by long name: string, true, or undefined when absent. */
+  /**
+   * Option values by long name: string, true, or undefined when absent
+   * (repeatable options are in `lists`).
+   */
   flags: Record<string, string | boolean | undefined>;
+  /** Every value of each repeatable option, in order (empty when absent). */
+  lists: Record<string, string[]>;
   /** Positional arguments. */
   rest: string[];
 }
 
 /** The `--help` text of a subcommand. */
 export function helpText(spec: CliSpec): string {
-  const all = [...spec.options, ...COMMON];
+  const all = optionsOf(spec);
   const left = (o: OptionSpec) =>
     `${o.short ? `-${o.short}, ` : "    "}--${o.name}${
       o.arg ? ` ${o.arg}` : ""
@@ -126,6 +215,7 @@ export function normalizeArgs(all: OptionSpec[], args: string[]): string[] {
     all.filter((o) => o.short).map((o) => [o.short!, o]),
   );
   const out: string[] = [];
+  args = [...args];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--" || !arg.startsWith("-") || arg === "-") {
@@ -140,6 +230,12 @@ export function normalizeArgs(all: OptionSpec[], args: string[]): string[] {
       continue;
     }
     const inline = long ? long[2] : short![2] === "" ? undefined : short![2];
+    if (!long && !spec.arg && inline && byShort.has(inline[0])) {
+      // Grouped letters, as getopt reads them: -bN is -b -N, -bw n1 is -b -w n1.
+      out.push(`--${KEY}${spec.name}=true`);
+      args.splice(i + 1, 0, `-${inline}`);
+      continue;
+    }
     if (spec.arg) {
       const value = inline ?? args[++i];
       if (value === undefined) {
@@ -159,9 +255,21 @@ export function normalizeArgs(all: OptionSpec[], args: string[]): string[] {
   return out;
 }
 
+/**
+ * "did you mean" for an unknown option: the one it is `suggestedFor`, a
+ * long one within two edits, or one it begins.
+ */
+function suggestion(all: OptionSpec[], name: string): string | undefined {
+  const named = all.find((o) => `-${o.suggestedFor}` === name);
+  if (named) return `--${named.name}`;
+  const flags = all.map((o) => `--${o.name}`);
+  return flags.find((f) => levenshteinDistance(f, name) <= 2) ??
+    flags.find((f) => f.startsWith(name));
+}
+
 /** Parse `args` against the spec; throws {@linkcode UsageError}. */
 export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
-  const all = [...spec.options, ...COMMON];
+  const all = optionsOf(spec);
   const strings = all.filter((o) => o.arg).map((o) => KEY + o.name);
   const booleans = all.filter((o) => !o.arg).map((o) => KEY + o.name);
   const known = new Set([...strings, ...booleans]);
@@ -169,6 +277,9 @@ export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
   const parsed = parseArgs(normalizeArgs(all, args), {
     string: strings,
     boolean: booleans,
+    // Every value is collected: a single-valued option given twice is an
+    // error (parseArgs alone would keep the last one, silently).
+    collect: strings,
     // A command's own options (`run ls -l`) belong to the command.
     stopEarly: true,
     unknown: (arg: string, key?: string) => {
@@ -181,32 +292,35 @@ export function parseCli(spec: CliSpec, args: string[]): ParsedArgs {
   }) as Record<string, unknown> & { _: unknown[] };
   if (bad !== null) {
     const name = String(bad).replace(/=.*$/s, "");
-    const flags = all.map((o) => `--${o.name}`);
-    const hint = flags.find((f) => levenshteinDistance(f, name) <= 2) ??
-      flags.find((f) => f.startsWith(name));
+    const hint = suggestion(all, name);
     throw new UsageError(
       `Unknown option "${name}"${hint ? `: did you mean "${hint}"?` : ""}`,
     );
   }
   const flags: ParsedArgs["flags"] = {};
+  const lists: ParsedArgs["lists"] = {};
   for (const o of all) {
     const value = parsed[KEY + o.name];
-    if (value === undefined || value === false) continue;
-    if (Array.isArray(value)) {
-      throw new UsageError(`Option "--${o.name}" is given more than once`);
+    if (!o.arg) {
+      if (value === true) flags[o.name] = true;
+      continue;
     }
-    if (o.arg && (typeof value !== "string" || value === "")) {
+    const values = (value ?? []) as string[];
+    if (values.some((v) => typeof v !== "string" || v === "")) {
       throw new UsageError(
         `Option "--${o.name}" needs a value: --${o.name} ${o.arg}`,
       );
     }
-    flags[o.name] = value as string | boolean;
+    if (o.repeat) lists[o.name] = values;
+    else if (values.length > 1) {
+      throw new UsageError(`Option "--${o.name}" is given more than once`);
+    } else if (values.length === 1) flags[o.name] = values[0];
   }
   const rest = parsed._.map(String);
   if (!spec.positional && rest.length > 0) {
     throw new UsageError(`Unexpected argument "${rest[0]}": see --help`);
   }
-  return { flags, rest };
+  return { flags, lists, rest };
 }
 
 /** A duration option (`500ms`, `15s`, `2m`); undefined when absent. */

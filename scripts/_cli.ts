@@ -1,8 +1,9 @@
 /**
  * Shared plumbing of the `fiwi` subcommands: argument parsing with
- * `--help`, the common options (`--rig`, `--rig-name`, `--nodes`, `--json`,
- * `--log`, `--no-log`), paths relative to the user's working directory,
- * exit codes (0 all ok, 1 some failed, 2 usage or configuration error, in
+ * `--help`, the common options (`--rig`, `--rig-name`, the selection `-w`,
+ * `-x`, `--hostfile`, `--pick`, the connection options `-l`, `-t`,
+ * `--retries`, `--json`, `--log`, `--no-log`), paths relative to the
+ * user's working directory, exit codes (0 all ok, 1 some failed, 2 usage or configuration error, in
  * one line without a stack trace; 130/143/129 interrupted), the central
  * log, colours and the live progress line (both only on a terminal, colours
  * never with `NO_COLOR`), and Ctrl-C / SIGTERM / SIGHUP.
@@ -24,9 +25,9 @@ import {
 } from "../mod.ts";
 import {
   type CentralLog,
-  DEFAULT_LOG_FILE,
   DEFAULT_LOG_FILES,
   DEFAULT_LOG_SIZE,
+  defaultLogFile,
   invocationId,
   type LogSettings,
   parseSize,
@@ -34,6 +35,13 @@ import {
 } from "./_log.ts";
 import { Output, writeAllSync } from "./_output.ts";
 import { type Interrupt, interruptSignal } from "./_signals.ts";
+import {
+  applyOverrides,
+  connectOverrides,
+  pickRandom,
+  selectFrom,
+  selectionOf,
+} from "./_select.ts";
 
 export {
   type CliSpec,
@@ -41,6 +49,7 @@ export {
   helpText,
   intFlag,
   normalizeArgs,
+  optionsOf,
   type OptionSpec,
   parseCli,
   type ParsedArgs,
@@ -93,6 +102,8 @@ export function userPath(path: string): string {
 export interface CliContext {
   /** Parsed options. */
   flags: ParsedArgs["flags"];
+  /** Every value of each repeatable option (`-w`, `-x`, `--hostfile`). */
+  lists: ParsedArgs["lists"];
   /** Positional arguments. */
   rest: string[];
   /** Terminal output. */
@@ -105,11 +116,17 @@ export interface CliContext {
    */
   interrupt: Interrupt;
   /**
-   * Load the rig and select `--nodes` (nodes are made silent: the command
-   * logs what it prints). ControlMasters stay up after the command for
-   * their `controlPersist`; `fiwi close` ends them.
+   * Load the rig and select the nodes the command line names: every `-w`
+   * (or `nodes` instead, when given) and `--hostfile` joined, `-x` left
+   * out, `--pick` applied (see `_select.ts`); then, for a subcommand that
+   * connects, `-l`, `--connect-timeout` and `--retries` applied to each
+   * node (as a variant of it). Nodes are made silent: the command logs what
+   * it prints. ControlMasters stay up after the command for their
+   * `controlPersist`; `fiwi close` ends them.
    */
-  selectNodes(): Promise<{ rig: Rig; nodes: SshNode[] }>;
+  selectNodes(
+    options?: { nodes?: readonly string[] },
+  ): Promise<{ rig: Rig; nodes: SshNode[] }>;
 }
 
 /** One line for an error that ends the command, and its exit code. */
@@ -137,8 +154,15 @@ export function describeFailure(
   };
 }
 
-/** The log settings the flags and FIWI_LOG_SIZE / FIWI_LOG_FILES ask for. */
-export function logSettings(flags: ParsedArgs["flags"]): LogSettings {
+/**
+ * The log settings the flags and FIWI_LOG_SIZE / FIWI_LOG_FILES ask for.
+ * Without `--log`, a subcommand that connects logs to the default file
+ * (XDG_STATE_HOME) and one that does not (`connects` false) logs nowhere.
+ */
+export function logSettings(
+  flags: ParsedArgs["flags"],
+  connects = true,
+): LogSettings {
   if (flags.log !== undefined && flags["no-log"]) {
     throw new UsageError('Give either "--log FILE" or "--no-log", not both');
   }
@@ -155,8 +179,13 @@ export function logSettings(flags: ParsedArgs["flags"]): LogSettings {
     );
   }
   const given = flags.log as string | undefined;
+  const path = flags["no-log"] || (given === undefined && !connects)
+    ? null
+    : given === undefined
+    ? defaultLogFile(env)
+    : userPath(given);
   return {
-    path: flags["no-log"] ? null : userPath(given ?? DEFAULT_LOG_FILE),
+    path,
     isDefault: given === undefined,
     maxSize,
     maxFiles,
@@ -191,13 +220,17 @@ export async function runCli(
   let out: Output | null = null;
   let interrupt: Interrupt | null = null;
   try {
-    const { flags, rest } = parseCli(spec, args);
+    const { flags, lists, rest } = parseCli(spec, args);
+    const connects = spec.connects ?? true;
     if (flags.help) {
       writeAllSync(Deno.stdout, helpText(spec));
       return 0;
     }
     const notices: string[] = [];
-    central = await setupLogging(logSettings(flags), (n) => notices.push(n));
+    central = await setupLogging(
+      logSettings(flags, connects),
+      (n) => notices.push(n),
+    );
     out = new Output(spec.name, central);
     for (const n of notices) out.err(n);
     const output = out;
@@ -215,15 +248,26 @@ export async function runCli(
     });
     const ctx: CliContext = {
       flags,
+      lists,
       rest,
       out,
       json: flags.json === true,
       interrupt,
-      async selectNodes() {
+      async selectNodes(options = {}) {
+        const read = (path: string) => Deno.readTextFile(userPath(path));
+        const selection = await selectionOf(
+          { flags, lists },
+          read,
+          options.nodes,
+        );
+        const overrides = connects ? connectOverrides(flags) : {};
         const rig = await loadUserRig(flags);
-        const nodes = rig.select(String(flags.nodes ?? "all"));
-        for (const n of nodes) n.silent = true;
-        return { rig, nodes };
+        const all = selectFrom(rig, selection);
+        const picked = selection.pick === undefined
+          ? all
+          : pickRandom(all, selection.pick);
+        for (const n of picked) n.silent = true;
+        return { rig, nodes: applyOverrides(rig, picked, overrides) };
       },
     };
     const code = await body(ctx);

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { dirname } from "jsr:@std/path@^1";
+import { dirname, isAbsolute, join } from "jsr:@std/path@^1";
 import {
   configure,
   dispose,
@@ -34,8 +34,25 @@ import { LogFile } from "./_log_file.ts";
 export { checkLogFile } from "./_log_file.ts";
 export { isoLocal } from "./_log_format.ts";
 
-/** The central log file, relative to the user's working directory. */
-export const DEFAULT_LOG_FILE = "logs/fiwi.log";
+/**
+ * The central log file: `$XDG_STATE_HOME/fiwi/fiwi.log`, else
+ * `~/.local/state/fiwi/fiwi.log` (a relative XDG_STATE_HOME is ignored, as
+ * the XDG spec says). `env` reads a variable (undefined when unset).
+ * Throws a `ConfigurationError` when neither variable gives a place.
+ */
+export function defaultLogFile(
+  env: (name: string) => string | undefined,
+): string {
+  const state = env("XDG_STATE_HOME");
+  if (state && isAbsolute(state)) return join(state, "fiwi", "fiwi.log");
+  const home = env("HOME");
+  if (home && isAbsolute(home)) {
+    return join(home, ".local", "state", "fiwi", "fiwi.log");
+  }
+  throw new ConfigurationError(
+    "No place for the central log: neither XDG_STATE_HOME nor HOME is an absolute path: set one, or give --log FILE or --no-log",
+  );
+}
 /** Default size at which the log rotates: 50 MiB. */
 export const DEFAULT_LOG_SIZE = 50 * 1024 * 1024;
 /** Default number of rotated files kept (fiwi.log.1 … fiwi.log.N). */
@@ -45,7 +62,7 @@ export const DEFAULT_LOG_FILES = 5;
 export interface LogSettings {
   /** Absolute path of the log file; null: no log. */
   path: string | null;
-  /** The path is the default one: its directory may be created. */
+  /** The path is the default one: its directory may be created (0700). */
   isDefault: boolean;
   /** Bytes at which the file rotates. */
   maxSize: number;
@@ -198,7 +215,12 @@ async function prepareDirectory(
       );
     }
     try {
-      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      // The directories above (~/.local/state) get the usual mode; the
+      // log's own is private.
+      await Deno.mkdir(dirname(dir), { recursive: true });
+      await Deno.mkdir(dir, { mode: 0o700 }).catch((e) => {
+        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      });
     } catch (e) {
       throw failure("Cannot create the log directory", dir, e);
     }

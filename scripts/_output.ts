@@ -121,6 +121,19 @@ export class Output {
     this.#queue("stdout", line + "\n");
   }
 
+  /**
+   * A block of lines to stdout, each ending in `\n` (an empty block writes
+   * nothing); `plain` is the same block without colours, for the log (one
+   * record per line).
+   */
+  outText(text: string, plain: string = text): void {
+    if (text === "") return;
+    for (const line of plain.replace(/\n$/, "").split("\n")) {
+      this.#central?.line(this.#category, "info", line);
+    }
+    this.#queue("stdout", text.endsWith("\n") ? text : text + "\n");
+  }
+
   /** A line of diagnostics to stderr (and the log). */
   err(line: string, plain: string = line): void {
     this.#central?.line(this.#category, "warning", plain);

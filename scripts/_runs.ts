@@ -1,7 +1,8 @@
 /**
- * Helpers the scripts share around runs: a run as JSON, and a fan-out
- * stand-in for a node that reports each result (for the progress line).
- * How a run ended is the library's {@linkcode describeOutcome}.
+ * Helpers the scripts share around runs: a run as JSON, a fan-out stand-in
+ * for a node that reports each result (for the progress line), and the
+ * exit status `-S` gives. How a run ended is the library's
+ * {@linkcode describeOutcome}.
  *
  * @module
  */
@@ -54,4 +55,26 @@ export function resultJson(r: RunResult): Record<string, unknown> {
     startedAt: isoLocal(r.startedAt.getTime()),
     durationMs: Math.round(r.durationMs),
   };
+}
+
+/** What `-S` counts for a node that failed without an exit code of its own. */
+export const NO_EXIT_CODE = 255;
+
+/**
+ * The exit status of `run -S` (pdsh -S, clush -S): the largest exit code
+ * of the remote commands. A node that ran to its end counts its code; one
+ * that failed without a code of its own (not reached, refused
+ * authentication, timed out, killed by a signal) counts as 255, as a
+ * failed `ssh` does; one stopped by fiwi (`--fail-fast` or a signal) does
+ * not count, so the failure that stopped it speaks. 0 when there is none.
+ */
+export function maxExitCode(results: readonly RunResult[]): number {
+  let max = 0;
+  for (const r of results) {
+    if (r.success || (r.aborted && !r.timedOut)) continue;
+    const own = r.error === null && r.signal === null && r.code !== null &&
+      r.code > 0;
+    max = Math.max(max, own ? r.code! : NO_EXIT_CODE);
+  }
+  return max;
 }

@@ -35,7 +35,7 @@ export const TRANSFER_OPTIONS: OptionSpec[] = [
   },
   {
     name: "timeout",
-    short: "t",
+    short: "u",
     arg: "DURATION",
     help: "stop a node's transfer after DURATION (e.g. 10m)",
   },

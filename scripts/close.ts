@@ -14,7 +14,7 @@ import { type ClosedMaster, closeMaster, mapPool } from "../mod.ts";
 import { type CliContext, type CliSpec, runCli } from "./_cli.ts";
 import { formatNodeList } from "../nodeset.ts";
 
-const SPEC: CliSpec = {
+export const SPEC: CliSpec = {
   name: "close",
   summary:
     "End the warm ControlMasters of the selected nodes; sessions in flight finish first.",

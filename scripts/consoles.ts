@@ -26,7 +26,7 @@ const LIBRARY_DEFAULT = "dmesg -w";
 /** What `fiwi consoles` runs instead: new messages only (util-linux 2.37+). */
 export const NEW_MESSAGES = "dmesg -W";
 
-const SPEC: CliSpec = {
+export const SPEC: CliSpec = {
   name: "consoles",
   summary:
     "Stream the kernel console (new dmesg messages) of every console node, with timestamps.",
@@ -55,6 +55,18 @@ const SPEC: CliSpec = {
     "fiwi consoles --cmd 'journalctl -kf -n0'",
   ],
 };
+
+/** One open console stream: a node's kernel console or its serial port. */
+interface ConsoleEntry {
+  /** How the summaries name it: the node, or "node (serial)". */
+  label: string;
+  /** The node its lines carry. */
+  name: string;
+  /** A serial port, not the kernel console command. */
+  serial: boolean;
+  /** Settles when the stream has ended. */
+  done: Promise<RunResult> | undefined;
+}
 
 /** The node, with `--cmd` or the new-messages default as its console command. */
 function withConsoleCommand(node: SshNode, cmd: string | undefined): SshNode {
@@ -102,38 +114,46 @@ async function consoles(ctx: CliContext): Promise<number> {
   };
   let closing = false;
   let serial: ReturnType<typeof openSerialConsoles> = [];
+  // Every stream, kernel and serial, by its label: a node may have both.
+  let streams: ConsoleEntry[] = [];
   const ended = new Map<string, RunResult>();
   try {
     await SshNode.openConsoles({ nodes, silent: true, onLine });
     serial = openSerialConsoles(rig, serialNodes, onLine);
+    streams = [
+      ...nodes.map((n) => ({
+        label: n.name,
+        name: n.name,
+        serial: false,
+        done: n.consoleStream?.done,
+      })),
+      ...serial.map((s) => ({
+        label: `${s.node} (serial)`,
+        name: s.node,
+        serial: true,
+        done: s.done,
+      })),
+    ];
     if (!json) {
       out.err(
-        `Consoles open: ${
-          [
-            ...nodes.map((n) => n.name),
-            ...serial.map((s) => `${s.node} (serial)`),
-          ]
-            .join(", ")
-        } (${duration ? `closing in ${flags.duration}` : "Ctrl-C to close"})`,
+        `Consoles open: ${streams.map((s) => s.label).join(", ")} (${
+          duration ? `closing in ${flags.duration}` : "Ctrl-C to close"
+        })`,
       );
     }
     // A console that ends on its own is reported at once.
-    const streams = [
-      ...nodes.map((n) => ({ name: n.name, done: n.consoleStream?.done })),
-      ...serial.map((s) => ({ name: s.node, done: s.done })),
-    ];
     const watchers = streams.map((n) =>
       n.done?.then((r) => {
         if (closing) return;
-        ended.set(n.name, r);
+        ended.set(n.label, r);
         const why = `${describeOutcome(r).key}${
           r.error ? `: ${r.error.message}` : ""
         }`;
         const stderr = r.stderr.trim().split("\n").at(-1);
         out.err(
-          `[${n.name}] console ended: ${why}${
-            stderr && !r.error ? ` (${stderr})` : ""
-          }`,
+          `[${n.name}] ${
+            n.serial ? "serial console" : "console"
+          } ended: ${why}${stderr && !r.error ? ` (${stderr})` : ""}`,
         );
       }, () => {})
     );
@@ -161,15 +181,17 @@ async function consoles(ctx: CliContext): Promise<number> {
     await Promise.all(nodes.map((n) => n.closeConsole()));
     await closeSerialConsoles(serial);
   }
-  const failed = [...nodes, ...serialNodes].filter((n) => {
-    const r = ended.get(n.name);
+  const failed = streams.filter((s) => {
+    const r = ended.get(s.label);
     return r !== undefined && !r.success;
   });
   if (!json) {
     out.err(
-      `Consoles closed: ${nodes.length - failed.length}/${nodes.length} ok` +
+      `Consoles closed: ${
+        streams.length - failed.length
+      }/${streams.length} ok` +
         (failed.length
-          ? `; ended early: ${failed.map((n) => n.name).join(", ")}`
+          ? `; ended early: ${failed.map((s) => s.label).join(", ")}`
           : ""),
     );
   }

@@ -20,7 +20,7 @@ import {
 } from "./_cli.ts";
 import { formatTable, type Output } from "./_output.ts";
 
-const SPEC: CliSpec = {
+export const SPEC: CliSpec = {
   name: "discover",
   summary:
     "Inventory every node: USB devices, serial ports, power supplies, known power switches.",
@@ -32,7 +32,7 @@ const SPEC: CliSpec = {
     },
     {
       name: "timeout",
-      short: "t",
+      short: "u",
       arg: "DURATION",
       help: "limit per node (default 30s)",
     },

@@ -3,18 +3,37 @@
  * [options]` loads the subcommand's module (only that one: a `run` does not
  * pay for loading `push`) and calls its `main(args)`, which resolves with
  * the exit code. Each module also runs on its own (`deno task run` etc.).
+ * Besides the subcommands: `fiwi --version`, `fiwi help [SUBCOMMAND]`,
+ * `fiwi help --man` (the man page, from every subcommand's `--help`) and the
+ * hidden `fiwi __complete` the shell completions call back.
  *
  * @module
  */
 
 import { levenshteinDistance } from "jsr:@std/text@^1/levenshtein-distance";
-import type { Subcommand } from "./_cli.ts";
+// The one place the version is written; a JSON module is part of the module
+// graph, so `deno install` and `deno compile` carry it without --allow-read.
+import denoJson from "../deno.json" with { type: "json" };
+import type { CliSpec, Subcommand } from "./_cli.ts";
 import { writeAllSync } from "./_output.ts";
+
+/** fiwi's version, from deno.json. */
+export const VERSION: string = denoJson.version;
+
+/**
+ * What a subcommand module exports: `main`, and the `SPEC` its `--help` is
+ * made from. The man page and the completions read `SPEC`; a module without
+ * one is described by its summary and the common options alone.
+ */
+export interface SubcommandModule extends Subcommand {
+  /** Its options and help, as given to `runCli`. */
+  SPEC?: CliSpec;
+}
 
 /** A subcommand: one line of help and how to load its module. */
 interface Entry {
   summary: string;
-  load: () => Promise<Subcommand>;
+  load: () => Promise<SubcommandModule>;
 }
 
 /**
@@ -22,7 +41,7 @@ interface Entry {
  * type checker and `deno compile` do not require it (the compile task
  * includes scripts/ whole).
  */
-function optional(file: string): () => Promise<Subcommand> {
+function optional(file: string): () => Promise<SubcommandModule> {
   return () => import(new URL(`./${file}`, import.meta.url).href);
 }
 
@@ -68,7 +87,35 @@ export const SUBCOMMANDS: Readonly<Record<string, Entry>> = {
     summary: "switch node power: on, off, cycle, status",
     load: () => import("./power.ts"),
   },
+  completions: {
+    summary: "print a bash, zsh or fish completion script",
+    load: async () => {
+      const { SPEC, main } = await import("./completions.ts");
+      const summaries = Object.fromEntries(
+        Object.entries(SUBCOMMANDS).map(([name, e]) => [name, e.summary]),
+      );
+      return { SPEC, main: (args) => main(args, subcommandSpecs, summaries) };
+    },
+  },
 };
+
+/** The spec of subcommand `name`, or one made of its summary alone. */
+export async function specOf(name: string): Promise<CliSpec> {
+  const entry = SUBCOMMANDS[name];
+  const module = await entry.load().catch(() => null);
+  return module?.SPEC ??
+    { name, summary: entry.summary, positional: "[ARGS...]", options: [] };
+}
+
+/** Every subcommand's spec, in the order `fiwi --help` lists them. */
+export function subcommandSpecs(): Promise<CliSpec[]> {
+  return Promise.all(Object.keys(SUBCOMMANDS).map(specOf));
+}
+
+/** `fiwi --version`: fiwi's version, then the Deno it runs on. */
+export function versionText(): string {
+  return `fiwi ${VERSION}\ndeno ${Deno.version.deno}\n`;
+}
 
 /** `fiwi --help`. */
 export function usage(): string {
@@ -85,6 +132,7 @@ export function usage(): string {
     "",
     "fiwi SUBCOMMAND --help shows its options. Every subcommand takes --rig FILE,",
     "-w/--nodes PATTERN, --json, --log FILE / --no-log.",
+    "fiwi --version prints the version; fiwi help --man prints the man page.",
     "",
   ].join("\n");
 }
@@ -101,10 +149,29 @@ export async function main(args: string[]): Promise<number> {
     writeAllSync(Deno.stdout, usage());
     return name === undefined ? 2 : 0;
   }
+  if (name === "--version" || name === "-V" || name === "version") {
+    writeAllSync(Deno.stdout, versionText());
+    return 0;
+  }
+  if (name === "help" && rest[0] === "--man") {
+    const { manPage } = await import("./_man.ts");
+    writeAllSync(
+      Deno.stdout,
+      manPage({
+        version: VERSION,
+        usage: usage(),
+        specs: await subcommandSpecs(),
+      }),
+    );
+    return 0;
+  }
   if (name === "help" && rest.length > 0) {
     return await main([rest[0], "--help"]);
   }
   if (name === "help") return await main(["--help"]);
+  if (name === "__complete") {
+    return await (await import("./completions.ts")).complete(rest);
+  }
   const entry = Object.hasOwn(SUBCOMMANDS, name) ? SUBCOMMANDS[name] : null;
   if (!entry) {
     const near = Object.keys(SUBCOMMANDS).find((n) =>

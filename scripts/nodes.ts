@@ -3,42 +3,58 @@
  * way `nodeset -e` / `nodeset -f` do: names, `@group`, globs, ranges with
  * padding and steps, hosts outside the rig (`[user@]host[:port]`), and the
  * operators `,` `!` `&` `^` read left to right. Prints one name a line, one
- * folded set (`-f`), or NDJSON (`--json`). Nothing is contacted.
+ * folded set (`--fold`; no `-f`, which is fan-out everywhere else), or
+ * NDJSON (`--json`). Nothing is contacted, and no log is written unless
+ * `--log FILE` asks for one.
  *
  * @module
  */
 
 import type { Rig, SshNode } from "../mod.ts";
 import { foldNames } from "../nodeset.ts";
-import { type CliContext, type CliSpec, runCli, UsageError } from "./_cli.ts";
+import {
+  type CliContext,
+  type CliSpec,
+  optionsOf,
+  runCli,
+  UsageError,
+} from "./_cli.ts";
 
-const SPEC: CliSpec = {
+export const SPEC: CliSpec = {
   name: "nodes",
   summary:
     "Expand a node set against the rig (names, @groups, ranges, hosts) without contacting any node.",
   positional: "[PATTERN...]",
+  connects: false,
   options: [
     {
       name: "fold",
-      short: "f",
+      suggestedFor: "f",
       help: "print one folded node set (n[01-03]) instead of a name a line",
     },
   ],
   notes: "PATTERN items: name, @group, glob (dut*), range (n[01-64/8], " +
     "dut[1-3,7]), all, [user@]host[:port] ([::1]:2222) for a host outside the rig.\n" +
     "Operators, read left to right: , union  ! difference  & intersection  ^ either but not both.\n" +
-    "Several PATTERNs are a union; without one, --nodes or all. With --json, one object\n" +
-    "per node (node, host, user, port, transport, relay, groups, adHoc), then a summary.",
+    "Several PATTERNs are a union (like several -w); without one, -w or all. -x, --hostfile\n" +
+    "and --pick apply as in every subcommand. With --json, one object per node (node, host,\n" +
+    "user, port, transport, relay, groups, adHoc), then a summary.",
   examples: [
     "fiwi nodes 'n[01-64/8]'",
-    "fiwi nodes -f '@duts&@ap'",
+    "fiwi nodes --fold '@duts&@ap'",
+    "fiwi nodes -w ^hosts.txt -x @broken --pick 2",
     "fiwi nodes 'all!@duts,root@10.0.0.5:2222'",
     "fiwi nodes --json --rig lab.yaml @duts",
   ],
 };
 
 /** Options that take the next word as their value. */
-const VALUED = new Set(["--rig", "--rig-name", "--nodes", "-w", "--log"]);
+const VALUED = new Set(
+  optionsOf(SPEC).filter((o) => o.arg).flatMap((o) => [
+    `--${o.name}`,
+    ...(o.short ? [`-${o.short}`] : []),
+  ]),
+);
 
 /**
  * Options may follow the pattern (`fiwi nodes @duts -f`): move them in
@@ -96,14 +112,15 @@ function nodeRecord(
 }
 
 async function expand(ctx: CliContext): Promise<number> {
-  const { flags, rest, out, json } = ctx;
-  if (rest.length > 0 && flags.nodes !== undefined) {
+  const { flags, lists, rest, out, json } = ctx;
+  if (rest.length > 0 && lists.nodes.length > 0) {
     throw new UsageError(
       'Give the node set either as PATTERN or with "--nodes", not both',
     );
   }
-  if (rest.length > 0) flags.nodes = rest.join(",");
-  const { rig, nodes } = await ctx.selectNodes();
+  const { rig, nodes } = await ctx.selectNodes(
+    rest.length > 0 ? { nodes: rest } : {},
+  );
   const names = nodes.map((n) => n.name);
   if (json) {
     const groups = groupsByNode(rig);

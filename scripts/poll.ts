@@ -6,13 +6,17 @@
  * tick that is still running when the next is due makes that one wait for
  * the next grid point (counted as skipped). Ctrl-C stops the
  * running commands on every node (counted as interrupted), prints the
- * summary and exits 130.
+ * summary and exits 130. Each node's command has its `{key}` values
+ * filled in once, before the first tick ({@linkcode expandNodeValuesAll});
+ * `_poll_output.ts` prints the runs (lines, `--json`, `--csv`, `--table`),
+ * in node-set order within a tick.
  *
  * @module
  */
 
 import {
   describeOutcome,
+  expandNodeValuesAll,
   runAll,
   type RunResult,
   scheduleTicks,
@@ -26,10 +30,20 @@ import {
   runCli,
   UsageError,
 } from "./_cli.ts";
-import { colors, formatTable, isoLocal, padNames } from "./_output.ts";
-import { observed, resultJson } from "./_runs.ts";
+import { formatTable, isoLocal, type Output, padNames } from "./_output.ts";
+import {
+  cellWidth,
+  csvPrinter,
+  InOrder,
+  jsonPrinter,
+  linesPrinter,
+  type PollPrinter,
+  stdoutColumns,
+  tablePrinter,
+} from "./_poll_output.ts";
+import { observed } from "./_runs.ts";
 
-const SPEC: CliSpec = {
+export const SPEC: CliSpec = {
   name: "poll",
   summary:
     "Run a command on many nodes every INTERVAL, all nodes at the same instant.",
@@ -49,19 +63,43 @@ const SPEC: CliSpec = {
     },
     {
       name: "timeout",
-      short: "t",
+      short: "u",
       arg: "DURATION",
-      help: "stop a command on a node after DURATION",
+      help: "stop a command on a node after DURATION (as pdsh -u)",
+    },
+    {
+      name: "table",
+      help: "a row per tick, a column per node (fitted to the terminal)",
+    },
+    {
+      name: "csv",
+      help: "CSV records tick,time,node,code,value (RFC 4180)",
     },
   ],
   notes:
-    'Each tick prints a timestamped header, then "node: line" as output arrives.\n' +
-    "With --json, one JSON object per line: each run, then a summary.\n" +
+    'Each tick prints a timestamped header, then "node: line". Within a tick nodes\n' +
+    "print in node-set order: the first node's lines stream, a later node's are\n" +
+    "held until the nodes before it have ended.\n" +
+    "--table: one row per tick, one column per node, each value on one line and\n" +
+    "cut to the column's width (the terminal's width shared out; 80 columns off a\n" +
+    "terminal); a failed run shows how it ended (exit 1, command timeout,\n" +
+    "unreachable).\n" +
+    "--csv: a header, then one record per run: the tick, its time (ISO 8601), the\n" +
+    "node, the exit code (empty when there is none) and stdout without its final\n" +
+    "line break; fields quoted as RFC 4180 says, lines end in CRLF. --json: one\n" +
+    "JSON object per line, each run then a summary (else the summary is on stderr).\n" +
+    "Per-node values: {name} {host} {user} {device} {devip} and the node's vars:\n" +
+    "from the rig file are replaced in CMD, shell-quoted; other braces are the\n" +
+    "shell's (awk '{print $1}'), {{name}} is the text {name}. An unknown key stops\n" +
+    "poll before anything runs.\n" +
     "Ctrl-C stops the commands on every node (counted as interrupted), prints the\n" +
     "summary and exits 130.",
   examples: [
     "fiwi poll --interval 5s uptime",
-    "fiwi poll --nodes @duts --interval 1s --count 10 'cat /proc/loadavg'",
+    "fiwi poll -w @duts -i 1s -n 10 -u 2s 'cat /proc/loadavg'",
+    "fiwi poll -w @duts -i 1s --table \"cut -d' ' -f1 /proc/loadavg\"",
+    "fiwi poll -w @duts -n 60 --csv 'cat /sys/class/thermal/thermal_zone0/temp' > temp.csv",
+    "fiwi poll -w @duts 'ping -c1 -W1 {devip} >/dev/null && echo {name} up'",
   ],
 };
 
@@ -117,22 +155,19 @@ class PollTally {
 interface TickSetup {
   ctx: CliContext;
   nodes: SshNode[];
-  cmd: string;
+  /** Each node's command, its values filled in. */
+  commands: Map<string, string>;
   cmdTimeout?: number;
-  pad: (name: string) => string;
+  printer: PollPrinter;
 }
 
-/** Fire every node once; prints the tick's header, lines and failures. */
+/** Fire every node once; the printer gets each node's lines and end in node order. */
 async function runTick(s: TickSetup, tally: PollTally): Promise<void> {
-  const { out, json, interrupt } = s.ctx;
+  const { out, interrupt } = s.ctx;
+  const { printer } = s;
   const tick = ++tally.ticks;
-  const at = isoLocal(Date.now());
-  if (!json) {
-    out.out(
-      out.paint(colors.bold, `--- tick ${tick} ${at}`),
-      `--- tick ${tick} ${at}`,
-    );
-  }
+  printer.tick(tick, isoLocal(Date.now()));
+  const order = new InOrder(s.nodes.map((n) => n.name));
   let done = 0;
   let failed = 0;
   const results: RunResult[] = await runAll(
@@ -141,40 +176,58 @@ async function runTick(s: TickSetup, tally: PollTally): Promise<void> {
         done++;
         if (!r.success && !r.aborted) failed++;
         out.progress(done, failed, s.nodes.length, `tick ${tick}`);
+        order.end(r.node, () => printer.result(r));
       })
     ),
-    s.cmd,
+    (n) => s.commands.get(n.name)!,
     {
       // Every node at the same instant: no queueing inside a tick.
       concurrency: s.nodes.length,
       cmdTimeout: s.cmdTimeout,
-      // The next tick is the retry: a tick must not stretch.
-      retry: false,
+      // The next tick is the retry, so a tick does not stretch, unless
+      // --retries asks for retries (the nodes carry them).
+      ...(s.ctx.flags.retries === undefined ? { retry: false as const } : {}),
       signal: interrupt,
-      onLine: json ? undefined : (line) => {
-        const prefix = s.pad(line.node);
-        const shown = `${
-          out.paint(colors.cyan, prefix, line.stream)
-        }: ${line.text}`;
-        if (line.stream === "stdout") {
-          out.out(shown, `${prefix}: ${line.text}`);
-        } else out.err(shown, `${prefix}: ${line.text}`);
-      },
+      onLine: printer.line &&
+        ((line) => order.emit(line.node, () => printer.line!(line))),
     },
   );
-  out.clearProgress();
+  // A node an interrupt kept from starting never reported its end.
   for (const r of results) {
-    tally.add(r);
-    if (json) out.out(JSON.stringify({ tick, at, ...resultJson(r) }));
-    else if (!r.success && !r.aborted) {
-      const why = describeOutcome(r).key;
-      out.err(
-        `${s.pad(r.node)}: ${out.paint(colors.red, why, "stderr")}${
-          r.error ? ` (${r.error.message})` : ""
-        }`,
-        `${s.pad(r.node)}: ${why}`,
-      );
-    }
+    if (!order.hasEnded(r.node)) order.end(r.node, () => printer.result(r));
+  }
+  out.clearProgress();
+  printer.tickDone();
+  for (const r of results) tally.add(r);
+}
+
+type Mode = "json" | "table" | "csv" | "lines";
+
+/** The output the flags ask for: at most one of --json, --table, --csv. */
+function outputMode(flags: CliContext["flags"]): Mode {
+  const modes = (["json", "table", "csv"] as const).filter((m) => flags[m]);
+  if (modes.length > 1) {
+    throw new UsageError(
+      `Give one of --json, --table and --csv, not ${
+        modes.map((m) => `--${m}`).join(" and ")
+      }`,
+    );
+  }
+  return modes[0] ?? "lines";
+}
+
+/** The printer of `mode` for these nodes. */
+function printerFor(mode: Mode, out: Output, nodes: SshNode[]): PollPrinter {
+  const names = nodes.map((n) => n.name);
+  switch (mode) {
+    case "json":
+      return jsonPrinter(out);
+    case "table":
+      return tablePrinter(out, names, cellWidth(names.length, stdoutColumns()));
+    case "csv":
+      return csvPrinter(out, padNames(nodes));
+    case "lines":
+      return linesPrinter(out, padNames(nodes));
   }
 }
 
@@ -241,9 +294,15 @@ async function poll(ctx: CliContext): Promise<number> {
   }
   const count = intFlag(flags, "count", 1);
   const cmdTimeout = durationFlag(flags, "timeout");
+  const mode = outputMode(flags);
   const { nodes } = await ctx.selectNodes();
-  const setup = { ctx, nodes, cmd, cmdTimeout, pad: padNames(nodes) };
+  const printer = printerFor(mode, out, nodes);
+  // Every node's command before the first tick: a bad key stops poll here.
+  const expanded = expandNodeValuesAll(cmd, nodes);
+  const commands = new Map(nodes.map((n, i) => [n.name, expanded[i]]));
+  const setup = { ctx, nodes, commands, cmdTimeout, printer };
   const tally = new PollTally(nodes.map((n) => n.name));
+  printer.start();
   const t0 = performance.now();
   try {
     const ticks = scheduleTicks({

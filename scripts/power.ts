@@ -25,7 +25,7 @@ import { colors, humanMs, padNames } from "./_output.ts";
 
 const ACTIONS: readonly PowerAction[] = ["on", "off", "cycle", "status"];
 
-const SPEC: CliSpec = {
+export const SPEC: CliSpec = {
   name: "power",
   summary:
     "Switch nodes on, off or through a power cycle with the switch named in their power: entry.",

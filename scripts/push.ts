@@ -7,12 +7,15 @@
  * @module
  */
 
-import { runCli } from "./_cli.ts";
+import { type CliSpec, runCli } from "./_cli.ts";
 import { transfer, transferSpec } from "./_transfer.ts";
+
+/** What `fiwi push` is and accepts (for --help, completions and the man page). */
+export const SPEC: CliSpec = transferSpec("push");
 
 /** `fiwi push`: resolves with the exit code. */
 export function main(args: string[]): Promise<number> {
-  return runCli(transferSpec("push"), args, (ctx) => transfer("push", ctx));
+  return runCli(SPEC, args, (ctx) => transfer("push", ctx));
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

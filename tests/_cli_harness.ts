@@ -142,6 +142,21 @@ export interface StartOptions {
 
 const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
 
+/**
+ * XDG_STATE_HOME of every fiwi a test starts (unless the test gives one):
+ * the default central log goes there, never into the user's own
+ * ~/.local/state. Its `fiwi/` exists, so no run prints the notice of its
+ * creation (tested on a directory of its own). Removed when the test
+ * process ends.
+ */
+export const STATE_HOME = Deno.makeTempDirSync({ prefix: "fiwi_state_" });
+Deno.mkdirSync(`${STATE_HOME}/fiwi`, { mode: 0o700 });
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(STATE_HOME, { recursive: true });
+  } catch { /* gone already */ }
+});
+
 /** A fiwi that runs; its output can be awaited. */
 export interface Running {
   /** The process (script(1) on a terminal). */
@@ -164,7 +179,11 @@ export function startFiwi(args: string[], o: StartOptions): Running {
     : argv;
   // The test run's own INIT_CWD (set by an outer `deno task test`) would
   // win over the one a `deno task` under test sets: fiwi gets none.
-  const env: Record<string, string> = { ...Deno.env.toObject(), ...o.env };
+  const env: Record<string, string> = {
+    ...Deno.env.toObject(),
+    XDG_STATE_HOME: STATE_HOME,
+    ...o.env,
+  };
   if (!o.env?.INIT_CWD) delete env.INIT_CWD;
   const child = new Deno.Command(program, {
     args: rest,

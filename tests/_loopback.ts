@@ -417,3 +417,24 @@ export async function countRemote(
   );
   return Number(r.stdout.trim() || "0");
 }
+
+/**
+ * A rig file for `rig`: rig "loop" with n1 on the first address and n2 on
+ * the second (`nodes: 1` for n1 alone), then `extra` lines under `nodes:`.
+ */
+export function loopRigYaml(
+  rig: LoopbackRig,
+  options: { nodes?: 1 | 2; extra?: string } = {},
+): string {
+  return `defaults:
+  user: ${rig.user}
+  port: ${rig.port}
+  sshConfig: ${rig.sshConfig}
+rigs:
+  loop:
+    nodes:
+      n1: ${rig.hosts[0]}
+${options.nodes === 1 ? "" : `      n2: ${rig.hosts[1]}\n`}${
+    options.extra ?? ""
+  }`;
+}

@@ -26,8 +26,6 @@ function oneLine(r: Finished, want: string): void {
 
 async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "fiwi_cli_" });
-  // The default log directory exists (its creation has a test of its own).
-  await Deno.mkdir(`${dir}/logs`, { mode: 0o700 });
   try {
     await fn(dir);
   } finally {
@@ -74,7 +72,7 @@ Deno.test("fiwi: an option takes the next word as its value and a flag never doe
     const o = { cwd };
     oneLine(
       await fiwi(["run", "-t", "-5s", "true"], o),
-      'run: Invalid --timeout "-5s": give a duration of 0 or more, like "30s"',
+      'run: Invalid --connect-timeout "-5s": give a duration of 0 or more, like "30s"',
     );
     oneLine(
       await fiwi(["run", "--fanout", "-1", "true"], o),
@@ -159,9 +157,11 @@ Deno.test("fiwi: the central log is private, rotated, and has one record per out
           [0, "local: x\n"],
           devNull.stderr,
         );
-        const none = await fiwi(["run", "--no-log", "echo x"], { cwd });
+        const state = `${cwd}/state`;
+        const env = { XDG_STATE_HOME: state };
+        const none = await fiwi(["run", "--no-log", "echo x"], { cwd, env });
         assertEquals(none.code, 0, none.stderr);
-        assertEquals([...Deno.readDirSync(`${cwd}/logs`)], []);
+        assertEquals(await Deno.stat(state).catch(() => null), null);
         oneLine(
           await fiwi(["run", "--log", "nodir/x.log", "true"], { cwd }),
           `run: Log directory "${cwd}/nodir" does not exist: create it, or give --log another file or --no-log`,
@@ -174,17 +174,17 @@ Deno.test("fiwi: the central log is private, rotated, and has one record per out
     );
 
     await t.step(
-      "the default logs/ is created 0700, with a notice",
+      "the default $XDG_STATE_HOME/fiwi/ is created 0700, with a notice",
       async () => {
-        await Deno.remove(`${cwd}/logs`, { recursive: true });
-        const r = await fiwi(["run", "true"], { cwd });
+        const env = { XDG_STATE_HOME: `${cwd}/xdg` };
+        const r = await fiwi(["run", "true"], { cwd, env });
         assertEquals(r.code, 0, r.stderr);
-        assertMatch(
-          r.stderr,
-          /^Created the log directory .*\/logs \(0700\) for .*\/logs\/fiwi\.log\n/,
+        assertEquals(
+          r.stderr.split("\n")[0],
+          `Created the log directory ${cwd}/xdg/fiwi (0700) for ${cwd}/xdg/fiwi/fiwi.log`,
         );
-        assertEquals((await Deno.stat(`${cwd}/logs`)).mode! & 0o777, 0o700);
-        const again = await fiwi(["run", "true"], { cwd });
+        assertEquals((await Deno.stat(`${cwd}/xdg/fiwi`)).mode! & 0o777, 0o700);
+        const again = await fiwi(["run", "true"], { cwd, env });
         assert(!again.stderr.includes("Created"), again.stderr);
       },
     );
@@ -201,7 +201,7 @@ Deno.test("fiwi: under deno task --config, --rig, --log and --output-dir are rel
         "mine.yaml",
         "--log",
         "mine.log",
-        "-o",
+        "--output-dir",
         "out",
         "echo hi",
       ],
@@ -447,6 +447,7 @@ Deno.test("normalizeArgs() gives options their next word and flags never, up to 
   const specs = [
     { name: "timeout", short: "t", arg: "D", help: "" },
     { name: "collate", short: "b", help: "" },
+    { name: "no-prefix", short: "N", help: "" },
   ];
   const k = "\u00b7";
   const cases: [string[], string[]][] = [
@@ -455,6 +456,10 @@ Deno.test("normalizeArgs() gives options their next word and flags never, up to 
     [["--collate=no", "ls", "-b"], ["ls", "-b"]],
     [["-t5s", "--", "-b"], [`--${k}timeout=5s`, "--", "-b"]],
     [["--nope", "x"], ["--nope", "x"]],
+    // Grouped letters, as getopt reads them.
+    [["-bN", "ls"], [`--${k}collate=true`, `--${k}no-prefix=true`, "ls"]],
+    [["-bt", "5s", "ls"], [`--${k}collate=true`, `--${k}timeout=5s`, "ls"]],
+    [["-bt5s", "ls"], [`--${k}collate=true`, `--${k}timeout=5s`, "ls"]],
   ];
   for (const [args, want] of cases) {
     assertEquals(normalizeArgs(specs, args), want, args.join(" "));

@@ -16,25 +16,12 @@ import {
   countCarrying,
   countExact,
   countLocal,
-  type LoopbackRig,
+  loopRigYaml,
   marker,
   skipHere,
   startLoopbackRig,
 } from "./_loopback.ts";
 import { settlesToZero } from "./_wait.ts";
-
-function rigYaml(rig: LoopbackRig): string {
-  return `defaults:
-  user: ${rig.user}
-  port: ${rig.port}
-  sshConfig: ${rig.sshConfig}
-rigs:
-  loop:
-    nodes:
-      n1: ${rig.hosts[0]}
-      n2: ${rig.hosts[1]}
-`;
-}
 
 Deno.test({
   name:
@@ -44,8 +31,7 @@ Deno.test({
     await using rig = await startLoopbackRig();
     const cwd = await Deno.makeTempDir({ prefix: "fiwi_signals_" });
     const env = { FIWI_CONTROL_DIR: `${rig.dir}/cm`, NO_COLOR: "1" };
-    await Deno.writeTextFile(`${cwd}/rigs.yaml`, rigYaml(rig));
-    await Deno.mkdir(`${cwd}/logs`);
+    await Deno.writeTextFile(`${cwd}/rigs.yaml`, loopRigYaml(rig));
     const masters = () => countLocal(`${rig.dir}/cm/`);
     // fiwi has ended: each node ends what is left within the lifeline's
     // bound, and no client of fiwi's outlives it.

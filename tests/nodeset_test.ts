@@ -301,7 +301,15 @@ Deno.test("selection is linear: 100 k groups and 100 k names in well under a sec
 
 Deno.test("optionsFirst() moves options after the pattern in front of it", () => {
   const table: [string[], string[]][] = [
-    [["@duts", "-f"], ["-f", "--", "@duts"]],
+    [["@duts", "--fold"], ["--fold", "--", "@duts"]],
+    [["@duts", "-x", "dut2", "--pick", "1"], [
+      "-x",
+      "dut2",
+      "--pick",
+      "1",
+      "--",
+      "@duts",
+    ]],
     [["--rig", "x.yaml", "a", "b", "--json"], [
       "--rig",
       "x.yaml",
@@ -310,7 +318,7 @@ Deno.test("optionsFirst() moves options after the pattern in front of it", () =>
       "a",
       "b",
     ]],
-    [["-f"], ["-f"]],
+    [["--fold"], ["--fold"]],
     [["--", "-odd"], ["--", "-odd"]],
   ];
   for (const [args, want] of table) {
@@ -332,7 +340,7 @@ Deno.test("fiwi nodes expands, folds and prints NDJSON; a bad pattern is one lin
       "n01\nn02\nroot@[::1]:22\n",
       "",
     ]);
-    const folded = await run("all", "-f");
+    const folded = await run("all", "--fold");
     assertEquals([folded.code, folded.stdout], [0, "n[01-02]\n"]);
     const json = await run("--json", "@odd,box:2222");
     assertEquals(json.code, 0);

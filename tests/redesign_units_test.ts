@@ -213,6 +213,8 @@ const EVERY_OPTION:
     connectTimeout: 3000,
     ioTimeout: 4000,
     cmdTimeout: 5000,
+    retry: { attempts: 2, delays: [10] },
+    vars: { slot: "7" },
     controlDir: "/run/fiwi-test/cm",
   };
 

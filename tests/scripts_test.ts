@@ -66,7 +66,11 @@ function command(name: string, args: string[], o: ScriptOptions) {
     return new Deno.Command("script", {
       args: ["-qec", `exec ${shell}`, "/dev/null"],
       cwd: o.cwd ?? workDir,
-      env: { FIWI_CONTROL_DIR: controlDir, ...o.env },
+      env: {
+        FIWI_CONTROL_DIR: controlDir,
+        XDG_STATE_HOME: `${workDir}/state`,
+        ...o.env,
+      },
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -75,7 +79,11 @@ function command(name: string, args: string[], o: ScriptOptions) {
   return new Deno.Command(Deno.execPath(), {
     args: [...taskArgv(name), ...args],
     cwd: o.cwd ?? workDir,
-    env: { FIWI_CONTROL_DIR: controlDir, ...o.env },
+    env: {
+      FIWI_CONTROL_DIR: controlDir,
+      XDG_STATE_HOME: `${workDir}/state`,
+      ...o.env,
+    },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -275,8 +283,9 @@ rigs:
 Deno.test("scripts: help, usage errors and bad rig files exit 2 with one line, without running anything", async (t) => {
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${workDir}/cm`;
-  // The default log directory exists: its creation notice is tested in cli_fiwi_test.ts.
-  await Deno.mkdir(`${workDir}/logs`);
+  // The default log directory ($XDG_STATE_HOME/fiwi) exists: its creation
+  // notice is tested in cli_fiwi_test.ts.
+  await Deno.mkdir(`${workDir}/state/fiwi`, { recursive: true, mode: 0o700 });
   try {
     await t.step("--help prints the usage and exits 0", async () => {
       for (
@@ -404,7 +413,7 @@ Deno.test({
 }, async () => {
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${workDir}/cm`;
-  await Deno.mkdir(`${workDir}/logs`);
+  await Deno.mkdir(`${workDir}/state/fiwi`, { recursive: true, mode: 0o700 });
   try {
     // The rig gives no port, and an alias: ssh's config gives both, and
     // nothing listens on port 1.
@@ -440,8 +449,9 @@ Deno.test({
 Deno.test("scripts: the built-in local rig works with no rig file and no SSH", async (t) => {
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${workDir}/cm`;
-  // The default log directory exists: its creation notice is tested in cli_fiwi_test.ts.
-  await Deno.mkdir(`${workDir}/logs`);
+  // The default log directory ($XDG_STATE_HOME/fiwi) exists: its creation
+  // notice is tested in cli_fiwi_test.ts.
+  await Deno.mkdir(`${workDir}/state/fiwi`, { recursive: true, mode: 0o700 });
   try {
     await t.step("run streams node: line and logs every line", async () => {
       const r = await script("run", [
@@ -475,7 +485,7 @@ Deno.test("scripts: the built-in local rig works with no rig file and no SSH", a
     });
 
     await t.step(
-      "the default log file is logs/fiwi.log under the working directory",
+      "the default log file is $XDG_STATE_HOME/fiwi/fiwi.log",
       async () => {
         const r = await script("check", []);
         assertEquals(r.code, 0, r.stderr);
@@ -484,7 +494,7 @@ Deno.test("scripts: the built-in local rig works with no rig file and no SSH", a
           /^NODE +TARGET +REACH +HOSTKEY +AUTH +CMD +TIME\nlocal +\(this machine\) +- +- +- +ok +\d+ ms\n1\/1 node ok\n$/,
         );
         assertMatch(
-          await Deno.readTextFile(`${workDir}/logs/fiwi.log`),
+          await Deno.readTextFile(`${workDir}/state/fiwi/fiwi.log`),
           /1\/1 node ok/,
         );
       },
@@ -589,7 +599,7 @@ Deno.test("scripts: against the loopback rig", {
   await using rig = await startLoopbackRig();
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${rig.dir}/cm`;
-  await Deno.mkdir(`${workDir}/logs`);
+  await Deno.mkdir(`${workDir}/state/fiwi`, { recursive: true, mode: 0o700 });
   const rigFile = `${workDir}/rigs.yaml`;
   await Deno.writeTextFile(rigFile, loopRigYaml(rig));
   await Deno.writeTextFile(
@@ -885,9 +895,9 @@ Deno.test("scripts: against the loopback rig", {
       ], terminal ? { terminal, env: { NO_COLOR: "1" } } : {});
       let typed: Promise<void> | undefined;
       try {
-        await p.waitFor(
-          /n1: started[\s\S]*n2: started|n2: started[\s\S]*n1: started/,
-        );
+        // n2's lines are held until n1 (first in the set) ends: only n1's
+        // show before Ctrl-C; both sleeps are counted on the node below.
+        await p.waitFor(/n1: started/);
         await until(
           "both remote sleeps",
           async () => await countExact(sleep, rig) === 2,
@@ -908,6 +918,8 @@ Deno.test("scripts: against the loopback rig", {
       const r = await p.done;
       await typed;
       assertEquals(r.code, 130, r.stdout + r.stderr);
+      // The held lines are printed once n1 ends, after it: node-set order.
+      assertMatch(r.stdout, /n1: started\r?\n[\s\S]*?n2: started/);
       // On a terminal stderr arrives through the terminal, on stdout, after
       // the progress line was cleared (ESC [K).
       assertMatch(
@@ -994,8 +1006,9 @@ Deno.test("scripts: against the loopback rig", {
 Deno.test("scripts: colours and the progress line only on a terminal, colours never with NO_COLOR", async () => {
   workDir = await Deno.makeTempDir({ prefix: "fiwi_scripts_" });
   controlDir = `${workDir}/cm`;
-  // The default log directory exists: its creation notice is tested in cli_fiwi_test.ts.
-  await Deno.mkdir(`${workDir}/logs`);
+  // The default log directory ($XDG_STATE_HOME/fiwi) exists: its creation
+  // notice is tested in cli_fiwi_test.ts.
+  await Deno.mkdir(`${workDir}/state/fiwi`, { recursive: true, mode: 0o700 });
   try {
     const shell = [Deno.execPath(), ...taskArgv("run"), "echo hi"]
       .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
@@ -1003,6 +1016,7 @@ Deno.test("scripts: colours and the progress line only on a terminal, colours ne
       const env: Record<string, string> = {
         ...Deno.env.toObject(),
         FIWI_CONTROL_DIR: controlDir,
+        XDG_STATE_HOME: `${workDir}/state`,
       };
       delete env.NO_COLOR;
       if (noColor) env.NO_COLOR = "1";

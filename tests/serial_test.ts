@@ -154,7 +154,12 @@ function consolesCommand(rig: LoopbackRig, args: string[]): Deno.Command {
       ...args,
     ],
     cwd: rig.dir,
-    env: { FIWI_CONTROL_DIR: `${rig.dir}/cm`, NO_COLOR: "1" },
+    // The default log goes under the rig's directory, not ~/.local/state.
+    env: {
+      FIWI_CONTROL_DIR: `${rig.dir}/cm`,
+      XDG_STATE_HOME: `${rig.dir}/state`,
+      NO_COLOR: "1",
+    },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

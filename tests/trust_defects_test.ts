@@ -22,6 +22,7 @@ import {
   countLocal,
   countRemote,
   type LoopbackRig,
+  loopRigYaml,
   NODE_USER,
   skipHere,
   startLoopbackRig,
@@ -49,15 +50,7 @@ async function countLocalExact(text: string): Promise<number> {
 }
 
 function rigYaml(rig: LoopbackRig, extra = ""): string {
-  return `defaults:
-  user: ${rig.user}
-  port: ${rig.port}
-  sshConfig: ${rig.sshConfig}
-rigs:
-  loop:
-    nodes:
-      n1: ${rig.hosts[0]}
-${extra}`;
+  return loopRigYaml(rig, { nodes: 1, extra });
 }
 
 Deno.test("a host without user@ has no user in argv; SshNode's own default stays root", () => {

@@ -135,10 +135,11 @@ Deno.test("trust: the asynchronously written log has every line after fiwi exits
     );
 
     await t.step("a log directory fiwi creates is 0700", async () => {
-      const r = await fiwi(["run", "true"], { cwd });
+      const env = { XDG_STATE_HOME: `${cwd}/state` };
+      const r = await fiwi(["run", "true"], { cwd, env });
       assertEquals(r.code, 0, r.stderr);
-      assertEquals(await mode(`${cwd}/logs`), 0o700);
-      assertEquals(await mode(`${cwd}/logs/fiwi.log`), 0o600);
+      assertEquals(await mode(`${cwd}/state/fiwi`), 0o700);
+      assertEquals(await mode(`${cwd}/state/fiwi/fiwi.log`), 0o600);
     });
   });
 });

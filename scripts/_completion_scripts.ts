@@ -1,0 +1,418 @@
+/**
+ * The completion scripts `fiwi completions` prints, one generator per shell,
+ * each from the same {@linkcode SubcommandModel}s. Values that come from the
+ * rig (node names, `@groups`, rig names) are asked of `fiwi __complete` at
+ * completion time, through the command the user typed.
+ *
+ * @module
+ */
+
+/** What the value of an option or a positional argument completes to. */
+export type ValueKind = "files" | "dirs" | "nodes" | "rigs" | "none";
+
+/** One option of a subcommand, for completion. */
+export interface OptionModel {
+  /** One-letter alias. */
+  short?: string;
+  /** Long name without dashes. */
+  long: string;
+  /** What its value completes to; null for a flag. */
+  value: ValueKind | null;
+  /** May be given more than once. */
+  repeat: boolean;
+  /** One line of help. */
+  help: string;
+}
+
+/** The positional arguments of a subcommand, for completion. */
+export type PositionalModel =
+  /** One word of a list (`on|off|cycle|status`). */
+  | { kind: "words"; words: string[] }
+  /** A command for the nodes: nothing to offer, and options end there. */
+  | { kind: "command" }
+  /** Values of a kind; "none" when the subcommand takes none. */
+  | { kind: ValueKind };
+
+/** One subcommand, for completion. */
+export interface SubcommandModel {
+  /** Its name. */
+  name: string;
+  /** One line: what it does. */
+  summary: string;
+  /** Every option it takes. */
+  options: OptionModel[];
+  /** What its positional arguments are. */
+  positional: PositionalModel;
+  /**
+   * Options may follow positional arguments. True when those are list words
+   * or node sets, which never look like a command (`fiwi power on -w n1`).
+   */
+  optionsAfter: boolean;
+}
+
+/** A word that goes into a script unquoted: names of options, subcommands. */
+function word(text: string): string {
+  if (!/^[\w@.+-]+$/.test(text)) {
+    throw new TypeError(`Cannot put "${text}" in a completion script`);
+  }
+  return text;
+}
+
+const dashed = (o: OptionModel) => [
+  ...(o.short ? [`-${o.short}`] : []),
+  `--${o.long}`,
+];
+
+const VALUE_KINDS: readonly ValueKind[] = [
+  "files",
+  "dirs",
+  "nodes",
+  "rigs",
+  "none",
+];
+
+const BASH_HELPERS =
+  `# Candidates fiwi lists for KIND (nodes: names and @groups; rigs: rig
+# names) from the rig file the command line names. No node is contacted.
+_fiwi_ask() {
+  local kind=$1 cur=$2 i w v
+  local -a rig=()
+  for ((i = 2; i < COMP_CWORD - 1; i++)); do
+    w=\${COMP_WORDS[i]}
+    [[ $w == --rig || $w == --rig-name ]] || continue
+    v=\${COMP_WORDS[i + 1]}
+    if [[ $v == = ]]; then ((i++)); v=\${COMP_WORDS[i + 1]}; fi
+    ((i++))
+    [[ $kind == rigs && $w == --rig-name ]] && continue
+    [[ $v == "~/"* ]] && v=$HOME/\${v#"~/"}
+    rig+=("$w" "$v")
+  done
+  "\${COMP_WORDS[0]}" __complete "\${rig[@]}" -- "$kind" "$cur" 2>/dev/null
+}
+
+_fiwi_reply() {
+  local IFS=$'\\n'
+  case $1 in
+    files) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$2")) ;;
+    dirs) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$2")) ;;
+    nodes | rigs) COMPREPLY=($(_fiwi_ask "$1" "$2")) ;;
+  esac
+}
+`;
+
+const BASH_MAIN =
+  `  # The value of the option before the cursor (bash splits --opt=value at =).
+  local k
+  for k in files dirs nodes rigs none; do
+    if [[ $prev == -* && \${!k} == *" $prev "* ]]; then
+      _fiwi_reply "$k" "$cur"
+      return 0
+    fi
+  done
+  # Past the first argument? Options and their values do not count.
+  local i w seen= ended=
+  for ((i = 2; i < COMP_CWORD; i++)); do
+    w=\${COMP_WORDS[i]}
+    if [[ $w == -- ]]; then ended=1; break; fi
+    if [[ $w == -?* ]]; then
+      if [[ \${COMP_WORDS[i + 1]} == = ]]; then ((i += 2)); continue; fi
+      [[ "$files$dirs$nodes$rigs$none" == *" $w "* ]] && ((i++))
+      continue
+    fi
+    seen=1
+    [[ -z $after ]] && break
+  done
+  if [[ $cur == -* && -z $ended && (-z $seen || -n $after) ]]; then
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    return 0
+  fi
+  case $pos in
+    words:*) [[ -z $seen ]] && COMPREPLY=($(compgen -W "\${pos#words:}" -- "$cur")) ;;
+    command | none) ;;
+    *) _fiwi_reply "$pos" "$cur" ;;
+  esac
+  return 0
+}
+`;
+
+function bashCase(m: SubcommandModel): string {
+  const valued = (k: ValueKind) =>
+    ` ${
+      m.options.filter((o) => o.value === k).flatMap(dashed).map(word).join(
+        " ",
+      )
+    } `;
+  const pos = m.positional.kind === "words"
+    ? `words:${m.positional.words.map(word).join(" ")}`
+    : m.positional.kind;
+  const vars = [
+    `opts='${m.options.flatMap(dashed).map(word).join(" ")}'`,
+    ...VALUE_KINDS.map((k) => `${k}='${valued(k)}'`),
+    `pos='${pos}'`,
+    `after=${m.optionsAfter ? 1 : ""}`,
+  ];
+  return `    ${word(m.name)})\n      ${vars.join("\n      ")}\n      ;;`;
+}
+
+/** The bash script: `source <(fiwi completions bash)`. */
+export function bashScript(models: readonly SubcommandModel[]): string {
+  const top = [...models.map((m) => word(m.name)), "--help", "--version"];
+  return [
+    "# bash completion for fiwi, generated by `fiwi completions bash`.",
+    "# Load it from ~/.bashrc: source <(fiwi completions bash)",
+    "",
+    BASH_HELPERS,
+    "_fiwi() {",
+    "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}",
+    "  if [[ $cur == = ]]; then cur=; elif [[ $prev == = ]]; then prev=${COMP_WORDS[COMP_CWORD - 2]}; fi",
+    "  COMPREPLY=()",
+    "  if ((COMP_CWORD == 1)); then",
+    `    COMPREPLY=($(compgen -W '${top.join(" ")}' -- "$cur"))`,
+    "    return 0",
+    "  fi",
+    "  local opts files dirs nodes rigs none pos after",
+    "  case ${COMP_WORDS[1]} in",
+    ...models.map(bashCase),
+    "    *) return 0 ;;",
+    "  esac",
+    BASH_MAIN,
+    "complete -F _fiwi fiwi",
+    "",
+  ].join("\n");
+}
+
+/** `text` inside single quotes in zsh or bash. */
+function singleQuoted(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** `text` as the explanation of an `_arguments` spec (inside `[...]`). */
+function zshExplanation(text: string): string {
+  return text.replace(/([\\\[\]:])/g, "\\$1");
+}
+
+const ZSH_ACTIONS: Record<ValueKind, string> = {
+  files: "_files",
+  dirs: "_files -/",
+  nodes: "_fiwi_nodes",
+  rigs: "_fiwi_rigs",
+  none: " ",
+};
+
+function zshOption(o: OptionModel): string {
+  const help = `[${zshExplanation(o.help)}]`;
+  const value = o.value === null
+    ? ""
+    : `:${o.value === "none" ? "value" : o.value}:${ZSH_ACTIONS[o.value]}`;
+  const repeat = o.repeat ? "*" : "";
+  const names = dashed(o).map((n) =>
+    o.value === null ? n : n.startsWith("--") ? `${n}=` : `${n}+`
+  );
+  const spec = (n: string) => singleQuoted(`${repeat}${n}${help}${value}`);
+  return names.map(spec).join(" ");
+}
+
+function zshCase(m: SubcommandModel): string {
+  const p = m.positional;
+  const positional = p.kind === "words"
+    ? `'1:argument:(${p.words.map(word).join(" ")})'`
+    : p.kind === "command"
+    ? "'*:command: '"
+    : p.kind === "none"
+    ? ""
+    : `'*:${p.kind}:${ZSH_ACTIONS[p.kind]}'`;
+  const flags = m.optionsAfter ? "-s -S" : "-s -S -A '-*'";
+  const specs = [...m.options.map(zshOption), positional].filter((s) => s);
+  return `        (${
+    word(m.name)
+  })\n          _arguments ${flags} \\\n            ${
+    specs.join(" \\\n            ")
+  } && ret=0\n          ;;`;
+}
+
+/** The zsh script: `_fiwi` in $fpath, or sourced after compinit. */
+export function zshScript(models: readonly SubcommandModel[]): string {
+  const subcommands = models.map((m) =>
+    `        ${singleQuoted(`${word(m.name)}:${m.summary}`)}`
+  );
+  return [
+    "#compdef fiwi",
+    "# zsh completion for fiwi, generated by `fiwi completions zsh`.",
+    "# Save it as _fiwi in a directory of $fpath, or load it from ~/.zshrc",
+    "# after compinit: source <(fiwi completions zsh)",
+    "",
+    "# Candidates fiwi lists for KIND (nodes: names and @groups; rigs: rig",
+    "# names) from the rig file the command line names. No node is contacted.",
+    "_fiwi_ask() {",
+    "  local kind=$1 i",
+    "  local -a rig out",
+    "  for ((i = 1; i < CURRENT - 1; i++)); do",
+    "    case $words[i] in",
+    "      (--rig) rig+=(--rig ${(Q)~words[i+1]}); ((i++)) ;;",
+    "      (--rig-name) [[ $kind == rigs ]] || rig+=(--rig-name ${(Q)words[i+1]}); ((i++)) ;;",
+    "      (--rig=*) rig+=(${(Q)~words[i]}) ;;",
+    "      (--rig-name=*) [[ $kind == rigs ]] || rig+=(${(Q)words[i]}) ;;",
+    "    esac",
+    "  done",
+    '  out=(${(f)"$(${~_fiwi_cmd} __complete $rig -- $kind ${(Q)PREFIX} 2>/dev/null)"})',
+    "  compadd -a out",
+    "}",
+    "_fiwi_nodes() { _fiwi_ask nodes }",
+    "_fiwi_rigs() { _fiwi_ask rigs }",
+    "",
+    "_fiwi() {",
+    "  local _fiwi_cmd=$words[1] curcontext=$curcontext state state_descr line ret=1",
+    "  typeset -A opt_args",
+    "  _arguments -C \\",
+    "    '(- *)'{-h,--help}'[show help]' \\",
+    "    '(- *)--version[print the version]' \\",
+    "    '1:subcommand:->subcommand' \\",
+    "    '*::argument:->argument' && ret=0",
+    "  case $state in",
+    "    (subcommand)",
+    "      local -a subcommands=(",
+    ...subcommands,
+    "      )",
+    "      _describe -t subcommands 'fiwi subcommand' subcommands && ret=0",
+    "      ;;",
+    "    (argument)",
+    "      curcontext=${curcontext%:*:*}:fiwi-$words[1]:",
+    "      case $words[1] in",
+    ...models.map(zshCase),
+    "      esac",
+    "      ;;",
+    "  esac",
+    "  return ret",
+    "}",
+    "",
+    'if [[ $funcstack[1] == _fiwi ]]; then _fiwi "$@"; else compdef _fiwi fiwi; fi',
+    "",
+  ].join("\n");
+}
+
+/** `text` inside single quotes in fish. */
+function fishQuoted(text: string): string {
+  return `'${text.replace(/(['\\])/g, "\\$1")}'`;
+}
+
+const FISH_VALUES: Record<ValueKind, string> = {
+  files: "-r -F",
+  dirs: "-x -a '(__fish_complete_directories (commandline -ct))'",
+  nodes: "-x -a '(__fiwi_ask nodes)'",
+  rigs: "-x -a '(__fiwi_ask rigs)'",
+  none: "-x",
+};
+
+const FISH_HELPERS = `# The subcommand is one of ARGV.
+function __fiwi_sub
+    set -l words (commandline -opc)
+    test (count $words) -ge 2; and contains -- $words[2] $argv
+end
+
+# No argument yet after the subcommand: options and their values only.
+# ARGV: the options that take a value.
+function __fiwi_no_argument
+    set -l skip 0
+    for w in (commandline -opc)[3..-1]
+        if test $skip -eq 1
+            set skip 0
+            continue
+        end
+        switch $w
+            case --
+                return 1
+            case '--*=*'
+            case '-?*'
+                contains -- $w $argv; and set skip 1
+            case '*'
+                return 1
+        end
+    end
+end
+
+# Candidates fiwi lists for KIND (nodes: names and @groups; rigs: rig
+# names) from the rig file the command line names. No node is contacted.
+function __fiwi_ask
+    set -l words (commandline -opc)
+    set -l rig
+    set -l i 2
+    while test $i -lt (count $words)
+        switch $words[$i]
+            case --rig --rig-name
+                if test $argv[1] = nodes -o $words[$i] = --rig
+                    set -a rig $words[$i] $words[(math $i + 1)]
+                end
+                set i (math $i + 1)
+            case '--rig=*'
+                set -a rig $words[$i]
+            case '--rig-name=*'
+                test $argv[1] = nodes; and set -a rig $words[$i]
+        end
+        set i (math $i + 1)
+    end
+    $words[1] __complete $rig -- $argv[1] (commandline -ct) 2>/dev/null
+end
+`;
+
+function fishLines(m: SubcommandModel): string[] {
+  const name = word(m.name);
+  const valued = m.options.filter((o) => o.value !== null).flatMap(dashed);
+  const when = m.optionsAfter
+    ? `__fiwi_sub ${name}`
+    : `__fiwi_sub ${name}; and __fiwi_no_argument ${valued.join(" ")}`;
+  const lines = m.options.map((o) =>
+    [
+      "complete -c fiwi -n",
+      fishQuoted(when),
+      ...(o.short ? [`-s ${word(o.short)}`] : []),
+      `-l ${word(o.long)}`,
+      ...(o.value ? [FISH_VALUES[o.value]] : []),
+      `-d ${fishQuoted(o.help)}`,
+    ].join(" ")
+  );
+  const p = m.positional;
+  const args = p.kind === "words"
+    ? `-a ${fishQuoted(p.words.map(word).join(" "))}`
+    : p.kind === "nodes"
+    ? "-a '(__fiwi_ask nodes)'"
+    : p.kind === "files"
+    ? "-F"
+    : null;
+  if (args) {
+    const unused = p.kind === "words"
+      ? `; and not __fish_seen_subcommand_from ${p.words.join(" ")}`
+      : "";
+    lines.push(
+      `complete -c fiwi -n ${
+        fishQuoted(`__fiwi_sub ${name}${unused}`)
+      } ${args}`,
+    );
+  }
+  return lines;
+}
+
+/** The fish script: `fiwi completions fish | source`. */
+export function fishScript(models: readonly SubcommandModel[]): string {
+  const top = "'test (count (commandline -opc)) -eq 1'";
+  return [
+    "# fish completion for fiwi, generated by `fiwi completions fish`.",
+    "# Save it as ~/.config/fish/completions/fiwi.fish",
+    "",
+    FISH_HELPERS,
+    "complete -c fiwi -f",
+    `complete -c fiwi -n ${top} -s h -l help -d 'show help'`,
+    `complete -c fiwi -n ${top} -l version -d 'print the version'`,
+    ...models.map((m) =>
+      `complete -c fiwi -n ${top} -a ${word(m.name)} -d ${
+        fishQuoted(m.summary)
+      }`
+    ),
+    ...models.flatMap(fishLines),
+    "",
+  ].join("\n");
+}
+
+/** Every shell `fiwi completions` knows, and its script. */
+export const SHELLS: Readonly<
+  Record<string, (models: readonly SubcommandModel[]) => string>
+> = { bash: bashScript, zsh: zshScript, fish: fishScript };
