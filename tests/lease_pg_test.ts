@@ -1,0 +1,126 @@
+// The lease store on a real PostgreSQL (tests/_postgres.ts: initdb, a free
+// port on 127.0.0.1, stopped when the tests end, also on failure), reached
+// as a role that is not a superuser, as a team's database is: the same
+// semantic cases as on SQLite (tests/_lease_semantics.ts), then what only
+// PostgreSQL has.
+import {
+  assert,
+  assertEquals,
+  assertFalse,
+  assertRejects,
+} from "jsr:@std/assert@^1";
+import { ConfigurationError, LeaseHeldError, openLeaseStore } from "../mod.ts";
+import { leaseSemantics } from "./_lease_semantics.ts";
+import {
+  type Postgres,
+  postgresSkipReason,
+  startPostgres,
+} from "./_postgres.ts";
+
+const ignore = postgresSkipReason("lease tests on PostgreSQL") !== null;
+
+/** A fresh database on the server, as a URL: cases never see each other. */
+let databases = 0;
+async function freshUrl(pg: Postgres): Promise<string> {
+  const name = `fiwi_case${++databases}`;
+  await pg.psql(`CREATE DATABASE ${name} OWNER fiwi`);
+  return pg.url.replace(/\/fiwi$/, `/${name}`);
+}
+
+Deno.test({ name: "lease semantics on PostgreSQL", ignore }, async (t) => {
+  await using pg = await startPostgres();
+  await leaseSemantics(t, () => openLeaseStore(pg.url));
+});
+
+Deno.test({
+  name: "lease store on PostgreSQL: its clock, its connections, its URL",
+  ignore,
+}, async (t) => {
+  await using pg = await startPostgres();
+
+  await t.step("expiry is the server's clock plus `for`", async () => {
+    await using store = await openLeaseStore(await freshUrl(pg));
+    const before = await serverNow(pg);
+    await using lease = await store.take({ nodes: ["c1"], for: 60_000 });
+    const after = await serverNow(pg);
+    const expires = lease.expiresAt.getTime();
+    assert(
+      expires >= before + 60_000 && expires <= after + 60_000,
+      `expires ${expires - before - 60_000} ms off the server clock`,
+    );
+  });
+
+  await t.step(
+    "racing connections: exactly one takes a free node",
+    async () => {
+      const url = await freshUrl(pg);
+      const stores = await Promise.all(
+        Array.from({ length: 8 }, () => openLeaseStore(url)),
+      );
+      try {
+        const outcomes = await Promise.allSettled(
+          stores.map((s) => s.take({ nodes: ["x1", "x2"], for: 30_000 })),
+        );
+        const won = outcomes.flatMap((o) =>
+          o.status === "fulfilled" ? [o.value] : []
+        );
+        assertEquals(won.length, 1);
+        for (const o of outcomes) {
+          if (o.status === "rejected") {
+            assert(o.reason instanceof LeaseHeldError, String(o.reason));
+          }
+        }
+        await won[0].drop();
+      } finally {
+        for (const s of stores) await s.close();
+      }
+    },
+  );
+
+  await t.step(
+    "the location hides the password; postgresql:// works too",
+    async () => {
+      const url = (await freshUrl(pg)).replace("fiwi@", "fiwi:s3cret@")
+        .replace(/^postgres:/, "postgresql:");
+      await using store = await openLeaseStore(url);
+      assertFalse(store.location.includes("s3cret"), store.location);
+      assert(store.location.includes(`127.0.0.1:${pg.port}`), store.location);
+      await (await store.take({ nodes: ["p1"], for: 1_000 })).drop();
+    },
+  );
+
+  await t.step(
+    "a schema newer than this fiwi is refused in one line",
+    async () => {
+      const url = await freshUrl(pg);
+      await (await openLeaseStore(url)).close();
+      const db = new URL(url).pathname.slice(1);
+      await pg.psql("UPDATE schema_version SET version = 99", db);
+      const e = await assertRejects(
+        () => openLeaseStore(url),
+        ConfigurationError,
+        "has schema version 99, newer than this fiwi knows",
+      );
+      assertFalse(e.message.includes("\n"));
+    },
+  );
+
+  await t.step("an unknown database fails in one line naming it", async () => {
+    const url = pg.url.replace(/\/fiwi$/, "/nosuchdb");
+    const e = await assertRejects(
+      () => openLeaseStore(url, { timeout: 2_000 }),
+      ConfigurationError,
+    );
+    assert(e.message.includes("nosuchdb"), e.message);
+    assertFalse(e.message.includes("\n"));
+  });
+});
+
+/** The server's clock, in ms since the epoch. */
+async function serverNow(pg: Postgres): Promise<number> {
+  return Number(
+    await pg.psql(
+      "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+    ),
+  );
+}
