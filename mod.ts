@@ -30,7 +30,7 @@ export {
 export type { EofPolicy, Line, StreamName } from "./src/process/lines.ts";
 export { SshSession } from "./src/process/session.ts";
 export type { RunOptions, RunResult } from "./src/process/run_options.ts";
-export { describeOutcome } from "./src/process/outcome.ts";
+export { describeOutcome, isSuccessKey } from "./src/process/outcome.ts";
 export type { Outcome, OutcomeFacts } from "./src/process/outcome.ts";
 export { SshNode } from "./src/node/node.ts";
 export type {
@@ -137,9 +137,53 @@ export {
 export type { ParseRigOptions } from "./src/rig/rig.ts";
 export { parseDuration } from "./src/rigfile/duration.ts";
 export {
+  DEFAULT_LEASE_STORE_TIMEOUT,
+  defaultLeaseHolder,
+  Lease,
+  LeaseHeldError,
+  LeaseLostError,
+  openLeaseStore,
+} from "./src/lease/lease.ts";
+export type {
+  LeaseEvent,
+  LeaseEventKind,
+  LeaseHistoryOptions,
+  LeaseInfo,
+  LeaseRequest,
+  LeaseStore,
+  LeaseStoreOptions,
+  LeaseWaiter,
+} from "./src/lease/lease.ts";
+export {
+  DEFAULT_STATE_MAX_BYTES,
+  DEFAULT_STATE_RETENTION_DAYS,
+  defaultStatePath,
+  StateStore,
+} from "./src/state/state.ts";
+export type {
+  InvocationRecord,
+  OutcomeRecord,
+  SampleFilter,
+  SampleRecord,
+  StateStoreOptions,
+} from "./src/state/state.ts";
+export { parseSampleValue } from "./src/state/sample_value.ts";
+export {
+  Dashboard,
+  DEFAULT_DASHBOARD_PORT,
+  DEFAULT_PROBE_INTERVAL,
+  isLoopback,
+  serveDashboard,
+} from "./src/dashboard/dashboard.ts";
+export type {
+  DashboardOptions,
+  DashboardStore,
+} from "./src/dashboard/dashboard.ts";
+export {
   DEFAULT_RIG_TEST_TIMEOUT,
   findTestRig,
   loadTestRig,
+  RIG_TEST_LEASE_MARGIN,
   rigTest,
 } from "./src/rig/testing.ts";
 export type {

@@ -82,6 +82,8 @@ export interface MeasuredLines extends Measured {
   lines: number;
   /** What it wrote to stderr (the first MiB). */
   stderr: string;
+  /** CPU seconds it used, user and system, its children included. */
+  cpuS: number;
 }
 
 /** Commands {@linkcode measureLines} is running now. */
@@ -171,9 +173,14 @@ export async function measureLines(
     const kb = Number(
       /Maximum resident set size \(kbytes\): (\d+)/.exec(text)?.[1],
     );
+    const seconds = (what: string) =>
+      Number(
+        new RegExp(`${what} time \\(seconds\\): ([\\d.]+)`).exec(text)?.[1],
+      );
     return {
       ms,
       rssMb: kb / 1024,
+      cpuS: seconds("User") + seconds("System"),
       code: status.code,
       timedOut: status.code === 124 || status.code === 137,
       lines,

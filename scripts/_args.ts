@@ -62,6 +62,18 @@ export interface CliSpec {
    * none of those, and a log only when `--log FILE` asks for one.
    */
   connects?: boolean;
+  /**
+   * Touches its nodes (default: `connects`): refuses a node another owner
+   * has leased, and takes `--force` to go ahead anyway (`_lease.ts`).
+   * False for a subcommand that only reads the rig or ends local state.
+   */
+  checksLeases?: boolean;
+  /**
+   * What it does with the state store (`_state.ts`); default `"record"`
+   * when it connects, else `"none"`. `"record"`: takes `--db` and
+   * `--no-db` and records its invocation; `"read"`: takes `--db` only.
+   */
+  state?: "record" | "read" | "none";
 }
 
 /** Options of every subcommand: the rig and the node selection. */
@@ -124,6 +136,31 @@ const CONNECT: OptionSpec[] = [
   },
 ];
 
+/** Options of a subcommand that checks leases. */
+const LEASES: OptionSpec[] = [
+  {
+    name: "force",
+    help:
+      "go ahead on nodes another owner has leased (recorded in the lease history)",
+  },
+];
+
+/** Options of a subcommand that uses the state store. */
+const STATE: OptionSpec[] = [
+  {
+    name: "db",
+    arg: "FILE",
+    help:
+      "state store (default: the rig's state:, else ${XDG_STATE_HOME:-~/.local/state}/fiwi/state.db)",
+  },
+  { name: "no-db", help: "record nothing in the state store" },
+];
+
+/** What `spec` does with the state store, its default applied. */
+export function stateUse(spec: CliSpec): "record" | "read" | "none" {
+  return spec.state ?? (spec.connects ?? true ? "record" : "none");
+}
+
 /** Options of every subcommand: output, the central log, help. */
 function outputOptions(connects: boolean): OptionSpec[] {
   return [
@@ -147,6 +184,8 @@ export function optionsOf(spec: CliSpec): OptionSpec[] {
     ...spec.options,
     ...SELECT,
     ...(connects ? CONNECT : []),
+    ...(spec.checksLeases ?? connects ? LEASES : []),
+    ...{ record: STATE, read: STATE.slice(0, 1), none: [] }[stateUse(spec)],
     ...outputOptions(connects),
   ];
 }

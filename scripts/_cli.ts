@@ -34,6 +34,8 @@ import {
   setupLogging,
 } from "./_log.ts";
 import { Output, writeAllSync } from "./_output.ts";
+import { closeLeaseStore, guardNodes } from "./_lease.ts";
+import { StateRecorder } from "./_state.ts";
 import { type Interrupt, interruptSignal } from "./_signals.ts";
 import {
   applyOverrides,
@@ -60,6 +62,7 @@ import {
   helpText,
   parseCli,
   type ParsedArgs,
+  stateUse,
   UsageError,
 } from "./_args.ts";
 
@@ -116,6 +119,11 @@ export interface CliContext {
    */
   interrupt: Interrupt;
   /**
+   * Records in the state store (`_state.ts`) once `selectNodes` has chosen
+   * the nodes; absent for a subcommand that does not record.
+   */
+  state?: StateRecorder;
+  /**
    * Load the rig and select the nodes the command line names: every `-w`
    * (or `nodes` instead, when given) and `--hostfile` joined, `-x` left
    * out, `--pick` applied (see `_select.ts`); then, for a subcommand that
@@ -124,9 +132,31 @@ export interface CliContext {
    * it prints. ControlMasters stay up after the command for their
    * `controlPersist`; `fiwi close` ends them.
    */
-  selectNodes(
-    options?: { nodes?: readonly string[] },
-  ): Promise<{ rig: Rig; nodes: SshNode[] }>;
+  selectNodes(options?: SelectOptions): Promise<{ rig: Rig; nodes: SshNode[] }>;
+}
+
+/**
+ * What {@linkcode CliContext.selectNodes} is asked for besides the command
+ * line. For a subcommand that checks leases (`CliSpec.checksLeases`), the
+ * nodes it touches are checked against the rig's lease store (`_lease.ts`)
+ * before it returns: a node another owner holds (or, with `requireLease`,
+ * one without a lease of this owner) is refused in one line, exit 2,
+ * unless `--force`, which is recorded.
+ */
+export interface SelectOptions {
+  /** Node patterns that replace the `-w` values. */
+  nodes?: readonly string[];
+  /**
+   * The nodes the subcommand touches, of those selected (default: all):
+   * only they are checked, and leased with `hold`.
+   */
+  touches?: (node: SshNode, rig: Rig) => boolean;
+  /**
+   * Take a lease on the nodes touched for this long (ms) instead of
+   * checking them, renewed in the background and dropped when the
+   * subcommand ends (`--lease`).
+   */
+  hold?: number;
 }
 
 /** One line for an error that ends the command, and its exit code. */
@@ -206,6 +236,73 @@ async function loadUserRig(flags: ParsedArgs["flags"]): Promise<Rig> {
     : parseRig(BUILTIN_RIG_YAML, { file: "<built-in>", name });
 }
 
+/** What a node selector needs of its invocation. */
+interface SelectorContext {
+  interrupt: AbortSignal;
+  out: Output;
+  /** Leases taken for the invocation (`hold`): dropped when it ends. */
+  held: AsyncDisposableStack;
+  /** Records the invocation, from its selection on. */
+  state?: StateRecorder;
+}
+
+/** `ctx.selectNodes` of one invocation (see {@linkcode SelectOptions}). */
+function nodeSelector(
+  spec: CliSpec,
+  { flags, lists }: Pick<ParsedArgs, "flags" | "lists">,
+  { interrupt, out, held, state }: SelectorContext,
+): CliContext["selectNodes"] {
+  const connects = spec.connects ?? true;
+  const checksLeases = spec.checksLeases ?? connects;
+  return async (options = {}) => {
+    const read = (path: string) => Deno.readTextFile(userPath(path));
+    const selection = await selectionOf({ flags, lists }, read, options.nodes);
+    const overrides = connects ? connectOverrides(flags) : {};
+    const rig = await loadUserRig(flags);
+    held.defer(() => closeLeaseStore(rig));
+    const all = selectFrom(rig, selection);
+    const picked = selection.pick === undefined
+      ? all
+      : pickRandom(all, selection.pick);
+    for (const n of picked) n.silent = true;
+    const nodes = applyOverrides(rig, picked, overrides);
+    await state?.begin(rig, nodes);
+    if (!checksLeases) return { rig, nodes };
+    const touched = options.touches
+      ? nodes.filter((n) => options.touches!(n, rig))
+      : nodes;
+    const lease = await guardNodes(rig, touched, {
+      force: flags.force === true,
+      hold: options.hold,
+      signal: interrupt,
+      notice: (text) => out.err(`${spec.name}: ${text}`),
+    });
+    if (lease) {
+      held.use(lease);
+      held.use(lease.keepRenewing());
+    }
+    return { rig, nodes };
+  };
+}
+
+/**
+ * Drop what the invocation leased and close the lease stores it opened;
+ * a failure is one line on stderr (the lease then ends at its expiry).
+ */
+async function release(name: string, held: AsyncDisposableStack) {
+  try {
+    await held.disposeAsync();
+  } catch (e) {
+    const error = e instanceof SuppressedError ? e.error : e;
+    writeAllSync(
+      Deno.stderr,
+      `${name}: Could not drop the lease: ${
+        (error as Error)?.message ?? error
+      } (it ends at its expiry)\n`,
+    );
+  }
+}
+
 /**
  * Run a subcommand: parse, `--help`, set up the log and the signals, call
  * `body`, map errors to one line and an exit code. Resolves with the exit
@@ -219,6 +316,9 @@ export async function runCli(
   let central: CentralLog | null = null;
   let out: Output | null = null;
   let interrupt: Interrupt | null = null;
+  const held = new AsyncDisposableStack();
+  let state: StateRecorder | undefined;
+  let exit = 1;
   try {
     const { flags, lists, rest } = parseCli(spec, args);
     const connects = spec.connects ?? true;
@@ -238,6 +338,7 @@ export async function runCli(
       beforeExit: () => {
         output.err(`${spec.name}: Interrupted again: exiting at once`);
         output.clearProgress();
+        state?.endSync(interrupt?.exitCode ?? 130);
         disposeSync();
       },
     });
@@ -246,31 +347,33 @@ export async function runCli(
       args,
       cwd: userCwd(),
     });
+    if (stateUse(spec) === "record") {
+      state = new StateRecorder({
+        subcommand: spec.name,
+        args,
+        rest,
+        flags,
+        id: central.id,
+        resolve: userPath,
+        warn: (line) => output.err(`${spec.name}: ${line}`),
+      });
+    }
     const ctx: CliContext = {
+      state,
       flags,
       lists,
       rest,
       out,
       json: flags.json === true,
       interrupt,
-      async selectNodes(options = {}) {
-        const read = (path: string) => Deno.readTextFile(userPath(path));
-        const selection = await selectionOf(
-          { flags, lists },
-          read,
-          options.nodes,
-        );
-        const overrides = connects ? connectOverrides(flags) : {};
-        const rig = await loadUserRig(flags);
-        const all = selectFrom(rig, selection);
-        const picked = selection.pick === undefined
-          ? all
-          : pickRandom(all, selection.pick);
-        for (const n of picked) n.silent = true;
-        return { rig, nodes: applyOverrides(rig, picked, overrides) };
-      },
+      selectNodes: nodeSelector(spec, { flags, lists }, {
+        interrupt,
+        out,
+        held,
+        state,
+      }),
     };
-    const code = await body(ctx);
+    const code = exit = await body(ctx);
     out.log.info("Finished fiwi {command}: exit {code}", {
       command: spec.name,
       code,
@@ -283,9 +386,11 @@ export async function runCli(
       getLogger(["fiwi", "cli", spec.name]).error("{line}", { line, error: e });
     }
     writeAllSync(Deno.stderr, line + "\n");
-    return code;
+    return exit = code;
   } finally {
     out?.clearProgress();
+    await state?.end(exit);
+    await release(spec.name, held);
     interrupt?.[Symbol.dispose]();
     await central?.close();
   }

@@ -185,6 +185,7 @@ export async function transfer(
     out.clearProgress();
   }
   const wall = performance.now() - started;
+  ctx.state?.transfers(results);
   if (json) {
     const ok = results.filter((r) => r.success).length;
     out.out(JSON.stringify({

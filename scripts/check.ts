@@ -290,6 +290,7 @@ async function check(ctx: CliContext): Promise<number> {
     return c;
   }, { concurrency: fanout });
   out.clearProgress();
+  ctx.state?.checks(checks);
   if (json) {
     const ok = checks.filter((c) => c.ok).length;
     out.out(JSON.stringify({

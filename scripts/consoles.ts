@@ -18,6 +18,7 @@ import {
   runCli,
   UsageError,
 } from "./_cli.ts";
+import { LEASE_NOTE, LEASE_OPTION } from "./_lease.ts";
 import { colors, isoLocal, padNames } from "./_output.ts";
 import { closeSerialConsoles, openSerialConsoles } from "./_serial.ts";
 
@@ -44,11 +45,13 @@ export const SPEC: CliSpec = {
       arg: "DURATION",
       help: "close the consoles after DURATION (default: at Ctrl-C)",
     },
+    LEASE_OPTION,
   ],
   notes:
     'Only nodes with "console: true" in the rig file take part. The default shows new\n' +
     `kernel messages only (${NEW_MESSAGES}); a node's "consoleCommand" or --cmd replaces it\n` +
-    '(--cmd "dmesg -w" replays the ring buffer first). With --json, one JSON object per line.',
+    '(--cmd "dmesg -w" replays the ring buffer first). With --json, one JSON object per line.\n' +
+    LEASE_NOTE,
   examples: [
     "fiwi consoles",
     "fiwi consoles --nodes @duts --duration 10m > consoles.txt",
@@ -84,7 +87,11 @@ async function consoles(ctx: CliContext): Promise<number> {
   if (cmd !== undefined && cmd.trim() === "") {
     throw new UsageError('Invalid --cmd "": give the console command to run');
   }
-  const { rig, nodes: selected } = await ctx.selectNodes();
+  const { rig, nodes: selected } = await ctx.selectNodes({
+    // Only the nodes it streams from: a node without a console is not touched.
+    touches: (n, r) => n.console || r.serialPorts.has(n.name),
+    hold: durationFlag(flags, "lease"),
+  });
   const nodes = selected.filter((n) => n.console).map((n) =>
     withConsoleCommand(n, cmd)
   );

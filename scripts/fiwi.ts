@@ -87,6 +87,18 @@ export const SUBCOMMANDS: Readonly<Record<string, Entry>> = {
     summary: "switch node power: on, off, cycle, status",
     load: () => import("./power.ts"),
   },
+  lease: {
+    summary: "take, drop, renew and list leases on nodes",
+    load: () => import("./lease.ts"),
+  },
+  history: {
+    summary: "recent invocations, one node by node, poll samples as CSV",
+    load: () => import("./history.ts"),
+  },
+  dashboard: {
+    summary: "a live web page of the rig: nodes, polled values, runs",
+    load: () => import("./dashboard.ts"),
+  },
   completions: {
     summary: "print a bash, zsh or fish completion script",
     load: async () => {

@@ -30,6 +30,7 @@ import {
   runCli,
   UsageError,
 } from "./_cli.ts";
+import { LEASE_NOTE, LEASE_OPTION } from "./_lease.ts";
 import { formatTable, isoLocal, type Output, padNames } from "./_output.ts";
 import {
   cellWidth,
@@ -42,6 +43,7 @@ import {
   tablePrinter,
 } from "./_poll_output.ts";
 import { observed } from "./_runs.ts";
+import { VALUE_OPTION, valuePattern } from "./_state.ts";
 
 export const SPEC: CliSpec = {
   name: "poll",
@@ -75,6 +77,8 @@ export const SPEC: CliSpec = {
       name: "csv",
       help: "CSV records tick,time,node,code,value (RFC 4180)",
     },
+    VALUE_OPTION,
+    LEASE_OPTION,
   ],
   notes:
     'Each tick prints a timestamped header, then "node: line". Within a tick nodes\n' +
@@ -93,7 +97,8 @@ export const SPEC: CliSpec = {
     "shell's (awk '{print $1}'), {{name}} is the text {name}. An unknown key stops\n" +
     "poll before anything runs.\n" +
     "Ctrl-C stops the commands on every node (counted as interrupted), prints the\n" +
-    "summary and exits 130.",
+    "summary and exits 130.\n" +
+    LEASE_NOTE,
   examples: [
     "fiwi poll --interval 5s uptime",
     "fiwi poll -w @duts -i 1s -n 10 -u 2s 'cat /proc/loadavg'",
@@ -159,6 +164,8 @@ interface TickSetup {
   commands: Map<string, string>;
   cmdTimeout?: number;
   printer: PollPrinter;
+  /** The command as given, and what picks a sample's value (`--value`). */
+  record: { command: string; value?: RegExp };
 }
 
 /** Fire every node once; the printer gets each node's lines and end in node order. */
@@ -173,6 +180,7 @@ async function runTick(s: TickSetup, tally: PollTally): Promise<void> {
   const results: RunResult[] = await runAll(
     s.nodes.map((n) =>
       observed(n, (r) => {
+        s.ctx.state?.sample(r, tick, s.record.command, s.record.value);
         done++;
         if (!r.success && !r.aborted) failed++;
         out.progress(done, failed, s.nodes.length, `tick ${tick}`);
@@ -295,12 +303,15 @@ async function poll(ctx: CliContext): Promise<number> {
   const count = intFlag(flags, "count", 1);
   const cmdTimeout = durationFlag(flags, "timeout");
   const mode = outputMode(flags);
-  const { nodes } = await ctx.selectNodes();
+  const record = { command: cmd, value: valuePattern(flags) };
+  const { nodes } = await ctx.selectNodes({
+    hold: durationFlag(flags, "lease"),
+  });
   const printer = printerFor(mode, out, nodes);
   // Every node's command before the first tick: a bad key stops poll here.
   const expanded = expandNodeValuesAll(cmd, nodes);
   const commands = new Map(nodes.map((n, i) => [n.name, expanded[i]]));
-  const setup = { ctx, nodes, commands, cmdTimeout, printer };
+  const setup = { ctx, nodes, commands, cmdTimeout, printer, record };
   const tally = new PollTally(nodes.map((n) => n.name));
   printer.start();
   const t0 = performance.now();

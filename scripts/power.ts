@@ -139,6 +139,7 @@ export async function main(args: string[]): Promise<number> {
       signal: ctx.interrupt,
       onResult: printer(ctx, nodes),
     });
+    ctx.state?.power(results);
     const code = summary(ctx, results);
     return ctx.interrupt.aborted ? (ctx.interrupt.exitCode ?? 130) : code;
   });

@@ -409,6 +409,7 @@ async function runAndReport(
     out.clearProgress();
     files?.close();
   }
+  ctx.state?.runs(results);
   report(mode, ctx, results, performance.now() - started);
   if (spec.signal.aborted) {
     // The clients are gone; on each node the lifeline ends the group within

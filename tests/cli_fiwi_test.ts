@@ -159,7 +159,10 @@ Deno.test("fiwi: the central log is private, rotated, and has one record per out
         );
         const state = `${cwd}/state`;
         const env = { XDG_STATE_HOME: state };
-        const none = await fiwi(["run", "--no-log", "echo x"], { cwd, env });
+        const none = await fiwi(["run", "--no-log", "--no-db", "echo x"], {
+          cwd,
+          env,
+        });
         assertEquals(none.code, 0, none.stderr);
         assertEquals(await Deno.stat(state).catch(() => null), null);
         oneLine(

@@ -14,6 +14,8 @@ export const LAYERS = [
   "rigfile",
   "process",
   "connection",
+  "lease",
+  "state",
   "shell",
   "transfer",
   "node",
@@ -23,6 +25,7 @@ export const LAYERS = [
   "hardware",
   "rig",
   "discover",
+  "dashboard",
 ];
 /** Folders that share a rank: neither may import the other. */
 const RANK: Record<string, number> = {
@@ -32,6 +35,8 @@ const RANK: Record<string, number> = {
   rigfile: 2,
   process: 2,
   connection: 3,
+  lease: 3,
+  state: 3,
   shell: 3,
   transfer: 4,
   node: 5,
@@ -41,6 +46,7 @@ const RANK: Record<string, number> = {
   hardware: 7,
   rig: 8,
   discover: 8,
+  dashboard: 9,
 };
 
 const src = join(dirname(fromFileUrl(import.meta.url)), "..", "src");

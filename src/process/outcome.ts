@@ -112,3 +112,19 @@ export function describeOutcome(result: OutcomeFacts): Outcome {
   }
   return result.success ? said("ok", "Succeeded") : said("failed", "Failed");
 }
+
+/**
+ * Whether an outcome key ({@linkcode Outcome.key}, as stored by the state
+ * store) is a success: "exit 0", or "ok" for results without an exit code
+ * of their own (transfers, power). The one rule the store's counts and the
+ * dashboard share.
+ *
+ * @example
+ * ```ts
+ * import { isSuccessKey } from "../../mod.ts";
+ * console.log(isSuccessKey("exit 0"), isSuccessKey("unreachable")); // true false
+ * ```
+ */
+export function isSuccessKey(key: string): boolean {
+  return key === "exit 0" || key === "ok";
+}

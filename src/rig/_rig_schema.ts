@@ -26,9 +26,11 @@ import { checkPower, checkSerial } from "../hardware/_rig_hardware.ts";
 import {
   Checker,
   closest,
+  LEASE_KEYS,
   NAME_RE,
   SETTING_KEYS,
   type Settings,
+  STATE_KEYS,
 } from "../rigfile/_rig_checker.ts";
 
 /** One node of a rig, checked. */
@@ -55,6 +57,20 @@ export interface RigEntry {
   nodes: NodeEntry[];
   /** The rig-wide settings (file and rig defaults, rig relay), for ad-hoc hosts. */
   defaults: Settings;
+  /** The lease store (`leases:`): a SQLite file path or a postgres:// URL. */
+  leases?: string;
+  /** Whether every node needs a lease (`requireLease:`). */
+  requireLease: boolean;
+  /** The state store file (`state:`), when the rig or its defaults name one. */
+  state?: string;
+}
+
+/** The lease keys as given so far: the rig's own over its defaults over the file's. */
+interface LeaseSettings {
+  leases?: string;
+  /** The state store (`state:`): not a lease key, but inherited the same way. */
+  state?: string;
+  requireLease?: boolean;
 }
 
 /** The whole file, checked. */
@@ -72,7 +88,21 @@ const NODE_KEYS = [
   "power",
   "serial",
 ];
-const RIG_KEYS = ["description", "relay", "relayMode", "defaults", "nodes"];
+const RIG_KEYS = [
+  "description",
+  "relay",
+  "relayMode",
+  "defaults",
+  "nodes",
+  ...Object.keys(LEASE_KEYS),
+  ...Object.keys(STATE_KEYS),
+];
+/** Keys of the file's and a rig's `defaults`. */
+const DEFAULTS_KEYS = [
+  ...Object.keys(SETTING_KEYS),
+  ...Object.keys(LEASE_KEYS),
+  ...Object.keys(STATE_KEYS),
+];
 const TOP_KEYS = ["default", "defaults", "rigs"];
 
 /**
@@ -113,8 +143,10 @@ export function checkRigFile(
   c.knownKeys(top, [], TOP_KEYS, "the file");
   const globals: Settings = new Map();
   const globalMap = c.mapping(top.defaults, ["defaults"], "defaults");
-  c.knownKeys(globalMap, ["defaults"], Object.keys(SETTING_KEYS), "defaults");
+  c.knownKeys(globalMap, ["defaults"], DEFAULTS_KEYS, "defaults");
   checkSettings(c, globalMap, ["defaults"], globals);
+  const globalLeases: LeaseSettings = {};
+  checkLeaseKeys(c, globalMap, ["defaults"], globalLeases);
 
   if (top.rigs === undefined || top.rigs === null) {
     throw new RigFileError(
@@ -127,7 +159,7 @@ export function checkRigFile(
   const rigsMap = c.mapping(top.rigs, ["rigs"], "rigs");
   const rigs = new Map<string, RigEntry>();
   for (const [rigName, rigValue] of Object.entries(rigsMap)) {
-    rigs.set(rigName, checkRig(c, rigName, rigValue, globals));
+    rigs.set(rigName, checkRig(c, rigName, rigValue, globals, globalLeases));
   }
   if (rigs.size === 0) {
     c.failValue(["rigs"], `rigs is empty: add at least one rig`);
@@ -172,11 +204,37 @@ function checkSettings(
   c.settings(map, path, into);
 }
 
+/**
+ * The lease keys of `map` into `into`, converted; `null` clears a more
+ * general one (`leases: null` in a rig: no leases for it).
+ */
+function checkLeaseKeys(
+  c: Checker,
+  map: Record<string, unknown>,
+  path: PathStep[],
+  into: LeaseSettings,
+): void {
+  for (const [key, kind] of Object.entries({ ...LEASE_KEYS, ...STATE_KEYS })) {
+    if (!(key in map)) continue;
+    const k = key as keyof LeaseSettings;
+    if (map[key] === null) delete into[k];
+    else {
+      (into as Record<string, unknown>)[k] = c.convert(
+        kind,
+        key,
+        map[key],
+        [...path, key],
+      );
+    }
+  }
+}
+
 function checkRig(
   c: Checker,
   name: string,
   value: unknown,
   globals: Settings,
+  globalLeases: LeaseSettings,
 ): RigEntry {
   const path: PathStep[] = ["rigs", name];
   c.name(name, path, "rig");
@@ -191,10 +249,13 @@ function checkRig(
   c.knownKeys(
     defaultsMap,
     [...path, "defaults"],
-    Object.keys(SETTING_KEYS),
+    DEFAULTS_KEYS,
     `the defaults of rig "${name}"`,
   );
   checkSettings(c, defaultsMap, [...path, "defaults"], settings);
+  const leases: LeaseSettings = { ...globalLeases };
+  checkLeaseKeys(c, defaultsMap, [...path, "defaults"], leases);
+  checkLeaseKeys(c, map, path, leases);
   // The rig's own relay keys are the most specific rig-wide settings.
   for (const key of ["relay", "relayMode"]) {
     if (key in map) c.settings({ [key]: map[key] }, path, settings);
@@ -224,7 +285,21 @@ function checkRig(
       `Rig "${name}" has no nodes: add at least one`,
     );
   }
-  return { name, description, nodes, defaults: settings };
+  if (leases.requireLease && leases.leases === undefined) {
+    c.failKey(
+      path,
+      `Rig "${name}" requires a lease but names no lease store: add "leases: <SQLite file or postgres:// URL>"`,
+    );
+  }
+  return {
+    name,
+    description,
+    nodes,
+    defaults: settings,
+    ...(leases.leases !== undefined && { leases: leases.leases }),
+    requireLease: leases.requireLease ?? false,
+    ...(leases.state !== undefined && { state: leases.state }),
+  };
 }
 
 function checkNode(

@@ -53,6 +53,12 @@ import {
   YamlSyntaxError,
 } from "../rigfile/_yaml_positions.ts";
 import { checkRigTextSize, readRigText } from "../rigfile/_rig_text.ts";
+import {
+  type Lease,
+  type LeaseRequest,
+  type LeaseStore,
+  openLeaseStore,
+} from "../lease/lease.ts";
 
 /**
  * The file {@linkcode loadRig} reads when given no path.
@@ -129,7 +135,14 @@ export class Rig implements AsyncDisposable {
   readonly serialPorts: ReadonlyMap<string, SerialConfig>;
   /** Settings of hosts selected outside the rig (the rig's defaults). */
   readonly adHocDefaults: Readonly<Partial<SshNodeOptions>>;
+  /** The lease store (`leases:`): a SQLite file path or a postgres:// URL. */
+  readonly leases?: string;
+  /** Whether nothing may run on a node without a lease (`requireLease:`). */
+  readonly requireLease: boolean;
+  /** The state store file (`state:`), when the rig file names one. */
+  readonly state?: string;
   #adHoc = new Map<string, SshNode>();
+  #store: Promise<LeaseStore> | undefined;
 
   /**
    * A rig of ready nodes; {@linkcode loadRig} and {@linkcode parseRig}
@@ -150,6 +163,9 @@ export class Rig implements AsyncDisposable {
       powerSwitches?: ReadonlyMap<string, PowerSwitch>;
       serialPorts?: ReadonlyMap<string, SerialConfig>;
       adHocDefaults?: Partial<SshNodeOptions>;
+      leases?: string;
+      requireLease?: boolean;
+      state?: string;
     } = {},
   ) {
     this.name = name;
@@ -161,6 +177,9 @@ export class Rig implements AsyncDisposable {
     this.powerSwitches = options.powerSwitches ?? new Map();
     this.serialPorts = options.serialPorts ?? new Map();
     this.adHocDefaults = options.adHocDefaults ?? {};
+    if (options.leases !== undefined) this.leases = options.leases;
+    this.requireLease = options.requireLease ?? false;
+    if (options.state !== undefined) this.state = options.state;
   }
 
   /** The node called `name`, or undefined. */
@@ -225,10 +244,70 @@ export class Rig implements AsyncDisposable {
     return powerNodes(this, nodes, action, options);
   }
 
-  /** Close every node's ControlMaster (and console), ad-hoc hosts too. */
+  /**
+   * The rig's lease store (`leases:`), opened on first use and closed by
+   * {@linkcode Rig.close}; null when the rig names none. Rejects with
+   * {@linkcode ConfigurationError} when it cannot be opened.
+   */
+  leaseStore(): Promise<LeaseStore | null> {
+    if (this.leases === undefined) return Promise.resolve(null);
+    if (!this.#store) {
+      const opening = openLeaseStore(this.leases);
+      // A store that failed to open is tried afresh next time.
+      opening.catch(() => {
+        if (this.#store === opening) this.#store = undefined;
+      });
+      this.#store = opening;
+    }
+    return this.#store;
+  }
+
+  /**
+   * Take a lease on nodes of this rig (a pattern as for
+   * {@linkcode Rig.select}, or nodes or node names) in the rig's store; see
+   * {@linkcode LeaseStore.take}. {@linkcode ConfigurationError} when the
+   * rig has no `leases:`.
+   *
+   * @example
+   * ```ts
+   * import { parseRig } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using rig = parseRig(
+   *   `rigs:\n  lab:\n    leases: ${dir}/leases.db\n    nodes:\n      n1: { transport: local }\n`,
+   * );
+   * await using lease = await rig.lease("n1", { for: 60_000, note: "flashing" });
+   * console.log(lease.nodes); // ["n1"]
+   * ```
+   */
+  async lease(
+    nodes: readonly (string | SshNode)[] | string,
+    options: Omit<LeaseRequest, "nodes">,
+  ): Promise<Lease> {
+    const names = typeof nodes === "string"
+      ? this.select(nodes).map((n) => n.name)
+      : nodes.map((n) => typeof n === "string" ? n : n.name);
+    const store = await this.leaseStore();
+    if (store === null) {
+      throw new ConfigurationError(
+        `Rig "${this.name}" has no lease store: add "leases: <SQLite file or postgres:// URL>" to it in "${this.file}"`,
+      );
+    }
+    return store.take({ ...options, nodes: names });
+  }
+
+  /**
+   * Close every node's ControlMaster (and console), ad-hoc hosts too, and
+   * the lease store if it was opened (leases taken stay until they expire
+   * or are dropped).
+   */
   async close(): Promise<void> {
     const all = [...this.nodes, ...this.#adHoc.values()];
-    await Promise.all(all.map((n) => n.close()));
+    const store = this.#store;
+    this.#store = undefined;
+    await Promise.all([
+      ...all.map((n) => n.close()),
+      store?.then((s) => s.close(), () => {}),
+    ]);
   }
 
   /** Same as {@linkcode Rig.close}, for `await using`. */
@@ -345,6 +424,9 @@ export function parseRig(text: string, options: ParseRigOptions = {}): Rig {
     description: entry.description,
     groups,
     rigNames,
+    ...(entry.leases !== undefined && { leases: entry.leases }),
+    requireLease: entry.requireLease,
+    ...(entry.state !== undefined && { state: entry.state }),
   });
 }
 

@@ -20,6 +20,10 @@
  * A test file calls `rigTest(name, async ({ nodes, signal }) => …)` at top
  * level, like `Deno.test`; `examples/rig_smoke.ts` is a complete one.
  *
+ * When the rig names a lease store (`leases:`), each test first takes a
+ * lease on its nodes, waiting up to its time limit for them, for its time
+ * limit plus {@linkcode RIG_TEST_LEASE_MARGIN}, and drops it when it ends.
+ *
  * @example
  * ```ts
  * import { findTestRig } from "../../mod.ts";
@@ -34,6 +38,7 @@
 import { ConfigurationError, TimeoutError } from "../errors.ts";
 import { SshNode } from "../node/node.ts";
 import { DEFAULT_RIG_FILE, parseRig, Rig } from "./rig.ts";
+import type { Lease } from "../lease/lease.ts";
 
 /**
  * How long a {@linkcode rigTest} may run by default (ms).
@@ -45,6 +50,18 @@ import { DEFAULT_RIG_FILE, parseRig, Rig } from "./rig.ts";
  * ```
  */
 export const DEFAULT_RIG_TEST_TIMEOUT = 60_000;
+
+/**
+ * How much longer than its time limit a {@linkcode rigTest}'s lease lasts
+ * (ms): the teardown after the limit, with room to spare.
+ *
+ * @example
+ * ```ts
+ * import { RIG_TEST_LEASE_MARGIN } from "../../mod.ts";
+ * console.log(RIG_TEST_LEASE_MARGIN); // 15000
+ * ```
+ */
+export const RIG_TEST_LEASE_MARGIN = 15_000;
 
 /** Where the test rig comes from ({@linkcode findTestRig}). */
 export type TestRigSource =
@@ -225,6 +242,37 @@ async function runBounded(
 ): Promise<void> {
   const { rig, nodes } = loadTestRig(findTestRig(), options.nodes);
   const timeout = options.timeout ?? DEFAULT_RIG_TEST_TIMEOUT;
+  let lease: Lease | undefined;
+  try {
+    if (rig.leases !== undefined) {
+      lease = await rig.lease(nodes, {
+        for: timeout + RIG_TEST_LEASE_MARGIN,
+        wait: timeout,
+        note: `rigTest "${options.name}"`,
+      });
+    }
+  } catch (e) {
+    await rig.close();
+    throw e;
+  }
+  try {
+    await runLeased(options, t, rig, nodes, timeout);
+  } finally {
+    try {
+      await lease?.drop();
+    } finally {
+      await rig.close();
+    }
+  }
+}
+
+async function runLeased(
+  options: RigTestOptions,
+  t: Deno.TestContext,
+  rig: Rig,
+  nodes: SshNode[],
+  timeout: number,
+): Promise<void> {
   const controller = new AbortController();
   const timer = setTimeout(() => {
     controller.abort(
@@ -249,7 +297,6 @@ async function runBounded(
       new Promise((r) => grace = setTimeout(r, 3_000)),
     ]);
     clearTimeout(grace);
-    await rig.close();
   }
 }
 

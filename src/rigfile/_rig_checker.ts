@@ -23,6 +23,7 @@ export type Kind =
   | "relay"
   | "options"
   | "vars"
+  | "store"
   | readonly string[];
 
 /** Keys a node, a rig's `defaults` and the top-level `defaults` accept. */
@@ -49,6 +50,22 @@ export const SETTING_KEYS: Record<string, Kind> = {
   controlPersist: "duration",
   vars: "vars",
 };
+
+/**
+ * Keys a rig and both `defaults` accept (not nodes): the lease store (a
+ * SQLite file relative to the rig file, or a `postgres://` URL) and whether
+ * every node needs a lease.
+ */
+export const LEASE_KEYS: Record<string, Kind> = {
+  leases: "store",
+  requireLease: "boolean",
+};
+
+/**
+ * Keys a rig and both `defaults` accept besides the lease keys: the state
+ * store file (`state:`, relative to the rig file), inherited like them.
+ */
+export const STATE_KEYS: Record<string, Kind> = { state: "path" };
 
 /** Node, group and rig names: safe in prefixes, patterns and file names. */
 export const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -231,6 +248,22 @@ export class Checker {
       }
       case "vars":
         return this.vars(value, path);
+      case "store":
+        if (
+          typeof value !== "string" || value.trim() === "" ||
+          (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) &&
+            !/^postgres(ql)?:\/\//i.test(value))
+        ) {
+          this.failValue(
+            path,
+            `Invalid ${key} ${
+              shown(value)
+            }: give a SQLite file path or a postgres:// URL`,
+          );
+        }
+        return /^postgres(ql)?:\/\//i.test(value as string)
+          ? value
+          : this.path(value as string);
     }
     return value;
   }
