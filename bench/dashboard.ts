@@ -350,8 +350,18 @@ async function livePart(c: CliRig, browser: Browser): Promise<Live> {
   const draws = (await tab.evaluate(page.draws))
     .filter((d) => d.chart === LIVE_CMD).sort((a, b) => a.lastRow - b.lastRow);
   if (Deno.env.get("DBG")) {
-    console.error(JSON.stringify(samples.slice(0, 12).map((s) => [s.rowId, s.tick, s.node, s.at.getTime() % 100000])));
-    console.error(JSON.stringify(draws.slice(0, 12).map((d) => [d.lastRow, d.points, d.at % 100000])));
+    console.error(
+      JSON.stringify(
+        samples.slice(0, 12).map((
+          s,
+        ) => [s.rowId, s.tick, s.node, s.at.getTime() % 100000]),
+      ),
+    );
+    console.error(
+      JSON.stringify(
+        draws.slice(0, 12).map((d) => [d.lastRow, d.points, d.at % 100000]),
+      ),
+    );
   }
   const latencies: number[] = [];
   let neverDrawn = 0;
