@@ -4,11 +4,12 @@
  * (tests/_browser.ts) on the page:
  *
  * 1. **Latency**: a `fiwi poll -i 1s` of `date +%N` on all 64 nodes, in its
- *    own process, for `--ticks` ticks. For every sample: from the time the
- *    poll recorded for it (`at`, when its node's run ended) to the page's
- *    redraw that first includes its row (the chart's `data-last-row`
- *    reaching the sample's rowId, seen by a MutationObserver in the page);
- *    p50, p99, max.
+ *    own process, for `--ticks` ticks. For every sample: from when its row
+ *    first became visible to a reader of the store (tests/_sample_watch.ts,
+ *    every 20 ms) to the page's redraw that first includes it (the chart's
+ *    `data-last-row` reaching its rowId, seen by a MutationObserver in the
+ *    page); p50, p99, max. The poll's own summary line says whether it kept
+ *    its period.
  * 2. **Load**: the dashboard process's CPU (utime+stime from
  *    /proc/PID/stat, % of one core) while idle (its own probes only) and
  *    during the poll, also with the ssh clients of its probes it reaped
@@ -31,17 +32,25 @@
 import { parseArgs } from "jsr:@std/cli@^1/parse-args";
 import { type SampleRecord, StateStore } from "../mod.ts";
 import {
+  type Browser,
   browserSkipReason,
   chromiumMissing,
   launchBrowser,
   waitInPage,
 } from "../tests/_browser.ts";
-import type { Browser } from "../tests/_browser.ts";
-import { fiwiArgv } from "../tests/_cli_harness.ts";
 import * as page from "../tests/_dashboard_page.ts";
 import { countCarrying, SSHD } from "../tests/_loopback.ts";
+import { watchSamples } from "../tests/_sample_watch.ts";
 import { type CliRig, startCliRig } from "./_cli_rig.ts";
 import { median } from "./_measure.ts";
+import {
+  clockTicks,
+  cpuPercent,
+  percentile,
+  poll,
+  procSample,
+  startDashboard,
+} from "./_dashboard_procs.ts";
 
 const args = parseArgs(Deno.args, {
   string: ["nodes", "ticks", "idle", "hours", "step", "loads", "parts"],
@@ -81,7 +90,6 @@ const PARTS = new Set(args.parts.split(","));
 /** The poll of part 1, and the command of part 3's history. */
 const LIVE_CMD = "date +%N";
 const HISTORY_CMD = "cat /sys/class/thermal/thermal_zone0/temp";
-const URL_LINE = /http:\/\/127\.0\.0\.1:\d+\/\S*/;
 
 // Fail fast, before anything starts.
 {
@@ -107,180 +115,8 @@ const URL_LINE = /http:\/\/127\.0\.0\.1:\d+\/\S*/;
   }
 }
 
-// ---------------------------------------------------------------------------
-// Processes: fiwi as the `fiwi` task runs it, and what /proc says of one.
-
-/** A running `fiwi dashboard`. */
-interface Dashboard {
-  child: Deno.ChildProcess;
-  url: string;
-  /** SIGTERM, then SIGKILL after 10 s; resolves when it is gone. */
-  stop(): Promise<void>;
-}
-
 /** Everything started here, stopped on the way out (also on Ctrl-C). */
 const cleanup = new AsyncDisposableStack();
-
-async function startDashboard(
-  c: CliRig,
-  env: Record<string, string>,
-  extra: string[],
-): Promise<Dashboard> {
-  const [program, ...rest] = fiwiArgv({ kind: "run" }, [
-    "dashboard",
-    "--rig",
-    c.rigFile,
-    "--port",
-    "0",
-    ...extra,
-  ]);
-  const child = new Deno.Command(program, {
-    args: rest,
-    cwd: c.dir,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    stopped ??= (async () => {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone already */ }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 10_000);
-      await child.status;
-      clearTimeout(timer);
-    })();
-  cleanup.defer(stop);
-  let err = "";
-  const errDone = (async () => {
-    for await (const t of child.stderr.pipeThrough(new TextDecoderStream())) {
-      err += t;
-    }
-  })();
-  // Read stdout until the URL, bounded; then keep draining it.
-  const reader = child.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let out = "";
-  const timer = setTimeout(() => reader.cancel(), 30_000);
-  try {
-    while (!URL_LINE.test(out)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  const url = URL_LINE.exec(out)?.[0];
-  if (!url) {
-    await stop();
-    await errDone;
-    throw new Error(`fiwi dashboard printed no URL within 30 s: ${out}${err}`);
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })().catch(() => {});
-  return { child, url, stop };
-}
-
-/**
- * Run `fiwi poll` on every node to its end (bounded: a loaded machine
- * overruns ticks); its summary line ("Done: N ticks in ..., K ticks
- * skipped"), or its stderr on failure.
- */
-async function poll(
-  c: CliRig,
-  env: Record<string, string>,
-  ticks: number,
-): Promise<string> {
-  const [program, ...rest] = fiwiArgv({ kind: "run" }, [
-    "poll",
-    "--rig",
-    c.rigFile,
-    "-w",
-    `n[1-${c.nodes}]`,
-    "-i",
-    "1s",
-    "--count",
-    String(ticks),
-    LIVE_CMD,
-  ]);
-  const out = await new Deno.Command(program, {
-    args: rest,
-    cwd: c.dir,
-    env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    signal: AbortSignal.timeout((ticks * 5 + 120) * 1000),
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) {
-    throw new Error(`fiwi poll failed (${out.code}): ${stderr.slice(-2000)}`);
-  }
-  return /^Done: .*$/m.exec(stderr)?.[0] ?? stderr.split("\n")[0];
-}
-
-/** CPU clock ticks per second (`getconf CLK_TCK`). */
-async function clockTicks(): Promise<number> {
-  const out = await new Deno.Command("getconf", { args: ["CLK_TCK"] })
-    .output();
-  return Number(new TextDecoder().decode(out.stdout).trim()) || 100;
-}
-
-/** What /proc says of a process (read with cat: Deno wants -A for /proc). */
-interface ProcSample {
-  /** performance.now() when read. */
-  at: number;
-  /** utime + stime, in clock ticks. */
-  own: number;
-  /** cutime + cstime: children it reaped. */
-  children: number;
-  /** Peak RSS (VmHWM), kB. */
-  peakKb: number;
-}
-
-async function procSample(pid: number): Promise<ProcSample> {
-  const out = await new Deno.Command("cat", {
-    args: [`/proc/${pid}/stat`, `/proc/${pid}/status`],
-    stdout: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  // Fields after "(comm) ": state is field 3, utime 14 ... cstime 17.
-  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  const field = (n: number) => Number(f[n - 3]);
-  return {
-    at: performance.now(),
-    own: field(14) + field(15),
-    children: field(16) + field(17),
-    peakKb: Number(/^VmHWM:\s+(\d+)/m.exec(text)?.[1] ?? "0"),
-  };
-}
-
-/** CPU between two samples, % of one core: own, and with reaped children. */
-function cpuPercent(
-  a: ProcSample,
-  b: ProcSample,
-  hz: number,
-): { own: number; all: number } {
-  const seconds = (b.at - a.at) / 1000;
-  return {
-    own: (b.own - a.own) / hz / seconds * 100,
-    all: (b.own + b.children - a.own - a.children) / hz / seconds * 100,
-  };
-}
-
-/** The nearest-rank percentile `p` (0-100) of `xs`. */
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(p / 100 * s.length) - 1)];
-}
 
 // ---------------------------------------------------------------------------
 // The parts.
@@ -303,7 +139,7 @@ async function livePart(c: CliRig, browser: Browser): Promise<Live> {
   const stateHome = `${c.dir}/state`;
   await Deno.mkdir(`${stateHome}/fiwi`, { recursive: true, mode: 0o700 });
   const env = { ...c.env, XDG_STATE_HOME: stateHome };
-  const dashboard = await startDashboard(c, env, []);
+  const dashboard = await startDashboard(c, env, [], cleanup);
   const hz = await clockTicks();
   const tab = await browser.newPage();
   await tab.goto(dashboard.url, { timeout: 60_000 });
@@ -327,19 +163,20 @@ async function livePart(c: CliRig, browser: Browser): Promise<Live> {
   await new Promise((r) => setTimeout(r, IDLE_S * 1000));
   const idle1 = await procSample(dashboard.child.pid);
   console.error(`  fiwi poll -i 1s --count ${TICKS} on ${c.nodes} nodes`);
+  const db = `${stateHome}/fiwi/state.db`;
+  await using watch = await watchSamples(db);
   const busy0 = await procSample(dashboard.child.pid);
-  const summary = await poll(c, env, TICKS);
+  const summary = await poll(c, env, TICKS, LIVE_CMD);
   const loadAvg = Deno.loadavg()[0];
   console.error(`  ${summary} (load average ${loadAvg.toFixed(1)})`);
   // The last tick's points: the page has them within a second or so.
   let samples: SampleRecord[];
   {
-    await using store = await StateStore.open(
-      `${stateHome}/fiwi/state.db`,
-    );
+    await using store = await StateStore.open(db);
     samples = store.samples({ command: LIVE_CMD });
   }
   const newest = Math.max(...samples.map((s) => s.rowId));
+  await watch.seen(newest);
   await waitInPage(
     tab,
     "the poll's last points drawn",
@@ -349,25 +186,11 @@ async function livePart(c: CliRig, browser: Browser): Promise<Live> {
   const busy1 = await procSample(dashboard.child.pid);
   const draws = (await tab.evaluate(page.draws))
     .filter((d) => d.chart === LIVE_CMD).sort((a, b) => a.lastRow - b.lastRow);
-  if (Deno.env.get("DBG")) {
-    console.error(
-      JSON.stringify(
-        samples.slice(0, 12).map((
-          s,
-        ) => [s.rowId, s.tick, s.node, s.at.getTime() % 100000]),
-      ),
-    );
-    console.error(
-      JSON.stringify(
-        draws.slice(0, 12).map((d) => [d.lastRow, d.points, d.at % 100000]),
-      ),
-    );
-  }
   const latencies: number[] = [];
   let neverDrawn = 0;
   for (const s of samples) {
     const drawn = draws.find((d) => d.lastRow >= s.rowId);
-    if (drawn) latencies.push(drawn.at - s.at.getTime());
+    if (drawn) latencies.push(drawn.at - watch.seenAt.get(s.rowId)!);
     else neverDrawn++;
   }
   await tab.close();
@@ -455,7 +278,7 @@ async function drawPart(c: CliRig, browser: Browser): Promise<Draw> {
     db,
     "--history",
     `${HOURS + 1}h`,
-  ]);
+  ], cleanup);
   const loadsMs: number[] = [];
   const fetchMs: number[] = [];
   for (let i = 0; i < LOADS; i++) {

@@ -10,32 +10,27 @@
 // stop it and see n3 alone go down. Every process of the test carries one
 // marker (its temp dir, its control dir, its node-side console), counted
 // after teardown: nothing may be left, also when a step fails.
+//
+// The screenshot goes to the test's temp dir; to refresh the README's image
+// (needs pngquant):
+//   FIWI_SCREENSHOT_TO=docs/dashboard.png deno test -P=dev tests/dashboard_browser_test.ts
 
 import { assert, assertEquals } from "jsr:@std/assert@^1";
-import type { CDPSession, Page } from "npm:puppeteer-core@^24";
-import { type SampleRecord, StateStore } from "../mod.ts";
+import { StateStore } from "../mod.ts";
+import { browserSkipReason, screenshot, waitInPage } from "./_browser.ts";
 import {
-  type Browser,
-  browserSkipReason,
-  launchBrowser,
-  screenshot,
-  waitInPage,
-} from "./_browser.ts";
-import { type Running, startFiwi } from "./_cli_harness.ts";
+  type Fixture,
+  leftRunning,
+  POLL,
+  PROBE_MS,
+  SHOW_MARKUP,
+  startFixture,
+  XSS,
+} from "./_dashboard_fixture.ts";
 import * as page from "./_dashboard_page.ts";
-import {
-  countCarrying,
-  type LoopbackRig,
-  marker,
-  missing,
-  NODE_USER,
-  startLoopbackRig,
-} from "./_loopback.ts";
-import { closeMasters, run } from "./_sh.ts";
+import { countCarrying, marker, missing } from "./_loopback.ts";
 import { settlesToZero } from "./_wait.ts";
 
-/** The dashboard's probe interval here: short, so "down" comes soon. */
-const PROBE_MS = 1000;
 /**
  * What the page may add to the probe's two intervals before a stopped
  * node shows down: the event's way through the stream and a redraw.
@@ -47,201 +42,6 @@ const TICK_TO_POINT_MS = 2000;
 const SKIP = missing("sshd-control", "node-is-local") ?? browserSkipReason();
 if (SKIP !== null) {
   console.warn(`skipped: the dashboard browser tests: ${SKIP}`);
-}
-
-// ---------------------------------------------------------------------------
-// The fixture: two loopback sshds, a rig file, a dashboard, a browser.
-
-/** One SSE message the browser received. */
-interface SseMessage {
-  id: string;
-  event: string;
-  /** Index of the page load it arrived in (0: the first, 1: after a reload). */
-  load: number;
-}
-
-/** One request of the page for its event stream. */
-interface EventRequest {
-  requestId: string;
-  url: string;
-  /** Its Last-Event-ID header. */
-  lastEventId: string | null;
-  /** Index of the page load that made it. */
-  load: number;
-}
-
-/** Everything a step needs; disposing stops all of it. */
-interface Fixture extends AsyncDisposable {
-  /** Scratch dir, its path carrying the test's marker. */
-  dir: string;
-  /** The loopback rig of n1 and n2. */
-  rig: LoopbackRig;
-  /** The loopback rig of n3 alone (its sshd is stopped by one step). */
-  lone: LoopbackRig;
-  /** The state store file every fiwi here records into. */
-  db: string;
-  /** The dashboard's URL as it printed it. */
-  url: string;
-  browser: Browser;
-  page: Page;
-  /** What the page's event stream carried, in order. */
-  messages: SseMessage[];
-  /** URL and Last-Event-ID header of every /events request, in order. */
-  eventRequests: EventRequest[];
-  /** Errors thrown in the page. */
-  pageErrors: string[];
-  /** Start fiwi with the test's rig, state and control dir. */
-  fiwi(args: string[]): Running;
-  /** The samples of `command` in the store (a reader's own handle). */
-  samples(command: string): Promise<SampleRecord[]>;
-}
-
-/** The rig file: n1, n2 on `rig`; n3 on `lone`; n1's console prints markup. */
-function rigYaml(rig: LoopbackRig, lone: LoopbackRig, token: string): string {
-  const node = (r: LoopbackRig, index: number, base: number) =>
-    `host: ${r.hosts[index]}, port: ${r.port}, user: ${r.user}, ` +
-    `sshConfig: ${r.sshConfig}, vars: { base: ${base} }`;
-  // Printed once when the dashboard opens n1's console; the sleep carries
-  // the marker, so a console left running on the node would be counted.
-  const consoleCommand = `${SHOW_MARKUP}; exec sleep ${token}`;
-  return `rigs:
-  loop:
-    nodes:
-      n1: { ${node(rig, 0, 40)}, console: true, consoleCommand: ${
-    JSON.stringify(consoleCommand)
-  } }
-      n2: { ${node(rig, 1, 55)} }
-      n3: { ${node(lone, 0, 70)} }
-`;
-}
-
-/** Markup a node prints, which must show as text and run nothing. */
-const XSS = [
-  `<img src=x onerror="window.__xss=1">`,
-  `<script>window.__xss=2</script>`,
-];
-
-const shq = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-
-/** A command printing the markup: its output is text, the page's to show. */
-const SHOW_MARKUP = `printf '%s\\n' ${XSS.map(shq).join(" ")}`;
-
-/**
- * The polled command: a wave around each node's `base` (its `vars:`), so
- * the chart (and the README's screenshot) shows two distinct lines.
- */
-const POLL =
-  "awk -v b={base} -v t=$(date +%s) 'BEGIN { print b + 4 * sin(t / 2) }'";
-
-/** The dashboard's URL in what it printed. */
-const URL_LINE = /http:\/\/127\.0\.0\.1:\d+\/\S*/;
-
-async function startFixture(token: string): Promise<Fixture> {
-  const stack = new AsyncDisposableStack();
-  try {
-    const rig = stack.use(await startLoopbackRig());
-    const lone = stack.use(await startLoopbackRig());
-    const dir = await Deno.makeTempDir({ prefix: `fd-${token}-` });
-    stack.defer(() => Deno.remove(dir, { recursive: true }));
-    await Deno.writeTextFile(`${dir}/rigs.yaml`, rigYaml(rig, lone, token));
-    await Deno.mkdir(`${dir}/state/fiwi`, { recursive: true, mode: 0o700 });
-    const db = `${dir}/state/fiwi/state.db`;
-    // Masters outlive each fiwi (as for a user); they are ended here, by
-    // their sockets in the test's own control dir.
-    stack.defer(() => closeMasters(dir));
-    const env = {
-      XDG_STATE_HOME: `${dir}/state`,
-      FIWI_CONTROL_DIR: `${dir}/cm`,
-      NO_COLOR: "1",
-    };
-    const running = new Set<Running>();
-    stack.defer(async () => {
-      for (const p of running) {
-        try {
-          p.child.kill("SIGTERM");
-        } catch { /* ended already */ }
-      }
-      await Promise.allSettled([...running].map((p) => p.done));
-    });
-    // `--rig` with its path puts the marker on every fiwi's command line.
-    const fiwi = ([subcommand, ...args]: string[]) => {
-      const p = startFiwi([subcommand, "--rig", `${dir}/rigs.yaml`, ...args], {
-        cwd: dir,
-        env,
-      });
-      running.add(p);
-      p.done.finally(() => running.delete(p)).catch(() => {});
-      return p;
-    };
-    const dashboard = fiwi([
-      "dashboard",
-      "--port",
-      "0",
-      "--probe-interval",
-      `${PROBE_MS / 1000}s`,
-      "--consoles",
-    ]);
-    await dashboard.waitFor(URL_LINE);
-    const url = URL_LINE.exec(dashboard.stdout())![0];
-
-    const browser = stack.use(
-      await launchBrowser({ width: 1000, height: 600 }),
-    );
-    const tab = await browser.newPage();
-    const pageErrors: string[] = [];
-    tab.on("pageerror", (e) => pageErrors.push(String(e)));
-    const messages: SseMessage[] = [];
-    const eventRequests: EventRequest[] = [];
-    // Page loads are counted by their document requests, which come before
-    // any script of the page can open a stream.
-    let load = -1;
-    const cdp: CDPSession = await tab.createCDPSession();
-    await cdp.send("Network.enable");
-    cdp.on("Network.requestWillBeSent", (e) => {
-      if (e.type === "Document") load++;
-      if (!new URL(e.request.url).pathname.endsWith("/events")) return;
-      const headers = Object.entries(e.request.headers);
-      const header = headers.find(([k]) => k.toLowerCase() === "last-event-id");
-      eventRequests.push({
-        requestId: e.requestId,
-        url: e.request.url,
-        lastEventId: header?.[1] ?? null,
-        load,
-      });
-    });
-    cdp.on("Network.eventSourceMessageReceived", (e) => {
-      const request = eventRequests.find((r) => r.requestId === e.requestId);
-      messages.push({
-        id: e.eventId,
-        event: e.eventName,
-        load: request?.load ?? -1,
-      });
-    });
-    await tab.goto(url);
-    await waitInPage(tab, "the first snapshot applied", page.ready, null);
-    const moved = stack.move();
-    return {
-      dir,
-      rig,
-      lone,
-      db,
-      url,
-      browser,
-      page: tab,
-      messages,
-      eventRequests,
-      pageErrors,
-      fiwi,
-      async samples(command) {
-        await using store = await StateStore.open(db);
-        return store.samples({ command });
-      },
-      [Symbol.asyncDispose]: () => moved.disposeAsync(),
-    };
-  } catch (e) {
-    await stack.disposeAsync();
-    throw e;
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -309,18 +109,22 @@ async function pollDrawsEachTick(f: Fixture): Promise<void> {
   assertEquals(points, samples.length, "points drawn twice");
   const draws = (await f.page.evaluate(page.draws))
     .filter((d) => d.chart === chart);
+  // From the moment a tick's samples were in the store (seen by a reader
+  // of it) to the redraw that has them.
+  await f.watch.seen(Math.max(...samples.map((s) => s.rowId)));
   for (const [tick, group] of groupBy(samples, (s) => s.tick)) {
-    // One poll: its tick number names the tick.
     const newest = Math.max(...group.map((s) => s.rowId));
-    const at = Math.max(...group.map((s) => s.at.getTime()));
+    const recorded = Math.max(
+      ...group.map((s) => f.watch.seenAt.get(s.rowId)!),
+    );
     const drawn = draws.find((d) => d.lastRow >= newest);
     if (!drawn) {
       throw new Error(`tick ${tick} (rows up to ${newest}) was never drawn`);
     }
-    const ms = drawn.at - at;
+    const ms = drawn.at - recorded;
     assert(
       ms <= TICK_TO_POINT_MS,
-      `tick ${tick}: drawn ${ms} ms after its samples (bound ${TICK_TO_POINT_MS} ms)`,
+      `tick ${tick}: drawn ${ms} ms after its samples were recorded (bound ${TICK_TO_POINT_MS} ms)`,
     );
   }
 }
@@ -465,14 +269,6 @@ function assertConsecutive(ids: readonly string[]): void {
     s === seqs[i] + 1 ? [] : [`${seqs[i]} then ${s}`]
   );
   assertEquals(gaps, [], "events lost or repeated");
-}
-
-/** This run's processes left, here and (as the node user) on the nodes. */
-async function leftRunning(token: string): Promise<number> {
-  const here = await countCarrying(token);
-  if (Deno.uid() !== 0) return here;
-  const r = await run("pgrep", ["-c", "-u", NODE_USER, "-f", token]);
-  return here + Number(r.stdout.trim() || "0");
 }
 
 // ---------------------------------------------------------------------------
