@@ -157,7 +157,7 @@ export class StateRecorder {
         code: r.code,
         durationMs: r.durationMs,
         bytes: r.stdout.length + r.stderr.length,
-        at: new Date(r.startedAt.getTime() + r.durationMs),
+        at: endedAt(r),
       });
     }
   }
@@ -201,7 +201,7 @@ export class StateRecorder {
       node: r.node,
       command,
       tick,
-      at: new Date(r.startedAt.getTime() + r.durationMs),
+      at: endedAt(r),
       output,
       value: parseSampleValue(output, pattern),
     });
@@ -243,4 +243,14 @@ export class StateRecorder {
       at: new Date(),
     });
   }
+}
+
+/**
+ * When `r` ended, on the wall clock, never later than now. `startedAt` is
+ * when the client was spawned, but a node's `durationMs` (from `retryRun`)
+ * also counts the wait for admission before it, so their sum placed samples
+ * of a loaded poll up to 8.7 s in the future.
+ */
+function endedAt(r: RunResult): Date {
+  return new Date(Math.min(Date.now(), r.startedAt.getTime() + r.durationMs));
 }

@@ -141,6 +141,19 @@
   }
 
   // ---- charts: one per poll command, one series per node ----
+
+  /**
+   * A y-axis label that fits its gutter: uPlot's default shows 5e8 as
+   * "500,000,000", cut to "0,000" at the chart's edge.
+   */
+  function compact(v) {
+    if (v === null || v === undefined) return "";
+    const a = Math.abs(v);
+    for (const [d, s] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+      if (a >= d) return `${+(v / d).toPrecision(3)}${s}`;
+    }
+    return `${+v.toPrecision(3)}`;
+  }
   const charts = new Map();
   let historySeconds = 3600;
 
@@ -230,6 +243,7 @@
             width: Math.max(300, this.div.clientWidth - 10),
             height: 240,
             scales: { x: { time: true } },
+            axes: [{}, { size: 64, values: (_u, ticks) => ticks.map(compact) }],
             series: [
               {},
               ...this.nodes.map((n, i) => ({
