@@ -169,6 +169,11 @@ export type {
 } from "./src/state/state.ts";
 export { parseSampleValue } from "./src/state/sample_value.ts";
 export {
+  checkPrivateFile,
+  type PrivateFileKind,
+  replacedPrivateFile,
+} from "./src/state/private_file.ts";
+export {
   Dashboard,
   DEFAULT_DASHBOARD_PORT,
   DEFAULT_PROBE_INTERVAL,

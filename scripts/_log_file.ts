@@ -26,7 +26,11 @@
  * @module
  */
 
-import { ConfigurationError } from "../mod.ts";
+import {
+  checkPrivateFile,
+  type PrivateFileKind,
+  replacedPrivateFile,
+} from "../mod.ts";
 
 /** Options of {@linkcode LogFile.open}. */
 export interface LogFileOptions {
@@ -46,53 +50,14 @@ export const DEFAULT_MAX_PENDING = 1024 * 1024;
 const CHUNK = 1024 * 1024;
 const encoder = new TextEncoder();
 
-function refuse(path: string, why: string): ConfigurationError {
-  return new ConfigurationError(`Log file "${path}" ${why}`);
-}
-
-function octal(mode: number): string {
-  return (mode & 0o777).toString(8).padStart(4, "0");
-}
-
-function myUid(): number | null {
-  try {
-    return Deno.uid();
-  } catch {
-    return null; // not permitted: the owner cannot be compared
-  }
-}
+const KIND: PrivateFileKind = { label: "Log file", option: "--log" };
 
 /**
- * Refuse a log path another user could read or redirect: a symbolic link,
- * something not a regular file, a file of another user, a file group or
- * others may access. `info` is the path's `lstat`.
+ * Refuse a log path another user could read or redirect (see
+ * `checkPrivateFile`). `info` is the path's `lstat`.
  */
 export function checkLogFile(path: string, info: Deno.FileInfo): void {
-  const other = `remove it, or give --log a file of your own`;
-  if (info.isSymlink) {
-    throw refuse(
-      path,
-      `is a symbolic link, which fiwi does not follow: ${other}`,
-    );
-  }
-  if (!info.isFile) {
-    throw refuse(path, "is not a regular file: give a file path, or --no-log");
-  }
-  const uid = myUid();
-  if (uid !== null && info.uid !== null && info.uid !== uid) {
-    throw refuse(
-      path,
-      `belongs to uid ${info.uid}, not to you (uid ${uid}): ${other}`,
-    );
-  }
-  if (info.mode !== null && (info.mode & 0o077) !== 0) {
-    throw refuse(
-      path,
-      `is open to group or others (mode ${
-        octal(info.mode)
-      }): run chmod 600 "${path}", or give --log another file`,
-    );
-  }
+  checkPrivateFile(path, info, KIND);
 }
 
 /**
@@ -117,10 +82,7 @@ function openPrivate(path: string): Deno.FsFile {
     const opened = file.statSync();
     const now = Deno.lstatSync(path);
     if (opened.dev !== now.dev || opened.ino !== now.ino) {
-      throw refuse(
-        path,
-        "was replaced while fiwi opened it: check who else writes to its directory, or give --log another file",
-      );
+      throw replacedPrivateFile(KIND, path);
     }
     checkLogFile(path, opened);
     return file;

@@ -56,7 +56,7 @@ Deno.test({
         await refused(
           cwd,
           "open.log",
-          /^run: Log file ".*\/open\.log" is open to group or others \(mode 0666\): run chmod 600 ".*\/open\.log", or give --log another file\n$/,
+          /^run: Log file ".*\/open\.log" is open to group or others \(mode 0666\): run chmod 600 ".*\/open\.log", or give --log a file of your own\n$/,
         );
         assertEquals(await Deno.readTextFile(open), "");
         assertEquals(

@@ -11,21 +11,20 @@
 
 import { dirname } from "jsr:@std/path@^1";
 import { ConfigurationError } from "../errors.ts";
+import {
+  checkPrivateFile,
+  myUid,
+  octalMode,
+  type PrivateFileKind,
+  refusePrivateFile,
+  replacedPrivateFile,
+} from "./private_file.ts";
+
+const KIND: PrivateFileKind = { label: "State store", option: "--db" };
+const ELSEWHERE = "give --db a file of your own";
 
 function refuse(path: string, why: string): ConfigurationError {
-  return new ConfigurationError(`State store "${path}" ${why}`);
-}
-
-function octal(mode: number): string {
-  return (mode & 0o777).toString(8).padStart(4, "0");
-}
-
-function myUid(): number | null {
-  try {
-    return Deno.uid();
-  } catch {
-    return null; // not permitted: the owner cannot be compared
-  }
+  return refusePrivateFile(KIND, path, why);
 }
 
 function lstatOrNull(path: string): Deno.FileInfo | null {
@@ -34,37 +33,6 @@ function lstatOrNull(path: string): Deno.FileInfo | null {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
-  }
-}
-
-const ELSEWHERE = "give --db a file of your own";
-
-/**
- * Refuse a state file another user could read or redirect. `info` is the
- * path's `lstat`.
- */
-export function checkStateFile(path: string, info: Deno.FileInfo): void {
-  if (info.isSymlink) {
-    throw refuse(
-      path,
-      `is a symbolic link, which fiwi does not follow: remove it, or ${ELSEWHERE}`,
-    );
-  }
-  if (!info.isFile) throw refuse(path, `is not a regular file: ${ELSEWHERE}`);
-  const uid = myUid();
-  if (uid !== null && info.uid !== null && info.uid !== uid) {
-    throw refuse(
-      path,
-      `belongs to uid ${info.uid}, not to you (uid ${uid}): ${ELSEWHERE}`,
-    );
-  }
-  if (info.mode !== null && (info.mode & 0o077) !== 0) {
-    throw refuse(
-      path,
-      `is open to group or others (mode ${
-        octal(info.mode)
-      }): run chmod 600 "${path}", or ${ELSEWHERE}`,
-    );
   }
 }
 
@@ -85,7 +53,7 @@ function checkStateDir(path: string, dir: string, info: Deno.FileInfo): void {
     throw refuse(
       path,
       `${where}, which group or others may write to (mode ${
-        octal(info.mode)
+        octalMode(info.mode)
       }): run chmod 700 "${dir}", or ${ELSEWHERE}`,
     );
   }
@@ -135,7 +103,7 @@ export function preparePrivateFile(path: string): number | null {
     }
     info = Deno.lstatSync(path);
   }
-  checkStateFile(path, info);
+  checkPrivateFile(path, info, KIND);
   return info.ino;
 }
 
@@ -143,10 +111,7 @@ export function preparePrivateFile(path: string): number | null {
 export function checkSameFile(path: string, ino: number | null): void {
   const now = lstatOrNull(path);
   if (now === null || now.ino !== ino) {
-    throw refuse(
-      path,
-      `was replaced while fiwi opened it: check who else writes to its directory, or ${ELSEWHERE}`,
-    );
+    throw replacedPrivateFile(KIND, path);
   }
-  checkStateFile(path, now);
+  checkPrivateFile(path, now, KIND);
 }
