@@ -128,6 +128,12 @@ const CONNECT: OptionSpec[] = [
       "give up connecting to a node after DURATION (default: the node's, 15s)",
   },
   {
+    name: "max-masters",
+    arg: "N",
+    help:
+      "keep at most N ControlMasters live, closing the least recently used idle ones (default: the rig's maxMasters, else 1024)",
+  },
+  {
     name: "retries",
     arg: "N",
     help: `attempts after a failed connection, 1s, 2s, then 4s apart (default ${

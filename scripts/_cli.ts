@@ -16,11 +16,13 @@ import { disposeSync, getLogger } from "npm:@logtape/logtape@^2";
 import {
   BUILTIN_RIG_YAML,
   ConfigurationError,
+  DEFAULT_MAX_MASTERS,
   DEFAULT_RIG_FILE,
   FiwiError,
   loadRig,
   parseRig,
   type Rig,
+  setMaxMasters,
   type SshNode,
 } from "../mod.ts";
 import {
@@ -60,6 +62,7 @@ export {
 import {
   type CliSpec,
   helpText,
+  intFlag,
   parseCli,
   type ParsedArgs,
   stateUse,
@@ -258,7 +261,10 @@ function nodeSelector(
     const read = (path: string) => Deno.readTextFile(userPath(path));
     const selection = await selectionOf({ flags, lists }, read, options.nodes);
     const overrides = connects ? connectOverrides(flags) : {};
+    const cap = connects ? intFlag(flags, "max-masters", 1) : undefined;
     const rig = await loadUserRig(flags);
+    // Before any node is touched: the cap applies to this invocation's masters.
+    if (connects) setMaxMasters(cap ?? rig.maxMasters ?? DEFAULT_MAX_MASTERS);
     held.defer(() => closeLeaseStore(rig));
     const all = selectFrom(rig, selection);
     const picked = selection.pick === undefined

@@ -1,7 +1,8 @@
 /**
- * Admission: when a run may spawn its client. Three rules keep a storm of
- * runs (1280 `rexec` at once, 64 nodes × 20 scheduled commands) from
- * turning into false connect timeouts and orphans:
+ * Admission: when a run may spawn its client. These rules keep a storm of
+ * runs (1280 `rexec` at once, 64 nodes × 20 scheduled commands, 1,000
+ * nodes at fan-out 256) from turning into false connect timeouts, dropped
+ * handshakes and orphans:
  *
  * - One handshake per master: while a node's ControlMaster socket does not
  *   exist, one run (the pioneer) goes alone and becomes the master; the
@@ -13,6 +14,14 @@
  *   cannot do hundreds of handshakes at once anyway. A run's connect
  *   timeout starts when its client is spawned, so waiting here never counts
  *   against it.
+ * - At most {@linkcode MAX_HANDSHAKES} of those do a full handshake (a new
+ *   master, or a client without one): sshd drops bursts of
+ *   unauthenticated connections (`MaxStartups`), so starts are paced
+ *   instead of failed.
+ * - A new master counts against the cap on live masters
+ *   (src/connection/_master_cap.ts): beyond it, the least recently used
+ *   idle master is stopped first, or the run waits for one to be idle. A
+ *   run uses its master from admission until its last `release(false)`.
  * - A client multiplexing over an existing master that has not started
  *   after {@linkcode HUNG_MASTER_PROBE_MS} makes the pool look at the
  *   master (`controlPool.repair`). Only a positive finding
@@ -32,9 +41,23 @@
 import { getLogger } from "npm:@logtape/logtape@^2";
 import type { Admission } from "../process/session.ts";
 import { controlPool, type PoolNode } from "./pool.ts";
+import { masterCap } from "./_master_cap.ts";
 
 /** Clients that may be connecting at once. */
 export const MAX_CONNECTING = 32;
+/**
+ * Full ssh handshakes (a new ControlMaster, or a client without one) that
+ * may be under way at once, within {@linkcode MAX_CONNECTING}. sshd drops
+ * unauthenticated connections beyond its `MaxStartups` (default 10:30:100:
+ * from 10 on, at random), and nodes often share an sshd (a NAT, a relay,
+ * the 16 addresses of a loopback sshd), so a burst of handshakes fails
+ * nodes that a paced one does not. 8 stays under sshd's first threshold.
+ * Measured on the 2-core test machine: 16 handshakes at once against one
+ * sshd with the default MaxStartups failed 2 of 16 nodes, 8 failed none
+ * (tests/flat_scale_test.ts); cold 240-node runs at fan-outs 64 to 240
+ * with 8 ended with every node ok, the handshakes still using both cores.
+ */
+export const MAX_HANDSHAKES = 8;
 /**
  * How long a multiplexed client may wait for its start line before its
  * master is looked at, and between two looks: this, or a third of the
@@ -71,28 +94,86 @@ function waitInQueue(
 
 /** A FIFO counting semaphore whose waits end on abort. */
 class Slots {
-  #free: number;
+  #size: number;
+  #busy = 0;
   #waiting: (() => void)[] = [];
   constructor(size: number) {
-    this.#free = size;
+    this.#size = size;
+  }
+  /** Slots in all (changed by {@linkcode Slots.resize}). */
+  get size(): number {
+    return this.#size;
   }
   /** Resolves true with a slot, or false when `signal` aborted first. */
-  acquire(signal: AbortSignal): Promise<boolean> {
-    if (signal.aborted) return Promise.resolve(false);
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve(true);
+  async acquire(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return false;
+    if (this.#busy < this.#size) {
+      this.#busy++;
+      return true;
     }
-    return waitInQueue(this.#waiting, signal);
+    // A woken waiter was handed the slot of the one that woke it.
+    return await waitInQueue(this.#waiting, signal);
   }
   release(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.#free++;
+    this.#busy--;
+    this.#handOn();
+  }
+  /** Let `size` in at once from now on; slots taken stay taken. */
+  resize(size: number): void {
+    this.#size = size;
+    this.#handOn();
+  }
+  #handOn(): void {
+    while (this.#busy < this.#size && this.#waiting.length) {
+      this.#busy++;
+      this.#waiting.shift()!();
+    }
   }
 }
 
+/**
+ * Fewest clients connecting at once when starts are slow; see
+ * {@linkcode paceConnecting}.
+ */
+export const MIN_CONNECTING = 4;
+
 const connecting = new Slots(MAX_CONNECTING);
+let lastSlowdown = 0;
+
+/**
+ * Adapt how many clients may be connecting at once to how long starts
+ * take. Only runs over a master that was already up count: their start
+ * (spawn to start line) is this machine's work and a session opening on a
+ * connection that exists, not a handshake with a slow or unreachable node,
+ * which must not hold back every other node. A start that took over a
+ * quarter of the connect timeout halves the bound (at most once a second, down to
+ * {@linkcode MIN_CONNECTING}); one under a tenth raises it by one (up to
+ * {@linkcode MAX_CONNECTING}). On a controller starved of CPU (its own
+ * fan-out, or other work) every client then waits its turn before it is
+ * spawned, where waiting costs nothing, instead of sharing the CPU with
+ * 31 others until its connect timeout runs out: on the 2-core test
+ * machine at a load of 28, 4 of 240 warm runs at fan-out 128 timed out
+ * at 15 s with the fixed 32 (their output arrived 2 s later).
+ */
+function paceConnecting(startMs: number, connectTimeout: number): void {
+  if (!(connectTimeout > 0)) return;
+  const now = performance.now();
+  if (startMs > connectTimeout / 4) {
+    if (now - lastSlowdown < 1000) return;
+    lastSlowdown = now;
+    const size = Math.max(MIN_CONNECTING, Math.floor(connecting.size / 2));
+    if (size < connecting.size) {
+      log.info("Starts take {ms} ms: at most {size} clients connect at once", {
+        ms: Math.round(startMs),
+        size,
+      });
+    }
+    connecting.resize(size);
+  } else if (startMs < connectTimeout / 10) {
+    connecting.resize(Math.min(MAX_CONNECTING, connecting.size + 1));
+  }
+}
+const handshakes = new Slots(MAX_HANDSHAKES);
 
 /** The runs waiting for one master socket to come up. */
 class MasterGate {
@@ -176,8 +257,9 @@ function watchMaster(
 
 /**
  * Wait until a run on `node` may spawn (see the module doc). Resolves null
- * when `signal` aborted first; otherwise the caller must call `release`
- * once, when the run started or ended.
+ * when `signal` aborted first; otherwise the caller must call `release`:
+ * with `true` when the run started, and with `false` when it ended (the
+ * last call), which is when it stops using its master.
  */
 export async function admit(
   node: PoolNode,
@@ -187,8 +269,18 @@ export async function admit(
   const gate = await gateOf(node);
   const role = gate ? await gate.enter(signal) : "direct";
   if (role === null) return null;
-  if (!(await connecting.acquire(signal))) {
+  // The master this run will use counts against the cap until it ends.
+  if (role === "mux") masterCap.use(gate!.socket);
+  if (role === "pioneer" && !(await masterCap.open(gate!.socket, signal))) {
+    gate!.leave();
+    return null;
+  }
+  const ended = once(() => gate ? masterCap.done(gate.socket) : undefined);
+  const handshake = role === "pioneer" ||
+    role === "direct" && node.spec.transport === "ssh";
+  if (!(await acquireSlots(handshake, signal))) {
     if (role === "pioneer") gate?.leave();
+    void ended();
     return null;
   }
   const lost = new AbortController();
@@ -197,18 +289,45 @@ export async function admit(
     : undefined;
   let released = false;
   let learning: Promise<unknown> | undefined;
+  const spawned = performance.now();
   return {
     lost: lost.signal,
     release(started) {
+      if (!started) void ended();
       if (released) return learning;
       released = true;
+      if (started && role === "mux") {
+        paceConnecting(performance.now() - spawned, connectTimeout);
+      }
       stopWatching?.();
       connecting.release();
+      if (handshake) handshakes.release();
       if (role !== "pioneer") return;
       gate?.leave();
       // The new master's pid, so a master that hangs later can be killed.
       if (started) learning = controlPool.check(node).catch(() => {});
       return learning;
     },
+  };
+}
+
+/** A handshake slot when `handshake`, then a connecting slot; false on abort. */
+async function acquireSlots(
+  handshake: boolean,
+  signal: AbortSignal,
+): Promise<boolean> {
+  if (handshake && !(await handshakes.acquire(signal))) return false;
+  if (await connecting.acquire(signal)) return true;
+  if (handshake) handshakes.release();
+  return false;
+}
+
+/** `fn`, called at most once. */
+function once(fn: () => unknown): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    fn();
   };
 }

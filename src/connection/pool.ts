@@ -22,6 +22,12 @@
  *   `T`) both when the check began and when its bound ran out: the master
  *   is hung, killed by its pid and its socket removed.
  *
+ * A replaced master never keeps running: a hung one is killed by its pid,
+ * and for a stale socket every process still titled as a master of it
+ * (`ssh: <socket> [mux]`: one that stopped listening, or that ssh stepped
+ * over when it found the socket refusing) is ended, TERM then KILL, and
+ * waited for. Without its socket nothing could reach it to stop it.
+ *
  * A check that merely runs out of time while the master's process runs (a
  * loaded controller, a master busy with other sessions) proves nothing:
  * the master is "slow" and left alone; the waiting run keeps waiting,
@@ -46,6 +52,8 @@ import { dirname } from "jsr:@std/path@^1";
 import { ConnectionError } from "../errors.ts";
 import type { RunResult } from "../process/run_options.ts";
 import { runHelper } from "../process/spawn.ts";
+import { endReplaced, lookAt, socketRequest } from "./_master_procs.ts";
+import { entriesOf, guessControlPath } from "./_control_path.ts";
 import {
   configArgv,
   controlArgv,
@@ -93,6 +101,24 @@ export interface ControlPoolOptions {
 export const DEFAULT_CHECK_TIMEOUT = 4000;
 
 const log = getLogger(["fiwi", "pool"]);
+
+/** `ssh -G` lookups at once when guessed socket paths do not do. */
+const RESOLVE_CONCURRENCY = 32;
+
+/** Call `job` on every item, at most `limit` at a time. */
+async function mapLimit<T>(
+  items: readonly T[],
+  limit: number,
+  job: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await job(items[next++]);
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, worker),
+  );
+}
 
 /** What the pool needs of a node. `SshNode` satisfies it. */
 export interface PoolNode {
@@ -202,6 +228,74 @@ export class ControlPool {
   }
 
   /**
+   * The control socket of each of `nodes` that has one in its control
+   * directory right now (null for the others), in order, spawning as
+   * little as possible: a socket path this pool learned from ssh, or a
+   * guess (src/connection/_control_path.ts) that names a file in the
+   * directory, is taken as is. Only when files are left in a directory that
+   * no node claimed is ssh asked (`ssh -G`) about that directory's nodes
+   * without a match: a config that rewrites host, port or user. A node
+   * without a socket file costs nothing else.
+   */
+  async liveSockets(nodes: readonly PoolNode[]): Promise<(string | null)[]> {
+    const specs = nodes.map((n) => n.controlMaster ? n.spec : null);
+    const dirs = new Map<string, Set<string>>();
+    for (const spec of specs) {
+      if (spec && !dirs.has(spec.controlDir)) {
+        dirs.set(spec.controlDir, await entriesOf(spec.controlDir));
+      }
+    }
+    const found: (string | null)[] = await Promise.all(
+      specs.map(async (spec) => {
+        if (!spec) return null;
+        const known = this.#knownSocket(spec) ?? await guessControlPath(spec);
+        return known && dirs.get(spec.controlDir)!.has(known) ? known : null;
+      }),
+    );
+    const claimed = new Set(found);
+    const unclaimed = new Set<string>();
+    for (const [dir, entries] of dirs) {
+      if ([...entries].some((e) => !claimed.has(e))) unclaimed.add(dir);
+    }
+    const unsure = specs.flatMap((spec, i) =>
+      spec && found[i] === null && unclaimed.has(spec.controlDir) ? [i] : []
+    );
+    await mapLimit(unsure, RESOLVE_CONCURRENCY, async (i) => {
+      const spec = specs[i]!;
+      const path = await this.#socketOf(spec).catch(() => null);
+      if (path && dirs.get(spec.controlDir)!.has(path)) found[i] = path;
+    });
+    return found;
+  }
+
+  /**
+   * Ask the master on `socket` to stop (`ssh -O stop`): it takes no new
+   * clients, removes its socket at once, and exits when the sessions it
+   * carries have ended. True when a master took it: it answered, or its
+   * answer was late but its socket is gone (a master removes it as it
+   * takes the request; on a loaded machine the answer can take seconds).
+   */
+  async stopSocket(socket: string): Promise<boolean> {
+    const out = await socketRequest(socket, "stop");
+    const took = out.code === 0 || out.timedOut && !(await exists(socket));
+    if (took) this.#pids.delete(socket);
+    return took;
+  }
+
+  /** Pid of the master answering on `socket` (`ssh -O check`), or null. */
+  async socketPid(socket: string): Promise<number | null> {
+    const out = await socketRequest(socket, "check");
+    return out.code === 0
+      ? Number(/pid=(\d+)/.exec(out.stderr)?.[1]) || null
+      : null;
+  }
+
+  #knownSocket(spec: TransportSpec): string | null {
+    const argv = configArgv(spec);
+    return argv ? this.#sockets.get(argv.join("\0")) ?? null : null;
+  }
+
+  /**
    * Ask the master of `node` whether it is there and answering; see the
    * module doc for what a check without an answer is taken to mean.
    */
@@ -264,7 +358,7 @@ export class ControlPool {
       return status;
     }
     this.#pids.delete(status.socket);
-    if (status.state === "hung" && status.pid) await killMaster(status.pid);
+    await endReplaced(status.socket, status.pid, status.state === "hung");
     await Deno.remove(status.socket).catch(() => {});
     log.warn("Replaced the {state} ControlMaster socket {socket} of {node}", {
       node: node.name,
@@ -331,68 +425,6 @@ async function removed(path: string, timeoutMs: number): Promise<boolean> {
     try {
       watcher.close();
     } catch { /* closed by the timer */ }
-  }
-}
-
-/** A master's process, as `ps` shows it. */
-interface MasterProcess {
-  /** Its pid; null when no process could be named. */
-  pid: number | null;
-  /**
-   * "stopped" (state T or t), "gone" (the pid is not there, or a zombie),
-   * "running" (anything else), "unknown" (`ps` failed, or no pid).
-   */
-  state: "stopped" | "gone" | "running" | "unknown";
-}
-
-/**
- * Look at the master of `socket`: the process `pid` (the one a check
- * reported), or for a master this process never checked (one a previous
- * fiwi left warm) the one OpenSSH titled `ssh: <control path> [mux]`.
- * Through `ps` under `sh`, which a script may run; Deno reads /proc only
- * with --allow-all.
- */
-async function lookAt(
-  socket: string,
-  pid: number | null,
-): Promise<MasterProcess> {
-  const out = await runHelper(
-    ["sh", "-c", "ps -A -o pid= -o stat= -o args="],
-    5000,
-  );
-  if (out.code !== 0) return { pid, state: "unknown" };
-  const title = `ssh: ${socket} [mux]`;
-  let byTitle: MasterProcess | null = null;
-  for (const line of out.stdout.split("\n")) {
-    const m = /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    if (!m) continue;
-    const found: MasterProcess = {
-      pid: Number(m[1]),
-      state: "TtZX".includes(m[2][0])
-        ? (m[2][0] === "T" || m[2][0] === "t" ? "stopped" : "gone")
-        : "running",
-    };
-    if (found.pid === pid && found.state !== "gone") return found;
-    if (m[3].startsWith(title)) byTitle = found;
-  }
-  // The pid a check reported is gone: whoever holds the socket now.
-  return byTitle ?? { pid: null, state: pid === null ? "unknown" : "gone" };
-}
-
-/**
- * Kill a hung master by the pid it gave in an earlier check. Through `sh`:
- * a script may run ssh, sh and setsid only, and Deno.kill needs more. A
- * master whose pid fiwi never learned (started by another program) is left
- * alone (unless `ps` shows its title, see `lookAt`); its socket is still
- * removed, so no client uses it again.
- */
-async function killMaster(pid: number): Promise<void> {
-  const out = await runHelper(["sh", "-c", `kill -KILL ${pid}`], 2000);
-  if (out.code !== 0) {
-    log.warn("Cannot kill the hung ControlMaster {pid}: {stderr}", {
-      pid,
-      stderr: out.stderr.trim(),
-    });
   }
 }
 

@@ -1,13 +1,14 @@
 /**
  * The fan-out every many-node call shares (`runAll`, `pushAll`, `pullAll`):
- * their options checked one way, then {@linkcode mapPool} with `failFast`
- * as its `stopWhen`.
+ * their options checked one way, the open-file limit checked against the
+ * fan-out, then {@linkcode mapPool} with `failFast` as its `stopWhen`.
  *
  * @module
  */
 
 import { ConfigurationError } from "../errors.ts";
 import { mapPool, validateConcurrency } from "./pool.ts";
+import { checkOpenFiles } from "./_fd_limit.ts";
 
 /** The fan-out's own options. */
 export interface FanOutLimits {
@@ -46,7 +47,9 @@ export function validateFanOut(
  * `limits.concurrency` at a time, each with a signal that aborts with
  * `limits.signal` or, under `failFast`, once a result is `failed`. Resolves
  * with the results in item order; a job that rejects (bad input) aborts the
- * others and the rejection passes through once every job settled.
+ * others and the rejection passes through once every job settled. Rejects
+ * with {@linkcode ConfigurationError} before any job when the open-file
+ * limit cannot carry the fan-out (src/fanout/_fd_limit.ts).
  */
 export function fanOut<T, R>(
   items: readonly T[],
@@ -54,6 +57,11 @@ export function fanOut<T, R>(
   job: (item: T, signal: AbortSignal) => Promise<R>,
   failed: (result: R) => boolean,
 ): Promise<R[]> {
+  try {
+    checkOpenFiles(Math.min(limits.concurrency, items.length));
+  } catch (e) {
+    return Promise.reject(e);
+  }
   return mapPool(items, (item, signal) => job(item, signal), {
     concurrency: limits.concurrency,
     signal: limits.signal,
