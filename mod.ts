@@ -35,6 +35,7 @@ export type { Outcome, OutcomeFacts } from "./src/process/outcome.ts";
 export { SshNode } from "./src/node/node.ts";
 export type {
   DefaultedOption,
+  GatewayHop,
   NodeSettings,
   OpenConsolesOptions,
   SshNodeOptions,
@@ -125,8 +126,22 @@ export type {
 export { DEFAULT_RETRY, resolveRetry } from "./src/process/backoff.ts";
 export { isRetryable } from "./src/connection/retry.ts";
 export type { RetryOptions, RetryPolicy } from "./src/process/backoff.ts";
-export { closeAllMasters, closeMaster } from "./src/connection/masters.ts";
-export type { ClosedMaster } from "./src/connection/masters.ts";
+export {
+  CLOSE_CONCURRENCY,
+  closeAllMasters,
+  closeMaster,
+  closeMasters,
+  DEFAULT_MAX_MASTERS,
+  maxMasters,
+  setMaxMasters,
+} from "./src/connection/masters.ts";
+export { closeGateways, GATEWAY_IDLE_MS } from "./src/gateway/channel.ts";
+export type { GatewayNode } from "./src/gateway/channel.ts";
+export type { Client, SpawnOptions } from "./src/process/spawn.ts";
+export type {
+  ClosedMaster,
+  CloseMastersOptions,
+} from "./src/connection/masters.ts";
 export {
   BUILTIN_RIG_YAML,
   DEFAULT_RIG_FILE,

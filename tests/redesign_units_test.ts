@@ -198,6 +198,8 @@ const EVERY_OPTION:
     transport: "ssh",
     relay: "gw@10.0.0.254:2200",
     relayMode: "jump",
+    // Not valid with a relay, but options are checked at first use only.
+    gateway: new SshNode({ name: "gw", host: "10.0.0.250" }),
     ushPath: "/opt/ush",
     controlMaster: false,
     controlPersist: 60_000,

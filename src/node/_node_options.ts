@@ -9,6 +9,7 @@
  */
 
 import { ConfigurationError } from "../errors.ts";
+import type { GatewayNode } from "../gateway/channel.ts";
 import { validateVars } from "./node_values.ts";
 import { validateTimeout } from "../process/run_options.ts";
 import {
@@ -50,6 +51,14 @@ export interface SshNodeOptions {
   relay?: string;
   /** nested (default): the inner ssh/ush runs on the relay; jump: `ssh -J`. */
   relayMode?: RelayMode;
+  /**
+   * The node fiwi reaches this one through (an `SshNode`; nested gateways
+   * allowed): its gateway program (src/gateway/) runs the ssh to this node
+   * with the gateway account's own keys and ssh config, so `sshConfig`,
+   * `identityFile` and `controlDir` do not apply and no ControlMaster is
+   * kept here. The ssh transport only; not with `relay`.
+   */
+  gateway?: GatewayHop;
   /** The ush client (default "ush" on PATH, env FIWI_USH). */
   ushPath?: string;
   /** Keep a ControlMaster (default true for ssh; always off for ush/local). */
@@ -101,6 +110,12 @@ export interface SshNodeOptions {
    * FIWI_CONTROL_DIR, else `${XDG_RUNTIME_DIR:-/tmp}/fiwi-<uid>/cm`).
    */
   controlDir?: string;
+}
+
+/** A gateway as a node option: a gateway node that may itself sit behind one. */
+export interface GatewayHop extends GatewayNode {
+  /** The gateway this gateway is reached through, if any. */
+  readonly gateway?: GatewayHop;
 }
 
 /** Default connect timeout: 15 s. */
@@ -201,8 +216,11 @@ export function resolveNodeOptions(
     transport,
     relay: o.relay,
     relayMode: o.relayMode ?? "nested",
+    gateway: o.gateway,
     ushPath: o.ushPath ?? env("FIWI_USH") ?? "ush",
-    controlMaster: transport === "ssh" && (o.controlMaster ?? true),
+    // Behind a gateway the ssh runs there: no master here.
+    controlMaster: transport === "ssh" && !o.gateway &&
+      (o.controlMaster ?? true),
     controlPersist: o.controlPersist ?? DEFAULT_CONTROL_PERSIST_S * 1000,
     silent: o.silent ?? false,
     console: o.console ?? false,
@@ -306,12 +324,45 @@ export function checkNodeOptions(n: NodeSettings): void {
       );
     }
   }
+  if (n.gateway !== undefined) checkGateway(n);
   if (n.vars !== undefined) validateVars(n.vars, n.name);
   validateTimeout("connectTimeout", n.connectTimeout);
   validateTimeout("ioTimeout", n.ioTimeout);
   validateTimeout("cmdTimeout", n.cmdTimeout);
   validateTimeout("controlPersist", n.controlPersist);
   resolveRetry(n.retry);
+}
+
+/** The longest chain of gateways behind gateways. */
+const MAX_GATEWAY_DEPTH = 16;
+
+/** A node behind a gateway: ssh only, no relay, no cycle. */
+function checkGateway(n: NodeSettings): void {
+  const g = n.gateway;
+  if (
+    typeof g !== "object" || g === null || typeof g.name !== "string" ||
+    typeof g.transportArgv !== "function"
+  ) {
+    throw new ConfigurationError(
+      `Invalid gateway for node "${n.name}": give an SshNode`,
+    );
+  }
+  if (n.transport !== "ssh" || n.relay !== undefined) {
+    throw new ConfigurationError(
+      `Node "${n.name}" has a gateway: it needs the ssh transport and no relay`,
+    );
+  }
+  const chain = [n.name];
+  for (let hop: GatewayHop | undefined = g; hop; hop = hop.gateway) {
+    chain.push(hop.name);
+    if (hop.name === n.name || chain.length > MAX_GATEWAY_DEPTH + 1) {
+      throw new ConfigurationError(
+        `Gateways of node "${n.name}" form a cycle or a chain over ${MAX_GATEWAY_DEPTH}: ${
+          chain.join(" -> ")
+        }`,
+      );
+    }
+  }
 }
 
 /**

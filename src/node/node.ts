@@ -23,6 +23,13 @@ import {
   type WaitReachableOptions,
 } from "../connection/reachable.ts";
 import type { Admission } from "../process/session.ts";
+import { ConfigurationError } from "../errors.ts";
+import {
+  type Client,
+  spawnClient,
+  type SpawnOptions,
+} from "../process/spawn.ts";
+import { closeGateways, gatewayChannel } from "../gateway/channel.ts";
 import type { RunOptions, RunResult } from "../process/run_options.ts";
 import { buildArgv, type TransportSpec } from "../transport/argv.ts";
 import { validateArgv } from "../transport/validate.ts";
@@ -47,6 +54,7 @@ export {
 } from "./_node_options.ts";
 export type {
   DefaultedOption,
+  GatewayHop,
   NodeSettings,
   SshNodeOptions,
 } from "./_node_options.ts";
@@ -168,9 +176,39 @@ export class SshNode {
    */
   transportArgv(remoteCommand: string): string[] {
     this.validate();
-    const argv = buildArgv(this.spec, remoteCommand);
+    const argv = buildArgv(
+      this.gateway ? this.#gatewaySpec() : this.spec,
+      remoteCommand,
+    );
     validateArgv(argv);
     return argv;
+  }
+
+  /**
+   * The spec of the ssh a gateway runs to this node: the gateway account's
+   * own config and keys, no master.
+   */
+  #gatewaySpec(): TransportSpec {
+    return {
+      ...this.spec,
+      sshConfig: undefined,
+      identityFile: undefined,
+      controlMaster: false,
+    };
+  }
+
+  /**
+   * Start the client for `argv`: here, or through the gateway's channel for
+   * a node behind a gateway (src/gateway/channel.ts).
+   */
+  spawn(argv: readonly string[], options: SpawnOptions = {}): Client {
+    if (!this.gateway) return spawnClient(argv, options);
+    if (options.stdoutFile !== undefined) {
+      throw new ConfigurationError(
+        `Node "${this.name}" is behind gateway "${this.gateway.name}": writing its output straight to a file is not supported through a gateway`,
+      );
+    }
+    return gatewayChannel(this.gateway).spawn(argv);
   }
 
   /**
@@ -189,6 +227,8 @@ export class SshNode {
   async #prepare(): Promise<void> {
     this.validate();
     if (this.transport === "local") return;
+    // Behind a gateway, the ssh and its files are the gateway's.
+    if (this.gateway) return await this.gateway.prepare();
     await checkLocalFiles(this);
     if (this.controlMaster) {
       await ensurePrivateDir(this.controlDir);
@@ -206,6 +246,8 @@ export class SshNode {
     signal: AbortSignal,
     connectTimeout: number,
   ): Promise<Admission | null> {
+    // Behind a gateway no master here waits for a handshake.
+    if (this.gateway) return Promise.resolve({ release() {} });
     return admit(this, signal, connectTimeout);
   }
 
@@ -297,9 +339,13 @@ export class SshNode {
     return await c.close();
   }
 
-  /** Close the console and the ControlMaster, if any. */
+  /**
+   * Close the console, the channel of a gateway this node is, and the
+   * ControlMaster, if any.
+   */
   async close(): Promise<void> {
     await this.closeConsole();
+    await closeGateways(this);
     if (!this.controlMaster) return;
     try {
       this.validate();

@@ -32,7 +32,12 @@ import {
   validateRawRunOptions,
   validateRunOptions,
 } from "./run_options.ts";
-import { type Client, hasControllingTerminal, spawnClient } from "./spawn.ts";
+import {
+  type Client,
+  hasControllingTerminal,
+  spawnClient,
+  type SpawnOptions,
+} from "./spawn.ts";
 import { feedStream, pumpRaw, watchGrowth } from "./_stream_io.ts";
 import { type TimeoutKind, Watchdog } from "./watchdog.ts";
 
@@ -84,6 +89,11 @@ export interface SessionNode {
     signal: AbortSignal,
     connectTimeout: number,
   ): Promise<Admission | null>;
+  /**
+   * Start the client for `argv` somewhere other than here (a node behind a
+   * gateway: the gateway runs it); absent, {@linkcode spawnClient} does.
+   */
+  spawn?(argv: readonly string[], options: SpawnOptions): Client;
 }
 
 /**
@@ -270,10 +280,13 @@ async function runClient(
   const t0 = performance.now();
   // A session of its own under a terminal, so Ctrl-C reaches fiwi, which
   // tears down in order; for "local" always, so the shell's pid is its group.
-  const client = spawnClient(argv, {
+  const spawnOptions: SpawnOptions = {
     ownSession: target.transport === "local" || hasControllingTerminal(),
     stdoutFile: opts.stdoutFile,
-  });
+  };
+  const client = target.spawn
+    ? target.spawn(argv, spawnOptions)
+    : spawnClient(argv, spawnOptions);
   const limits = limitsOf(target, opts);
   let stopped: TimeoutKind | "abort" | "lost" | null = null;
   const stop = (why: TimeoutKind | "abort" | "lost") => {
@@ -387,9 +400,10 @@ async function runClient(
     timedOut,
     limit: timedOut ? limits[timedOut] : undefined,
     aborted: stopped === "abort",
-    lost: stopped === "lost"
-      ? `The ControlMaster of node "${target.name}" stopped answering and was replaced`
-      : undefined,
+    lost: client.lostReason ??
+      (stopped === "lost"
+        ? `The ControlMaster of node "${target.name}" stopped answering and was replaced`
+        : undefined),
     stdout: router.stdout.text(),
     stderr: router.stderr.text(),
     truncated: router.stdout.truncated || router.stderr.truncated,

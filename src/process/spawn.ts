@@ -100,48 +100,47 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** One spawned subprocess: its output streams, its exit, its teardown. */
-export class Client {
+/**
+ * One client: its output streams, its exit, its teardown. A local
+ * subprocess ({@linkcode spawnClient}) is one; a client a gateway runs for
+ * fiwi (src/gateway/) is another. Runs, the watchdog and the output router
+ * see only this class, and teardown ({@linkcode Client.stop}) is written
+ * once, here, over the few primitives each kind supplies.
+ */
+export abstract class Client {
   /** The argv that was spawned (setsid not included). */
-  readonly argv: readonly string[];
+  abstract readonly argv: readonly string[];
   /** Raw stdout. Read it to the end or cancel it. */
-  readonly stdout: ReadableStream<Uint8Array>;
+  abstract readonly stdout: ReadableStream<Uint8Array>;
   /** Raw stderr. Read it to the end or cancel it. */
-  readonly stderr: ReadableStream<Uint8Array>;
-  /** Settles when the process has exited. */
-  readonly status: Promise<Deno.CommandStatus>;
-  #child: Deno.ChildProcess;
-  #stdin: WritableStreamDefaultWriter<Uint8Array> | null;
-  #exited = false;
+  abstract readonly stderr: ReadableStream<Uint8Array>;
+  /** Settles when the client has exited. */
+  abstract readonly status: Promise<Deno.CommandStatus>;
+  /** True once the client has exited. */
+  abstract get exited(): boolean;
+  /**
+   * Why the client's connection was lost under it, when fiwi knows (a
+   * gateway's session ended): the run then ends as a connection failure
+   * with this message.
+   */
+  get lostReason(): string | undefined {
+    return undefined;
+  }
+  /**
+   * Write to the client's stdin without closing it. Resolves false when the
+   * pipe is gone (the client ended, or the lifeline was released).
+   */
+  abstract write(bytes: Uint8Array): Promise<boolean>;
+  /**
+   * Close stdin: the remote wrapper sees EOF and, if the command still
+   * runs, kills its process group. Safe to call more than once.
+   */
+  abstract releaseLifeline(): void;
+  /** Send `signal` to the client; a client already gone is fine. */
+  abstract kill(signal: Deno.Signal): void;
+
   #stopping: Promise<Deno.CommandStatus> | null = null;
   #drained = new AbortController();
-
-  /** @internal use {@linkcode spawnClient} */
-  constructor(
-    argv: readonly string[],
-    child: Deno.ChildProcess,
-    piped: boolean,
-  ) {
-    this.argv = argv;
-    this.#child = child;
-    this.stdout = child.stdout;
-    this.stderr = child.stderr;
-    this.#stdin = piped ? child.stdin.getWriter() : null;
-    this.status = child.status.then((s) => {
-      this.#exited = true;
-      return s;
-    });
-  }
-
-  /** Pid of the local process. */
-  get pid(): number {
-    return this.#child.pid;
-  }
-
-  /** True once the process has exited. */
-  get exited(): boolean {
-    return this.#exited;
-  }
 
   /**
    * Pass it to whatever reads {@linkcode Client.stdout} and
@@ -158,39 +157,6 @@ export class Client {
   }
 
   /**
-   * Write to the client's stdin without closing it. Resolves false when the
-   * pipe is gone (the client ended, or the lifeline was released).
-   */
-  async write(bytes: Uint8Array): Promise<boolean> {
-    if (!this.#stdin) return false;
-    try {
-      await this.#stdin.write(bytes);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * Close stdin: the remote wrapper sees EOF and, if the command still
-   * runs, kills its process group. Safe to call more than once.
-   */
-  releaseLifeline(): void {
-    const w = this.#stdin;
-    if (!w) return;
-    this.#stdin = null;
-    w.close().catch(() => {});
-  }
-
-  /** Send `signal` to the local process; a process already gone is fine. */
-  kill(signal: Deno.Signal): void {
-    if (this.#exited) return;
-    try {
-      this.#child.kill(signal);
-    } catch { /* exited meanwhile */ }
-  }
-
-  /**
    * Tear the client down: close the lifeline, wait briefly for it to end on
    * its own (`graceful`: a remote command ran, and its group dies first),
    * then TERM, then KILL. Resolves with its exit status; bounded in time
@@ -204,7 +170,7 @@ export class Client {
   async #stop(graceful: boolean): Promise<Deno.CommandStatus> {
     this.releaseLifeline();
     const grace = graceful ? LIFELINE_GRACE_MS : 0;
-    if (!this.#exited && !(await within(this.status, grace))) {
+    if (!this.exited && !(await within(this.status, grace))) {
       this.kill("SIGTERM");
       if (!(await within(this.status, KILL_GRACE_MS))) this.kill("SIGKILL");
     }
@@ -222,6 +188,62 @@ export class Client {
     this.#drained.abort();
     await done;
     return false;
+  }
+}
+
+/** A local subprocess, from {@linkcode spawnClient}. */
+class ProcessClient extends Client {
+  readonly argv: readonly string[];
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly status: Promise<Deno.CommandStatus>;
+  #child: Deno.ChildProcess;
+  #stdin: WritableStreamDefaultWriter<Uint8Array> | null;
+  #exited = false;
+
+  constructor(
+    argv: readonly string[],
+    child: Deno.ChildProcess,
+    piped: boolean,
+  ) {
+    super();
+    this.argv = argv;
+    this.#child = child;
+    this.stdout = child.stdout;
+    this.stderr = child.stderr;
+    this.#stdin = piped ? child.stdin.getWriter() : null;
+    this.status = child.status.then((s) => {
+      this.#exited = true;
+      return s;
+    });
+  }
+
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  async write(bytes: Uint8Array): Promise<boolean> {
+    if (!this.#stdin) return false;
+    try {
+      await this.#stdin.write(bytes);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  releaseLifeline(): void {
+    const w = this.#stdin;
+    if (!w) return;
+    this.#stdin = null;
+    w.close().catch(() => {});
+  }
+
+  kill(signal: Deno.Signal): void {
+    if (this.#exited) return;
+    try {
+      this.#child.kill(signal);
+    } catch { /* exited meanwhile */ }
   }
 }
 
@@ -250,7 +272,7 @@ export function spawnClient(
       stderr: "piped",
       detached: !!options.ownSession && !setsid,
     }).spawn();
-    return new Client(argv, child, lifeline);
+    return new ProcessClient(argv, child, lifeline);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new ConfigurationError(

@@ -45,6 +45,8 @@ export interface NodeEntry {
   power?: PowerSwitch;
   /** The serial port its console is wired to (`serial:`), if any. */
   serial?: SerialConfig;
+  /** The node of the rig it is reached through (`gateway:`), and where that was said. */
+  gateway?: { name: string; path: PathStep[] };
 }
 
 /** One rig of the file, checked. */
@@ -63,6 +65,8 @@ export interface RigEntry {
   requireLease: boolean;
   /** The state store file (`state:`), when the rig or its defaults name one. */
   state?: string;
+  /** The cap on live ControlMasters (`maxMasters:`), when given. */
+  maxMasters?: number;
 }
 
 /** The lease keys as given so far: the rig's own over its defaults over the file's. */
@@ -70,6 +74,8 @@ interface LeaseSettings {
   leases?: string;
   /** The state store (`state:`): not a lease key, but inherited the same way. */
   state?: string;
+  /** The cap on live masters (`maxMasters:`): inherited the same way. */
+  maxMasters?: number;
   requireLease?: boolean;
 }
 
@@ -92,6 +98,7 @@ const RIG_KEYS = [
   "description",
   "relay",
   "relayMode",
+  "gateway",
   "defaults",
   "nodes",
   ...Object.keys(LEASE_KEYS),
@@ -257,7 +264,7 @@ function checkRig(
   checkLeaseKeys(c, defaultsMap, [...path, "defaults"], leases);
   checkLeaseKeys(c, map, path, leases);
   // The rig's own relay keys are the most specific rig-wide settings.
-  for (const key of ["relay", "relayMode"]) {
+  for (const key of ["relay", "relayMode", "gateway"]) {
     if (key in map) c.settings({ [key]: map[key] }, path, settings);
   }
   let description = "";
@@ -285,6 +292,7 @@ function checkRig(
       `Rig "${name}" has no nodes: add at least one`,
     );
   }
+  checkGateways(c, name, nodes);
   if (leases.requireLease && leases.leases === undefined) {
     c.failKey(
       path,
@@ -299,6 +307,7 @@ function checkRig(
     ...(leases.leases !== undefined && { leases: leases.leases }),
     requireLease: leases.requireLease ?? false,
     ...(leases.state !== undefined && { state: leases.state }),
+    ...(leases.maxMasters !== undefined && { maxMasters: leases.maxMasters }),
   };
 }
 
@@ -394,9 +403,10 @@ function checkNode(
       );
     }
   }
+  const gateway = nodeGateway(c, name, path, s, transport, relay);
   const options: SshNodeOptions = { name, host: host as string };
   for (const [key, setting] of s) {
-    if (key === "relay") continue;
+    if (key === "relay" || key === "gateway") continue;
     (options as unknown as Record<string, unknown>)[key] = setting.value;
   }
   if (relay) options.relay = relay;
@@ -404,6 +414,7 @@ function checkNode(
   // run on the options alone: a node made here would join the registry.
   c.guardKey(path, () => validateNodeOptions(options));
   const entry: NodeEntry = { options, groups: [...groups], path };
+  if (gateway) entry.gateway = gateway;
   const ctx = { node: name, rigNodes, rig };
   if (map.power !== undefined && map.power !== null) {
     entry.power = checkPower(c, [...path, "power"], map.power, ctx);
@@ -412,4 +423,65 @@ function checkNode(
     entry.serial = checkSerial(c, [...path, "serial"], map.serial, ctx);
   }
   return entry;
+}
+
+/**
+ * The gateway a node is reached through, if any. An inherited gateway
+ * naming the node itself is that gateway, reached directly; said on the
+ * node itself it is an error, as is a gateway with a relay or another
+ * transport than ssh.
+ */
+function nodeGateway(
+  c: Checker,
+  name: string,
+  nodePath: PathStep[],
+  s: Settings,
+  transport: string,
+  relay: string | undefined,
+): NodeEntry["gateway"] {
+  const setting = s.get("gateway");
+  const gateway = setting?.value as string | null | undefined;
+  if (!setting || !gateway) return undefined;
+  const own = setting.path.length === nodePath.length + 1 &&
+    nodePath.every((step, i) => setting.path[i] === step);
+  if (gateway === name) {
+    if (!own) return undefined;
+    c.failValue(setting.path, `Node "${name}" cannot be its own gateway`);
+  }
+  if (transport !== "ssh" || relay) {
+    c.failValue(
+      setting.path,
+      `Node "${name}" has gateway "${gateway}": it needs the ssh transport and no relay`,
+    );
+  }
+  return { name: gateway, path: setting.path };
+}
+
+/** Every gateway names a node of the rig, and no chain of them loops. */
+function checkGateways(c: Checker, rig: string, nodes: NodeEntry[]): void {
+  const byName = new Map(nodes.map((n) => [n.options.name, n]));
+  for (const n of nodes) {
+    if (n.gateway && !byName.has(n.gateway.name)) {
+      const near = closest(n.gateway.name, [...byName.keys()]);
+      c.failValue(
+        n.gateway.path,
+        `Unknown gateway "${n.gateway.name}" for node "${n.options.name}": rig "${rig}" has no such node${
+          near ? ` (did you mean "${near}"?)` : ""
+        }`,
+      );
+    }
+  }
+  for (const n of nodes) {
+    const chain = [n.options.name];
+    for (let g = n.gateway; g; g = byName.get(g.name)!.gateway) {
+      chain.push(g.name);
+      if (g.name === n.options.name) {
+        c.failValue(
+          n.gateway!.path,
+          `Gateways form a cycle: ${chain.join(" -> ")}`,
+        );
+      }
+      if (chain.length > nodes.length + 1) break;
+    }
+  }
 }

@@ -37,7 +37,11 @@
 
 import { ConfigurationError, RigFileError } from "../errors.ts";
 import { SshNode, type SshNodeOptions } from "../node/node.ts";
-import { checkRigFile, type RigFileData } from "./_rig_schema.ts";
+import {
+  checkRigFile,
+  type NodeEntry,
+  type RigFileData,
+} from "./_rig_schema.ts";
 import { parseAdHocHost, selectNames } from "../nodeset/nodeset.ts";
 import type { Settings } from "../rigfile/_rig_checker.ts";
 import type { PowerSwitch } from "../hardware/_power_tools.ts";
@@ -141,6 +145,11 @@ export class Rig implements AsyncDisposable {
   readonly requireLease: boolean;
   /** The state store file (`state:`), when the rig file names one. */
   readonly state?: string;
+  /**
+   * The cap on live ControlMasters the rig file asks for (`maxMasters:`);
+   * `fiwi` applies it with `setMaxMasters` unless `--max-masters` is given.
+   */
+  readonly maxMasters?: number;
   #adHoc = new Map<string, SshNode>();
   #store: Promise<LeaseStore> | undefined;
 
@@ -166,6 +175,7 @@ export class Rig implements AsyncDisposable {
       leases?: string;
       requireLease?: boolean;
       state?: string;
+      maxMasters?: number;
     } = {},
   ) {
     this.name = name;
@@ -180,6 +190,7 @@ export class Rig implements AsyncDisposable {
     if (options.leases !== undefined) this.leases = options.leases;
     this.requireLease = options.requireLease ?? false;
     if (options.state !== undefined) this.state = options.state;
+    if (options.maxMasters !== undefined) this.maxMasters = options.maxMasters;
   }
 
   /** The node called `name`, or undefined. */
@@ -329,9 +340,30 @@ function envHome(): string | undefined {
  * host given by address is reached over the network: a rig-wide `local`
  * transport does not apply to it.
  */
+/**
+ * The rig's nodes, each gateway made before the nodes behind it (the
+ * checker has refused unknown gateways and cycles).
+ */
+function makeNodes(entries: readonly NodeEntry[]): SshNode[] {
+  const byName = new Map(entries.map((n) => [n.options.name, n]));
+  const made = new Map<string, SshNode>();
+  const make = (n: NodeEntry): SshNode => {
+    const known = made.get(n.options.name);
+    if (known) return known;
+    const gateway = n.gateway ? make(byName.get(n.gateway.name)!) : undefined;
+    const node = new SshNode({ ...n.options, ...(gateway && { gateway }) });
+    node.validate();
+    made.set(n.options.name, node);
+    return node;
+  };
+  return entries.map(make);
+}
+
 function adHocDefaults(settings: Settings): Partial<SshNodeOptions> {
   const out: Record<string, unknown> = {};
   for (const [key, { value }] of settings) {
+    // A host outside the rig is reached directly, never through a gateway.
+    if (key === "gateway") continue;
     if (value !== null && !(key === "transport" && value === "local")) {
       out[key] = value;
     }
@@ -397,11 +429,7 @@ export function parseRig(text: string, options: ParseRigOptions = {}): Rig {
       }`,
     );
   }
-  const nodes = entry.nodes.map((n) => {
-    const node = new SshNode(n.options);
-    node.validate();
-    return node;
-  });
+  const nodes = makeNodes(entry.nodes);
   const groups = new Map<string, string[]>();
   for (const n of entry.nodes) {
     for (const g of n.groups) {
@@ -427,6 +455,7 @@ export function parseRig(text: string, options: ParseRigOptions = {}): Rig {
     ...(entry.leases !== undefined && { leases: entry.leases }),
     requireLease: entry.requireLease,
     ...(entry.state !== undefined && { state: entry.state }),
+    ...(entry.maxMasters !== undefined && { maxMasters: entry.maxMasters }),
   });
 }
 

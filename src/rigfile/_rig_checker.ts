@@ -21,9 +21,11 @@ export type Kind =
   | "port"
   | "duration"
   | "relay"
+  | "node"
   | "options"
   | "vars"
   | "store"
+  | "count"
   | readonly string[];
 
 /** Keys a node, a rig's `defaults` and the top-level `defaults` accept. */
@@ -33,6 +35,8 @@ export const SETTING_KEYS: Record<string, Kind> = {
   transport: ["ssh", "ush", "local"],
   relay: "relay",
   relayMode: ["nested", "jump"],
+  // Another node of the rig, that fiwi reaches this one through (src/gateway/).
+  gateway: "node",
   ushPath: "text",
   controlMaster: "boolean",
   silent: "boolean",
@@ -63,9 +67,14 @@ export const LEASE_KEYS: Record<string, Kind> = {
 
 /**
  * Keys a rig and both `defaults` accept besides the lease keys: the state
- * store file (`state:`, relative to the rig file), inherited like them.
+ * store file (`state:`, relative to the rig file) and the cap on live
+ * ControlMasters (`maxMasters:`), inherited like them.
  */
-export const STATE_KEYS: Record<string, Kind> = { state: "path" };
+export const STATE_KEYS: Record<string, Kind> = {
+  state: "path",
+  // The cap on live ControlMasters (src/connection/_master_cap.ts).
+  maxMasters: "count",
+};
 
 /** Node, group and rig names: safe in prefixes, patterns and file names. */
 export const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -205,6 +214,17 @@ export class Checker {
           );
         }
         return value;
+      case "node":
+        if (value === null) return null; // explicit "no gateway" for this node
+        if (typeof value !== "string" || !NAME_RE.test(value)) {
+          this.failValue(
+            path,
+            `Invalid ${key} ${
+              shown(value)
+            }: give the name of a node of the rig`,
+          );
+        }
+        return value;
       case "boolean":
         if (typeof value !== "boolean") {
           this.failValue(
@@ -248,6 +268,16 @@ export class Checker {
       }
       case "vars":
         return this.vars(value, path);
+      case "count":
+        if (
+          typeof value !== "number" || !Number.isSafeInteger(value) || value < 1
+        ) {
+          this.failValue(
+            path,
+            `Invalid ${key} ${shown(value)}: give a whole number >= 1`,
+          );
+        }
+        return value;
       case "store":
         if (
           typeof value !== "string" || value.trim() === "" ||

@@ -1,0 +1,141 @@
+/**
+ * The gateway program: a few dozen lines of POSIX sh that fiwi passes to a
+ * gateway as the remote command of one ssh session. Nothing is installed
+ * and nothing stays behind: its fifos live in a `mktemp -d` directory that
+ * its exit trap removes, and no key or secret is ever written there (the
+ * gateway's ssh uses the gateway account's own keys and config).
+ *
+ * Records from fiwi, on the program's stdin (`<id>` is a decimal number
+ * fiwi chose; every payload is read with `head -c`, so its bytes are never
+ * parsed by the shell):
+ *
+ * - `S <id> <n>` and n bytes: start a client, a shell command line (the
+ *   quoted argv of the ssh to the node, the wrapped command included);
+ * - `I <id> <n>` and n bytes: write them to the client's stdin;
+ * - `C <id>`: close the client's stdin (the node's lifeline reaches EOF);
+ * - `K <id> <SIGNAL>`: signal the client (TERM, KILL, INT or HUP).
+ *
+ * Records to fiwi, on stdout, one line each and at most 2,100 bytes, so
+ * that every one reaches the shared pipe in one atomic write (PIPE_BUF is
+ * at least 4,096 on Linux):
+ *
+ * - `0 r <pid>`: the program runs;
+ * - `<id> o <line>` / `<id> e <line>`: a stdout / stderr line, newline
+ *   removed; `O` / `E`: a 2,048-byte piece of a longer line (no newline
+ *   after it yet); `p` / `q`: the last bytes of the stream, which had no
+ *   newline;
+ * - `<id> x <code>`: the client exited with `code` (128 + n for signal n),
+ *   after every line of its output.
+ *
+ * Per client (five processes: a supervisor, the ssh, two awk, a holder):
+ * its stdin is a fifo held open by a stopped `sh` (the holder) until `C`
+ * kills it; when the client ends first, the holder is continued and
+ * drains the fifo, so a late `I` never blocks the loop. Each output stream
+ * goes through a fifo into awk, which frames it. The supervisor holds both
+ * fifos open too and, once the client exited, writes a nonce line into
+ * each: it tells a last line without newline from one with it (awk alone
+ * cannot tell), and ends the framer.
+ *
+ * The lifeline: when the program's stdin reaches EOF (fiwi closed it, fiwi
+ * died, or the session to the gateway was lost), it TERMs its ssh clients
+ * and KILLs its holders, and, when it leads its process group (sshd makes
+ * it so), the whole group; each node's wrapper then sees its own lifeline
+ * reach EOF and kills the remote command's group.
+ *
+ * Limits: awk's handling of NUL bytes decides whether a line holding one
+ * arrives whole (gawk and mawk keep them; busybox awk does not). `head -c`
+ * must not read past the n bytes (GNU coreutils' does not; it reads at most
+ * what is left).
+ *
+ * @module
+ */
+
+import { shellQuote } from "../transport/quote.ts";
+
+/** The process name of the gateway program in `ps` on the gateway. */
+export const GATEWAY_NAME = "fiwi-gateway";
+/** The longest piece of a line in one record, in bytes. */
+export const PIECE_BYTES = 2048;
+
+/**
+ * The framer: awk reading one stream plus the nonce line, printing records
+ * with prefixes `p` (line), `c` (piece) and `z` (last bytes without a
+ * newline). Each record is one string printed with an empty ORS: mawk's
+ * `-W interactive` (needed for line-buffered input) leaves stdout
+ * unbuffered, and would write the parts of `print a, b` in separate,
+ * interleavable writes. Single quotes never occur in it.
+ */
+const FRAMER = 'BEGIN { ORS = "" } ' +
+  "{ s = $0; n = length(s); m = length(x); t = p; " +
+  "if (s == x) exit; " +
+  "if (n > m && substr(s, n - m + 1) == x) { s = substr(s, 1, n - m); t = z } " +
+  `while (length(s) > ${PIECE_BYTES}) { r = c substr(s, 1, ${PIECE_BYTES}) "\\n"; ` +
+  `print r; fflush(); s = substr(s, ${PIECE_BYTES + 1}) } ` +
+  'r = t s "\\n"; print r; fflush() }';
+
+/**
+ * The program's text. `$1` is the nonce (hex digits) that marks the end of
+ * each framed stream.
+ */
+export const GATEWAY_PROGRAM = [
+  "X=$1; export LC_ALL=C; umask 077",
+  // mawk reads its input in blocks unless told otherwise: lines would wait.
+  'A=awk; case $(awk -W version 2>&1 </dev/null) in *mawk*) A="awk -W interactive";; esac',
+  'd=$(mktemp -d "${TMPDIR:-/tmp}/fiwi-gw.XXXXXX") || exit 97',
+  "L=; if read -r s </proc/$$/stat 2>/dev/null; then s=${s##*) }; set -- $s; " +
+  '[ "$3" = "$$" ] && L=1; fi',
+  // The whole group at once first (a stopped holder keeps a TERM pending
+  // until it is continued), then each client and holder by its pid file,
+  // read with builtins: no fork per client on a busy gateway.
+  "bye() { trap '' TERM HUP INT PIPE; " +
+  '[ "$L" ] && kill -TERM 0 2>/dev/null && kill -CONT 0 2>/dev/null; ' +
+  'for p in "$d"/*.c "$d"/*.h; do [ -f "$p" ] && read -r q <"$p" && ' +
+  'kill -KILL $q 2>/dev/null; done; rm -rf "$d"; }',
+  "trap bye EXIT; trap 'exit 1' HUP INT TERM PIPE",
+  `F='${FRAMER}'`,
+  // fr <id> <line> <piece> <last>: frame one stream (stdin) into records.
+  'fr() { $A -v p="$1 $2 " -v c="$1 $3 " -v z="$1 $4 " -v x="$X" "$F"; }',
+  // su <id> <cmdline>: run one client, then report its exit. It holds the
+  // output fifos open itself, to append the nonce after the client's end.
+  'su() { f=$d/$1; fr "$1" o O p <"$f.o" & fr "$1" e E q <"$f.e" & ' +
+  'exec 5>"$f.o" 6>"$f.e"; ' +
+  '{ eval "exec $2"; } <"$f.i" >&5 2>&6 5>&- 6>&- & echo $! >"$f.c"; ' +
+  'wait $!; s=$?; h=$(cat "$f.h" 2>/dev/null) && kill -CONT $h 2>/dev/null; ' +
+  'printf "%s\\n" "$X" >&5; printf "%s\\n" "$X" >&6; exec 5>&- 6>&-; ' +
+  'wait; rm -f "$f.o" "$f.e" "$f.c"; printf "%s x %d\\n" "$1" $s; }',
+  // st <id> <cmdline>: the fifos and the stdin holder, then the client.
+  'st() { f=$d/$1; if ! mkfifo "$f.i" "$f.o" "$f.e"; then ' +
+  'printf "%s q %s\\n%s x 255\\n" "$1" "fiwi gateway: mkfifo failed in $d" "$1"; return; fi; ' +
+  // The fifo is opened here, before the next record: a byte written to a
+  // fifo nobody holds open is lost.
+  'exec 7<>"$f.i"; ' +
+  "sh -c 'kill -STOP $$; exec cat >/dev/null' fiwi-hold <&7 7<&- & " +
+  'echo $! >"$f.h"; exec 7<&-; su "$1" "$2" & }',
+  'printf "0 r %d\\n" $$',
+  "while read -r t i a; do f=$d/$i; case $t in " +
+  'S) c=$(head -c "$a"); st "$i" "$c";; ' +
+  'I) if [ -p "$f.i" ]; then head -c "$a" 1<>"$f.i"; else head -c "$a" >/dev/null; fi;; ' +
+  'C) [ -f "$f.h" ] && kill -KILL $(cat "$f.h") 2>/dev/null; rm -f "$f.h" "$f.i";; ' +
+  'K) [ -f "$f.c" ] && kill -s "$a" $(cat "$f.c") 2>/dev/null;; ' +
+  "esac; done",
+].join("\n");
+
+/**
+ * The remote command that runs the gateway program on a gateway: `exec sh
+ * -c <program> fiwi-gateway <nonce>`, for the gateway's login shell.
+ *
+ * @example
+ * ```ts
+ * import { assert } from "jsr:@std/assert@^1";
+ * import { gatewayCommand } from "./program.ts";
+ * assert(gatewayCommand("00ff00ff").startsWith("exec sh -c '"));
+ * ```
+ */
+export function gatewayCommand(nonce: string): string {
+  if (!/^[0-9a-f]{8,64}$/.test(nonce)) {
+    throw new TypeError(
+      `Invalid gateway nonce ${JSON.stringify(nonce)}: give 8 to 64 hex digits`,
+    );
+  }
+  return `exec sh -c ${shellQuote(GATEWAY_PROGRAM)} ${GATEWAY_NAME} ${nonce}`;
+}

@@ -1,0 +1,492 @@
+// A tree through gateways (src/gateway/): a 2-gateway tree, g2 behind g1,
+// over the loopback rig. Runs through it give the results of flat mode; a
+// hung node times out; fiwi SIGKILLed mid-run, or a gateway's session
+// killed, leaves nothing on the gateways or the nodes; hostile strings
+// reach the node as data. The gateways ssh to the nodes with the node
+// account's own keys (the harness's relay setup), so it needs root.
+// FIWI_GATEWAY_NODES sets how many nodes sit behind the gateways (default
+// 8), on the rig's two addresses.
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertStringIncludes,
+} from "jsr:@std/assert@^1";
+import {
+  closeGateways,
+  ConnectionError,
+  parseRig,
+  RigFileError,
+  runAll,
+  type RunResult,
+  SshNode,
+  type SshNodeOptions,
+} from "../mod.ts";
+import { GATEWAY_NAME } from "../src/gateway/program.ts";
+import { shellQuote } from "../src/transport/quote.ts";
+import {
+  countCarrying,
+  countExact,
+  type LoopbackRig,
+  marker,
+  skipReasonFor,
+  startLoopbackRig,
+  within,
+} from "./_loopback.ts";
+import { GONE_WITHIN, settlesTo, settlesToZero, waitReady } from "./_wait.ts";
+import { startFiwi } from "./_cli_harness.ts";
+
+const ignore = skipReasonFor(
+  "gateway tests",
+  "relay",
+  "second-address",
+  "node-is-local",
+) !== null;
+const NODES = Number(Deno.env.get("FIWI_GATEWAY_NODES") ?? "8");
+const CHILD = new URL("./fixtures/gateway_child.ts", import.meta.url);
+
+/** Strings a node name, a value or a command may hold (the hardening list). */
+const HOSTILE = [
+  "a'b; rm -rf /",
+  "$(touch gw-pwned)",
+  "`touch gw-pwned`",
+  "${HOME}",
+  "a b\tc",
+  "line1\nline2",
+  "'",
+  '"',
+  "\\",
+  "*",
+  "~",
+  "-n",
+  "",
+  "ünï",
+  "x; exit 99",
+  "S 1 5",
+];
+
+/** The tree: g1 on hosts[0], g2 on hosts[1] behind g1, nodes split between them. */
+interface Tree {
+  g1: SshNode;
+  g2: SshNode;
+  /** Behind a gateway, in host order: even ones behind g1, odd ones behind g2. */
+  nodes: SshNode[];
+  /** The same hosts, reached directly. */
+  flat: SshNode[];
+}
+
+function treeSpecs(
+  rig: LoopbackRig,
+  extra: Partial<SshNodeOptions> = {},
+): (SshNodeOptions & { gatewayName?: string })[] {
+  const base = { port: rig.port, user: rig.user, sshConfig: rig.sshConfig };
+  const cm = { controlDir: `${rig.dir}/cm` };
+  return [
+    { name: "g1", host: rig.hosts[0], ...base, ...cm },
+    { name: "g2", host: rig.hosts[1], ...base, gatewayName: "g1" },
+    ...Array.from({ length: NODES }, (_, i) => ({
+      name: `n${i}`,
+      // The dev permissions reach two addresses: nodes alternate on them.
+      host: rig.hosts[i % 2],
+      ...base,
+      ...extra,
+      gatewayName: i % 2 ? "g2" : "g1",
+    })),
+  ];
+}
+
+function makeTree(rig: LoopbackRig, extra: Partial<SshNodeOptions> = {}): Tree {
+  const made = new Map<string, SshNode>();
+  for (const { gatewayName, ...spec } of treeSpecs(rig, extra)) {
+    const gateway = gatewayName ? made.get(gatewayName) : undefined;
+    made.set(spec.name, new SshNode({ ...spec, gateway }));
+  }
+  const nodes = [...made.values()].slice(2);
+  return {
+    g1: made.get("g1")!,
+    g2: made.get("g2")!,
+    nodes,
+    flat: nodes.map((n) =>
+      n.with({ gateway: undefined, controlDir: `${rig.dir}/cm` })
+    ),
+  };
+}
+
+/** Gateway programs and their stdin holders still running on the rig. */
+function gatewayLeftovers(rig: LoopbackRig): Promise<number> {
+  return Promise.all([
+    countCarrying(GATEWAY_NAME, rig),
+    countCarrying("fiwi-hold", rig),
+  ]).then(([a, b]) => a + b);
+}
+
+/** What a result says, without what differs between two equal runs. */
+function comparable(r: RunResult) {
+  return {
+    node: r.node,
+    code: r.code,
+    signal: r.signal,
+    success: r.success,
+    started: r.started,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    error: r.error?.message ?? null,
+  };
+}
+
+Deno.test({
+  name: "gateway tree",
+  ignore,
+  sanitizeOps: true,
+  sanitizeResources: true,
+}, async (t) => {
+  await using rig = await startLoopbackRig();
+  if (!rig.relayReady) {
+    console.warn("gateway steps skipped: the gateways need the relay account");
+    return;
+  }
+  const tree = makeTree(rig);
+  try {
+    await t.step(
+      "runAll through the tree gives flat mode's results",
+      async () => {
+        const cmd = "echo on $(hostname); printf 'a\\n\\nb'; " +
+          "echo warn >&2; head -c 3000 /dev/zero | tr '\\0' y; echo; " +
+          'read x; echo "got $x"; exit 7';
+        const opts = { stdin: "hello there\n", retry: false as const };
+        const lines: string[] = [];
+        const viaTree = await runAll(tree.nodes, cmd, {
+          ...opts,
+          onLine: (l) =>
+            lines.push(`${l.node} ${l.stream} ${l.partial} ${l.text}`),
+        });
+        const flat = await runAll(tree.flat, cmd, opts);
+        assertEquals(viaTree.map(comparable), flat.map(comparable));
+        for (const r of viaTree) {
+          assertEquals(r.code, 7);
+          assert(r.remotePid !== null && r.remotePid > 0);
+          assertStringIncludes(r.stdout, "got hello there\n");
+          assertStringIncludes(r.stdout, "\nb" + "y".repeat(3000) + "\n");
+        }
+        // A line cut into records arrives whole, and "b" without its newline
+        // stays a partial line only at the end of a stream.
+        // A line cut into records arrives whole, "b" without its newline is
+        // no line of its own, and each line is streamed once.
+        assert(lines.includes(`n0 stdout false b${"y".repeat(3000)}`));
+        assertEquals(lines.filter((l) => l.startsWith("n0 stdout")).length, 5);
+      },
+    );
+
+    await t.step(
+      "stdin, a partial last line and binary-ish bytes",
+      async () => {
+        const bytes = new Uint8Array(70_000).map((_, i) => (i * 7) % 256 || 1);
+        const [text, binary] = await Promise.all([
+          tree.nodes[1].rexec("cat", { stdin: "one\ntwo", retry: false }),
+          tree.nodes[0].rexec(
+            "od -An -v -tu1 | tr -s ' \\n' '\\n\\n' | grep -c .",
+            {
+              stdin: bytes,
+              retry: false,
+            },
+          ),
+        ]);
+        assertEquals([text.stdout, text.code], ["one\ntwo", 0]);
+        assertEquals(binary.stdout.trim(), String(bytes.byteLength));
+      },
+    );
+
+    await t.step(
+      "the command timeout holds behind a nested gateway",
+      async () => {
+        const token = marker();
+        const t0 = performance.now();
+        const r = await tree.nodes[1].rexec(`sleep ${token}`, {
+          cmdTimeout: 1000,
+          retry: false,
+        });
+        assertEquals(r.timedOut, "command");
+        assert(performance.now() - t0 < 1000 + GONE_WITHIN);
+        assertEquals(
+          await settlesToZero(() => countExact(`sleep ${token}`, rig)),
+          0,
+        );
+      },
+    );
+
+    await t.step("a node that never answers times out at connect", async () => {
+      // Accepts TCP, never says a word: ssh on the gateway waits for a banner.
+      const silent = Deno.listen({ hostname: rig.hosts[0], port: 0 });
+      const held: Deno.Conn[] = [];
+      const accepting = (async () => {
+        for await (const c of silent) held.push(c);
+      })();
+      try {
+        const node = new SshNode({
+          name: "mute",
+          host: rig.hosts[0],
+          port: (silent.addr as Deno.NetAddr).port,
+          user: rig.user,
+          gateway: tree.g2,
+        });
+        const t0 = performance.now();
+        const r = await node.rexec("true", {
+          connectTimeout: 1500,
+          retry: false,
+        });
+        assertEquals(r.timedOut, "connect");
+        assert(performance.now() - t0 < 1500 + GONE_WITHIN);
+      } finally {
+        silent.close();
+        await accepting.catch(() => {});
+        for (const c of held) c.close();
+      }
+    });
+
+    await t.step(
+      "hostile strings reach the node as data, not through a gateway's shell",
+      async () => {
+        const cmd = HOSTILE.map((v) => `printf '%s|' ${shellQuote(v)}`).join(
+          "; ",
+        );
+        const r = await tree.nodes[1].rexec(`cd /tmp && ${cmd}`, {
+          retry: false,
+        });
+        assertEquals(r.stdout, HOSTILE.map((v) => `${v}|`).join(""));
+        const named = new SshNode({
+          name: HOSTILE[0],
+          host: rig.hosts[1],
+          port: rig.port,
+          user: rig.user,
+          gateway: tree.g2,
+        });
+        const s = await named.rexec("echo '$(touch /tmp/gw-pwned)'", {
+          retry: false,
+        });
+        assertEquals([s.node, s.stdout], [
+          HOSTILE[0],
+          "$(touch /tmp/gw-pwned)\n",
+        ]);
+        const found = await rig.sh(
+          "ls /tmp/gw-pwned ~/gw-pwned 2>/dev/null | wc -l",
+        );
+        assertEquals(found.stdout.trim(), "0");
+      },
+    );
+
+    await t.step("a closed tree leaves no gateway program behind", async () => {
+      await closeGateways();
+      assertEquals(await settlesToZero(() => gatewayLeftovers(rig)), 0);
+    });
+  } finally {
+    await closeGateways();
+    await Promise.all([tree.g1.close(), tree.g2.close()]);
+  }
+});
+
+Deno.test({
+  name:
+    "a gateway's session killed mid-run ends its nodes' runs as \"gateway lost\"",
+  ignore,
+}, async () => {
+  await using rig = await startLoopbackRig();
+  if (!rig.relayReady) return;
+  const tree = makeTree(rig);
+  const token = marker();
+  try {
+    let up = 0;
+    let allUp: () => void;
+    const ready = new Promise<void>((r) => allUp = r);
+    const runs = runAll(tree.nodes, `echo up; sleep ${token}`, {
+      retry: false,
+      onLine: (l) => {
+        if (l.text === "up" && ++up === tree.nodes.length) allUp();
+      },
+    });
+    await within(20_000 + 500 * NODES, ready, "start of every run");
+    // The sshd process serving g1's session: the parent of its program,
+    // the oldest one (g2's starts through it).
+    const g1 = await rig.sh(
+      `pgrep -o -u "$(id -u)" -f '^sh -c .* ${GATEWAY_NAME} '`,
+    );
+    const program = Number(g1.stdout.trim());
+    assert(program > 0, "g1's gateway program runs");
+    const ps = await new Deno.Command("ps", {
+      args: ["-o", "ppid=", "-p", String(program)],
+    }).output();
+    const sshd = Number(new TextDecoder().decode(ps.stdout).trim());
+    Deno.kill(sshd, "SIGKILL");
+    const results = await within(GONE_WITHIN + 2000, runs, "end of the runs");
+    for (const r of results) {
+      assertInstanceOf(r.error, ConnectionError, `${r.node}: ${r.error}`);
+      const message = r.error?.message ?? "";
+      assert(message.startsWith("gateway lost: "), `${r.node}: ${message}`);
+      assertEquals(r.success, false);
+    }
+    assertEquals(await settlesToZero(() => countCarrying(token, rig)), 0);
+    assertEquals(await settlesToZero(() => gatewayLeftovers(rig)), 0);
+  } finally {
+    await closeGateways();
+    await Promise.all([tree.g1.close(), tree.g2.close()]);
+  }
+});
+
+Deno.test({
+  name:
+    "fiwi SIGKILLed mid-run through the tree leaves nothing on gateways or nodes",
+  ignore,
+}, async () => {
+  await using rig = await startLoopbackRig();
+  if (!rig.relayReady) return;
+  const token = marker();
+  const specFile = `${rig.dir}/tree-${token}.json`;
+  const specs = treeSpecs(rig).map(({ gatewayName, ...s }) => ({
+    ...s,
+    gateway: gatewayName,
+  }));
+  await Deno.writeTextFile(specFile, JSON.stringify(specs));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CHILD.pathname, specFile, `sleep ${token}`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitReady(child, 30_000);
+    assertEquals(
+      await settlesTo(
+        () => countExact(`sleep ${token}`, rig),
+        NODES,
+        5000 + 100 * NODES,
+      ),
+      NODES,
+      "every node runs before the kill",
+    );
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  }
+  // Each within the lifeline's bound of the kill (settlesToZero polls for
+  // GONE_WITHIN), the nodes' commands first.
+  assertEquals(await settlesToZero(() => countCarrying(token, rig)), 0);
+  assertEquals(await settlesToZero(() => gatewayLeftovers(rig)), 0);
+});
+
+Deno.test("rig file: gateway for the rig, overridden per node, nested; errors at their line", async (t) => {
+  const rig = (body: string) =>
+    parseRig(`rigs:\n  r:\n${body}`, { file: "gw.yaml" });
+  await t.step(
+    "a rig-wide gateway, a nested one and a node reached directly",
+    () => {
+      const r = rig(
+        "    gateway: g1\n    nodes:\n      g1: 10.0.0.1\n" +
+          "      g2: 10.0.0.2\n      a: { host: 10.0.0.3, gateway: g2 }\n" +
+          "      b: 10.0.0.4\n      c: { host: 10.0.0.5, gateway: null }\n",
+      );
+      const via = Object.fromEntries(
+        r.nodes.map((n) => [n.name, n.gateway?.name ?? null]),
+      );
+      assertEquals(via, { g1: null, g2: "g1", a: "g2", b: "g1", c: null });
+      const [g1, g2, a] = r.nodes;
+      assert(a.gateway === g2 && g2.gateway === g1, "one node per name");
+    },
+  );
+  const table: [string, string, string][] = [
+    [
+      "      g1: 10.0.0.1\n      a: { host: 10.0.0.3, gateway: g9 }\n",
+      "gw.yaml:5:37",
+      'Unknown gateway "g9" for node "a"',
+    ],
+    [
+      "      g1: { host: 10.0.0.1, gateway: g2 }\n      g2: { host: 10.0.0.2, gateway: g1 }\n",
+      "gw.yaml:4:38",
+      "Gateways form a cycle: g1 -> g2 -> g1",
+    ],
+    [
+      "      g1: { host: 10.0.0.1, gateway: g1 }\n",
+      "gw.yaml:4:38",
+      'Node "g1" cannot be its own gateway',
+    ],
+    [
+      "      g1: 10.0.0.1\n      a: { host: 10.0.0.3, gateway: g1, transport: ush }\n",
+      "gw.yaml:5:37",
+      "it needs the ssh transport and no relay",
+    ],
+    [
+      "      g1: 10.0.0.1\n      a: { host: 10.0.0.3, gateway: '$(x)' }\n",
+      "gw.yaml:5:37",
+      "Invalid gateway",
+    ],
+  ];
+  for (const [nodes, at, says] of table) {
+    await t.step(says, () => {
+      try {
+        rig(`    nodes:\n${nodes}`);
+      } catch (e) {
+        assertInstanceOf(e, RigFileError);
+        assertStringIncludes((e as Error).message, `${at}: `);
+        assertStringIncludes((e as Error).message, says);
+        return;
+      }
+      throw new Error(`no RigFileError for ${JSON.stringify(nodes)}`);
+    });
+  }
+});
+
+Deno.test({
+  name:
+    "fiwi run and fiwi poll through the rig file's gateways print what flat mode prints",
+  ignore,
+}, async () => {
+  await using rig = await startLoopbackRig();
+  if (!rig.relayReady) return;
+  const node = (name: string, host: string, gateway?: string) =>
+    `      ${name}: { host: ${host}${
+      gateway ? `, gateway: ${gateway}` : ""
+    } }\n`;
+  const yaml = (tree: boolean) =>
+    `defaults:\n  user: ${rig.user}\n  port: ${rig.port}\n  sshConfig: ${rig.sshConfig}\n` +
+    `rigs:\n  loop:\n${tree ? "    gateway: g1\n" : ""}    nodes:\n` +
+    node("g1", rig.hosts[0]) + node("g2", rig.hosts[1]) +
+    node("a", rig.hosts[0]) +
+    node("b", rig.hosts[1], tree ? "g2" : undefined);
+  const outputs: string[] = [];
+  for (const tree of [true, false]) {
+    const file = `${rig.dir}/${tree ? "tree" : "flat"}.yaml`;
+    await Deno.writeTextFile(file, yaml(tree));
+    const env = { FIWI_CONTROL_DIR: `${rig.dir}/cm` };
+    const run = await startFiwi(
+      ["run", "--no-log", "--rig", file, "-w", "a,b", "echo {name}; exit 3"],
+      { cwd: rig.dir, env },
+    ).done;
+    const poll = await startFiwi(
+      [
+        "poll",
+        "--no-log",
+        "--rig",
+        file,
+        "-w",
+        "a,b",
+        "-n",
+        "2",
+        "-i",
+        "0.5s",
+        "echo x",
+      ],
+      { cwd: rig.dir, env },
+    ).done;
+    outputs.push(
+      run.stdout.replace(/ in [0-9.]+ m?s/, ""),
+      poll.stdout.replace(/ [0-9T:.+-]{20,}/g, "").replace(
+        / in [0-9.]+ m?s.*/,
+        "",
+      ),
+    );
+    assertEquals(run.code, 1, run.stderr);
+    assertEquals(poll.code, 0, poll.stderr);
+  }
+  assertEquals(outputs.slice(0, 2), outputs.slice(2));
+  assertStringIncludes(outputs[0], "a: a\n");
+  assertStringIncludes(outputs[0], "b: b\n");
+});
