@@ -137,7 +137,11 @@ export {
 } from "./src/connection/masters.ts";
 export { closeGateways, GATEWAY_IDLE_MS } from "./src/gateway/channel.ts";
 export type { GatewayNode } from "./src/gateway/channel.ts";
-export type { Client, SpawnOptions } from "./src/process/spawn.ts";
+export type {
+  Client,
+  SharedPayload,
+  SpawnOptions,
+} from "./src/process/spawn.ts";
 export type {
   ClosedMaster,
   CloseMastersOptions,

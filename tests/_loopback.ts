@@ -44,6 +44,21 @@ export {
 export const NODE_USER = "fiwitest";
 const NODE_HOME = `/var/lib/${NODE_USER}`;
 
+/**
+ * Put `text` in `path`, a file the node account's running ssh clients read
+ * (its ~/.ssh/config): never truncated in place, since a gateway's client
+ * reading it empty falls back to the default known_hosts and fails with
+ * "Host key verification failed."; left alone when it already holds
+ * `text`; otherwise a copy owned by the node user is renamed over it.
+ */
+async function replaceShared(path: string, text: string): Promise<void> {
+  if (await Deno.readTextFile(path).catch(() => null) === text) return;
+  const temp = `${path}.${crypto.randomUUID()}`;
+  await Deno.writeTextFile(temp, text, { mode: 0o644 });
+  await must("chown", [`${NODE_USER}:`, temp]);
+  await Deno.rename(temp, path);
+}
+
 /** A running loopback (or live) rig. */
 export interface LoopbackRig extends AsyncDisposable {
   /** A live rig (`FIWI_LIVE=1`): the node is not this machine. */
@@ -280,7 +295,8 @@ export async function startLoopbackRig(
       await Deno.copyFile(clientKey, `${ssh}/fiwi_id_${port}`);
       await Deno.chmod(`${ssh}/fiwi_id_${port}`, 0o600);
       await Deno.writeTextFile(`${ssh}/fiwi_known_${port}`, knownHosts);
-      await Deno.writeTextFile(
+      await must("chown", ["-R", `${NODE_USER}:`, ssh]);
+      await replaceShared(
         `${ssh}/config`,
         [
           "Host *",
@@ -291,7 +307,6 @@ export async function startLoopbackRig(
           "",
         ].join("\n"),
       );
-      await must("chown", ["-R", `${NODE_USER}:`, ssh]);
       relayReady = true;
     }
     await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});

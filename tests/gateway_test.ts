@@ -16,6 +16,8 @@ import {
   closeGateways,
   ConnectionError,
   parseRig,
+  pullAll,
+  pushAll,
   RigFileError,
   runAll,
   type RunResult,
@@ -23,6 +25,7 @@ import {
   type SshNodeOptions,
 } from "../mod.ts";
 import { GATEWAY_NAME } from "../src/gateway/program.ts";
+import { gatewayBytesSent } from "../src/gateway/channel.ts";
 import { shellQuote } from "../src/transport/quote.ts";
 import {
   countCarrying,
@@ -271,6 +274,118 @@ Deno.test({
           "ls /tmp/gw-pwned ~/gw-pwned 2>/dev/null | wc -l",
         );
         assertEquals(found.stdout.trim(), "0");
+      },
+    );
+
+    await t.step(
+      "pushAll uploads one copy per gateway, and a failing node blocks no other",
+      async () => {
+        const local = await Deno.makeTempDir({ prefix: "fiwi_gw_push_" });
+        const dest = `/tmp/fiwi_gw_push_${rig.port}`;
+        // Every byte value, newlines and NULs included, in no line structure.
+        const payload = new Uint8Array(3 * 1024 * 1024 + 77).map((_, i) =>
+          (i * 131 + (i >> 9)) & 0xff
+        );
+        await Deno.writeFile(`${local}/fw.bin`, payload);
+        // Refused at once behind g1: its ssh dies while its copy is fed.
+        const refused = new SshNode({
+          name: "refused",
+          host: rig.hosts[0],
+          port: 1,
+          user: rig.user,
+          retry: false,
+          gateway: tree.g1,
+        });
+        // Connects forever behind g2: its copy's feeder blocks on a full
+        // fifo until the connect timeout kills its ssh.
+        const stalled = new SshNode({
+          name: "stalled",
+          host: rig.hosts[1],
+          port: rig.port,
+          user: rig.user,
+          retry: false,
+          connectTimeout: 15_000,
+          sshOptions: { ProxyCommand: "sleep 60" },
+          gateway: tree.g2,
+        });
+        const nodes = [...tree.nodes, refused, stalled];
+        const order: string[] = [];
+        try {
+          const before = gatewayBytesSent(tree.g1);
+          const rs = await pushAll(nodes, `${local}/fw.bin`, dest, {
+            verify: true,
+            onResult: (r) => order.push(r.node),
+          });
+          const upload = gatewayBytesSent(tree.g1) - before;
+          const copies = upload / payload.byteLength;
+          console.log(
+            `push of ${payload.byteLength} bytes to ${nodes.length} nodes ` +
+              `behind 2 gateways: controller upload ${upload} bytes ` +
+              `(${copies.toFixed(3)} copies)`,
+          );
+          for (const r of rs.slice(0, -2)) {
+            assertEquals([r.node, r.success, r.error], [r.node, true, null]);
+            assertEquals([r.files, r.bytes], [1, payload.byteLength]);
+          }
+          const [bad, stuck] = rs.slice(-2);
+          assertEquals([bad.node, bad.success], ["refused", false]);
+          assertInstanceOf(bad.error, ConnectionError);
+          assertEquals([stuck.node, stuck.success, stuck.timedOut], [
+            "stalled",
+            false,
+            "connect",
+          ]);
+          // The stalled node held up no other node behind its gateway.
+          assertEquals(order.at(-1), "stalled");
+          // One copy staged on g1, one on g2 (through g1): not one a node.
+          assert(copies >= 2 && copies < 2.1, `${copies} copies`);
+          assertEquals(await Deno.readFile(`${dest}/fw.bin`), payload);
+          // Each node read its own copy whole: verify checked its SHA-256.
+          const sums = await runAll(tree.nodes, `sha256sum ${dest}/fw.bin`);
+          assertEquals(
+            new Set(sums.map((r) => r.stdout.split(" ")[0])).size,
+            1,
+          );
+        } finally {
+          await Deno.remove(local, { recursive: true });
+          await Deno.remove(dest, { recursive: true }).catch(() => {});
+        }
+      },
+    );
+
+    await t.step(
+      "pullAll through the tree brings back exact bytes, a file and a tree",
+      async () => {
+        const src = await Deno.makeTempDir({ prefix: "fiwi_gw_pull_src_" });
+        const into = await Deno.makeTempDir({ prefix: "fiwi_gw_pull_" });
+        // NULs, long runs without a newline, and no newline at the end.
+        const bin = new Uint8Array(1024 * 1024 + 3).map((_, i) =>
+          i % 5000 < 4000 ? (i * 7) & 0xff : (i % 3 ? 0 : 10)
+        );
+        try {
+          await Deno.mkdir(`${src}/tree/sub`, { recursive: true });
+          await Deno.writeFile(`${src}/fw.bin`, bin);
+          await Deno.writeFile(`${src}/tree/sub/fw.bin`, bin);
+          await Deno.writeTextFile(`${src}/tree/a.txt`, "a\n");
+          await Deno.chmod(src, 0o755);
+          const rs = await pullAll(
+            tree.nodes,
+            [`${src}/fw.bin`, `${src}/tree`],
+            into,
+            { verify: true },
+          );
+          for (const r of rs) {
+            assertEquals([r.node, r.success, r.error], [r.node, true, null]);
+            assertEquals(r.files, 3);
+            const got = `${into}/${r.node}`;
+            assertEquals(await Deno.readFile(`${got}/fw.bin`), bin);
+            assertEquals(await Deno.readFile(`${got}/tree/sub/fw.bin`), bin);
+            assertEquals(await Deno.readTextFile(`${got}/tree/a.txt`), "a\n");
+          }
+        } finally {
+          await Deno.remove(src, { recursive: true });
+          await Deno.remove(into, { recursive: true });
+        }
       },
     );
 

@@ -4,7 +4,7 @@ import {
   assertMatch,
   assertThrows,
 } from "jsr:@std/assert@^1";
-import { ConfigurationError, SshNode } from "../mod.ts";
+import { ConfigurationError, SshNode, type SshNodeOptions } from "../mod.ts";
 import {
   buildArgv,
   controlArgv,
@@ -253,6 +253,66 @@ Deno.test("SshNode.argv() wraps the command and honours node defaults", () => {
     controlMaster: true,
   });
   assertEquals(ush.controlMaster, false);
+});
+
+Deno.test("the ssh a gateway runs never rewrites known_hosts and keeps the host-key policy", async (t) => {
+  const gateway = new SshNode({ name: "gw", host: "10.0.0.250" });
+  const opts = (argv: string[]) =>
+    argv.flatMap((a, i) => argv[i - 1] === "-o" ? [a] : []);
+  const table: {
+    name: string;
+    node: Partial<SshNodeOptions>;
+    has: string[];
+    hasNot: string[];
+  }[] = [
+    {
+      name: "default policy: the account's own config decides, read-only",
+      node: {},
+      has: ["BatchMode=yes", "UpdateHostKeys=no", "CheckHostIP=no"],
+      hasNot: ["StrictHostKeyChecking=accept-new", "ControlMaster=auto"],
+    },
+    {
+      name: "accept-new is kept (it appends, never rewrites)",
+      node: { hostKeyCheck: "accept-new" },
+      has: ["StrictHostKeyChecking=accept-new", "UpdateHostKeys=no"],
+      hasNot: ["UserKnownHostsFile=/dev/null"],
+    },
+    {
+      name: "off is kept",
+      node: { hostKeyCheck: "off" },
+      has: ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"],
+      hasNot: [],
+    },
+    {
+      name: "a node's own sshOptions win, one -o per key",
+      node: { sshOptions: { UpdateHostKeys: "ask" } },
+      has: ["UpdateHostKeys=ask", "CheckHostIP=no"],
+      hasNot: ["UpdateHostKeys=no"],
+    },
+  ];
+  for (const row of table) {
+    await t.step(row.name, () => {
+      const node = new SshNode({
+        name: "n",
+        host: "10.0.0.9",
+        sshConfig: "/etc/fiwi/ssh_config",
+        identityFile: "/k/id",
+        controlMaster: true,
+        controlDir: "/d",
+        ...row.node,
+        gateway,
+      });
+      const argv = node.argv("true");
+      const o = opts(argv);
+      for (const want of row.has) assert(o.includes(want), want);
+      for (const not of row.hasNot) assert(!o.includes(not), not);
+      // The controller's files mean nothing on the gateway.
+      assert(!argv.includes("-F") && !argv.includes("-i"), argv.join(" "));
+      // Flat, the same node keeps ssh's defaults for both.
+      const flat = opts(node.with({ gateway: undefined }).argv("true"));
+      assert(!flat.some((a) => a.startsWith("CheckHostIP=")), flat.join(" "));
+    });
+  }
 });
 
 Deno.test("SshNode.argv() refuses unsafe hosts, users and relays", async (t) => {

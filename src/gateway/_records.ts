@@ -15,7 +15,7 @@ export type GatewaySignal = "TERM" | "KILL" | "INT" | "HUP";
 export interface GatewayRecord {
   /** The client's id; 0 for the gateway itself. */
   id: number;
-  /** One letter: o O p e E q x r. */
+  /** One letter: o O p b e E q x r. */
   type: string;
   /** The bytes after `<id> <type> `, newline removed. */
   payload: Uint8Array;
@@ -35,9 +35,54 @@ export function startRecord(id: number, commandLine: string): Uint8Array {
   return concat(`S ${id} ${body.byteLength}\n`, body);
 }
 
+/**
+ * `B <id> <n>` and the command line: start a client whose stdout comes back
+ * as bytes (`b` records, hex), not lines.
+ */
+export function byteStartRecord(id: number, commandLine: string): Uint8Array {
+  const body = encoder.encode(commandLine);
+  return concat(`B ${id} ${body.byteLength}\n`, body);
+}
+
+/** The bytes of a `b` record's payload: hex pairs, blanks between. */
+export function decodeHex(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(payload.byteLength >> 1);
+  let n = 0;
+  let high = -1;
+  for (const c of payload) {
+    const v = c >= 0x30 && c <= 0x39
+      ? c - 0x30
+      : c >= 0x61 && c <= 0x66
+      ? c - 0x57
+      : -1;
+    if (v < 0) continue;
+    if (high < 0) high = v;
+    else {
+      out[n++] = (high << 4) | v;
+      high = -1;
+    }
+  }
+  return out.subarray(0, n);
+}
+
 /** `I <id> <n>` and the bytes: input for a client. */
 export function inputRecord(id: number, bytes: Uint8Array): Uint8Array {
   return concat(`I ${id} ${bytes.byteLength}\n`, bytes);
+}
+
+/** `P <sid> <n>` and the bytes: append them to staged payload `sid`. */
+export function stageRecord(sid: number, bytes: Uint8Array): Uint8Array {
+  return concat(`P ${sid} ${bytes.byteLength}\n`, bytes);
+}
+
+/** `F <id> <sid>`: feed staged payload `sid` to a client's stdin. */
+export function feedRecord(id: number, sid: number): Uint8Array {
+  return encoder.encode(`F ${id} ${sid}\n`);
+}
+
+/** `R <sid>`: remove staged payload `sid`. */
+export function unstageRecord(sid: number): Uint8Array {
+  return encoder.encode(`R ${sid}\n`);
 }
 
 /** `C <id>`: close a client's stdin. */

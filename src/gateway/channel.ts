@@ -23,14 +23,22 @@ import {
   type Client,
   forEachChunk,
   hasControllingTerminal,
+  type SharedPayload,
   spawnClient,
   type SpawnOptions,
 } from "../process/spawn.ts";
 import { ConfigurationError } from "../errors.ts";
 import { shellJoin } from "../transport/quote.ts";
 import { matchSshError } from "../transport/ssh_errors.ts";
-import { LineSplitter, parseRecord, startRecord } from "./_records.ts";
-import { GatewayClient } from "./client.ts";
+import {
+  byteStartRecord,
+  LineSplitter,
+  parseRecord,
+  stageRecord,
+  startRecord,
+  unstageRecord,
+} from "./_records.ts";
+import { GatewayClient, type StagedPayload } from "./client.ts";
 import { gatewayCommand } from "./program.ts";
 
 const log = getLogger(["fiwi", "gateway"]);
@@ -40,6 +48,13 @@ const log = getLogger(["fiwi", "gateway"]);
  * back-to-back runs share it, and a script that is done exits soon after.
  */
 export const GATEWAY_IDLE_MS = 200;
+/**
+ * How long a staged payload stays on the gateway after its last client
+ * ended, in ms: a fan-out bounded by its concurrency starts the next node a
+ * moment later, and a retry comes after a backoff; neither should upload
+ * the payload again.
+ */
+export const STAGED_IDLE_MS = 2_000;
 /** The gateway's stderr kept for the "gateway lost" message, in bytes. */
 const STDERR_KEPT = 4096;
 
@@ -62,6 +77,33 @@ export interface GatewayNode {
   spawn?(argv: readonly string[], options: SpawnOptions): Client;
 }
 
+/** A payload staged on the gateway, with the clients it feeds. */
+interface Staged extends StagedPayload {
+  ready: Promise<boolean>;
+  users: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const sentTo = new WeakMap<GatewayNode, number>();
+
+/**
+ * Bytes fiwi has written to the gateway programs on `node`, over every
+ * channel to it so far: records, commands, stdin and staged payloads. For
+ * a gateway fiwi reaches directly, this is the controller's upload to it
+ * (ssh's own framing aside); a push to the nodes behind it costs one copy.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { SshNode } from "../../mod.ts";
+ * import { gatewayBytesSent } from "./channel.ts";
+ * assertEquals(gatewayBytesSent(new SshNode({ name: "g", host: "10.0.0.1" })), 0);
+ * ```
+ */
+export function gatewayBytesSent(node: GatewayNode): number {
+  return sentTo.get(node) ?? 0;
+}
+
 /** The channel to one gateway; get it with {@linkcode gatewayChannel}. */
 export class GatewayChannel {
   /** The gateway. */
@@ -78,6 +120,7 @@ export class GatewayChannel {
   #ready = false;
   #watching: Promise<void> = Promise.resolve();
   #onGone: (channel: GatewayChannel) => void;
+  #staged = new Map<object, Staged>();
 
   /** @internal use {@linkcode gatewayChannel} */
   constructor(node: GatewayNode, onGone: (channel: GatewayChannel) => void) {
@@ -91,17 +134,28 @@ export class GatewayChannel {
     return this.#lost === null && !this.#closer.signal.aborted;
   }
 
-  /** Start `argv` on the gateway; its records arrive on the returned client. */
-  spawn(argv: readonly string[]): GatewayClient {
+  /**
+   * Start `argv` on the gateway; its records arrive on the returned client.
+   * With `raw`, the node's stdout travels as bytes (`B`, NUL-safe), not
+   * lines; with `stdoutFile` too (an existing local file), it goes there.
+   */
+  spawn(
+    argv: readonly string[],
+    { raw = false, stdoutFile }: { raw?: boolean; stdoutFile?: string } = {},
+  ): GatewayClient {
     clearTimeout(this.#idle);
     const id = this.#nextId++;
     const client = new GatewayClient(id, argv, {
       send: (bytes) => this.send(bytes),
       ended: (done) => this.#ended(done),
-    });
+      stage: (payload, onChunk) => this.#stage(payload, onChunk),
+    }, stdoutFile);
     this.#clients.set(id, client);
+    const start = raw || stdoutFile !== undefined
+      ? byteStartRecord
+      : startRecord;
     if (this.#lost !== null) client.lose(this.#lost);
-    else void this.send(startRecord(id, shellJoin(argv)));
+    else void this.send(start(id, shellJoin(argv)));
     return client;
   }
 
@@ -109,8 +163,9 @@ export class GatewayChannel {
   send(bytes: Uint8Array): Promise<boolean> {
     const sent = this.#chain.then(async () => {
       const transport = await this.#transport;
-      return transport !== null && this.#lost === null &&
-        await transport.write(bytes);
+      if (transport === null || this.#lost !== null) return false;
+      sentTo.set(this.node, gatewayBytesSent(this.node) + bytes.byteLength);
+      return await transport.write(bytes);
     });
     this.#chain = sent.catch(() => false);
     return sent;
@@ -122,6 +177,9 @@ export class GatewayChannel {
    */
   async close(): Promise<void> {
     clearTimeout(this.#idle);
+    // The program's exit trap removes the staged files with its directory.
+    for (const staged of this.#staged.values()) clearTimeout(staged.timer);
+    this.#staged.clear();
     if (!this.#closer.signal.aborted) this.#closer.abort();
     this.#loseAll(`gateway lost: gateway "${this.node.name}" was closed`);
     const transport = await this.#transport;
@@ -218,6 +276,90 @@ export class GatewayChannel {
     }
     this.#lost ??= reason;
     for (const client of [...this.#clients.values()]) client.lose(reason);
+  }
+
+  /**
+   * The gateway's copy of `payload`, uploaded by the first client that
+   * asks (from its stream, as `P` records); later ones cancel theirs and
+   * share it. Each caller calls `release` once done with it.
+   */
+  #stage(
+    payload: SharedPayload,
+    onChunk: () => void,
+  ): { staged: StagedPayload; release: () => void } {
+    let staged = this.#staged.get(payload.share);
+    if (staged) {
+      clearTimeout(staged.timer);
+      payload.stream.cancel().catch(() => {});
+    } else {
+      const entry: Staged = {
+        id: this.#nextId++,
+        ready: Promise.resolve(false),
+        users: 0,
+        timer: undefined,
+      };
+      entry.ready = this.#upload(entry, payload, onChunk);
+      this.#staged.set(payload.share, entry);
+      staged = entry;
+    }
+    const entry = staged;
+    entry.users++;
+    let released = false;
+    return {
+      staged: entry,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--entry.users > 0) return;
+        clearTimeout(entry.timer);
+        entry.timer = setTimeout(
+          () => this.#unstage(payload.share, entry),
+          STAGED_IDLE_MS,
+        );
+      },
+    };
+  }
+
+  async #upload(
+    entry: Staged,
+    { share, size, stream }: SharedPayload,
+    onChunk: () => void,
+  ): Promise<boolean> {
+    let left = size;
+    try {
+      for await (const chunk of stream) {
+        if (left <= 0) break;
+        // Nobody waits for it any more (every run stopped): stop uploading.
+        if (entry.users === 0) return this.#failed(share, entry);
+        const piece = chunk.byteLength > left ? chunk.subarray(0, left) : chunk;
+        left -= piece.byteLength;
+        // stageRecord copies the chunk: the stream may reuse its buffer.
+        if (!(await this.send(stageRecord(entry.id, piece)))) {
+          return this.#failed(share, entry);
+        }
+        onChunk();
+      }
+    } catch (e) {
+      log.debug("Staging a payload on {gateway} failed: {error}", {
+        gateway: this.node.name,
+        error: e,
+      });
+      return this.#failed(share, entry);
+    }
+    return left === 0 || this.#failed(share, entry);
+  }
+
+  /** A failed upload: forgotten, so that a retry stages the payload anew. */
+  #failed(share: object, entry: Staged): false {
+    this.#unstage(share, entry);
+    return false;
+  }
+
+  #unstage(share: object, entry: Staged): void {
+    clearTimeout(entry.timer);
+    if (this.#staged.get(share) !== entry) return;
+    this.#staged.delete(share);
+    if (this.usable) void this.send(unstageRecord(entry.id));
   }
 
   #ended(id: number): void {

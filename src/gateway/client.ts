@@ -9,9 +9,11 @@
  * @module
  */
 
-import { Client } from "../process/spawn.ts";
+import { Client, type SharedPayload } from "../process/spawn.ts";
 import {
   closeRecord,
+  decodeHex,
+  feedRecord,
   type GatewayRecord,
   gatewaySignal,
   inputRecord,
@@ -26,12 +28,28 @@ const SIGNAL_NUMBERS: Record<string, number> = {
   TERM: 15,
 };
 
+/** A payload the gateway holds for its clients (program.ts, `P`). */
+export interface StagedPayload {
+  /** Its id in `P`, `F` and `R` records. */
+  readonly id: number;
+  /** True once every byte was sent to the gateway; false if it never will be. */
+  readonly ready: Promise<boolean>;
+}
+
 /** What a {@linkcode GatewayClient} needs of its channel. */
 export interface ClientChannel {
   /** Send bytes to the gateway program; false once it cannot be reached. */
   send(bytes: Uint8Array): Promise<boolean>;
   /** The client has ended: forget it. */
   ended(id: number): void;
+  /**
+   * The gateway's copy of `payload`, staged once for every client that
+   * shares it; `release` when this client no longer needs it.
+   */
+  stage(
+    payload: SharedPayload,
+    onChunk: () => void,
+  ): { staged: StagedPayload; release: () => void };
 }
 
 /** One output stream fed from records. */
@@ -87,13 +105,31 @@ export class GatewayClient extends Client {
   #released = false;
   #signalled: string | null = null;
   #lost: string | undefined;
+  #unstage: (() => void) | null = null;
+  #file: Deno.FsFile | null = null;
+  #written: Promise<void> = Promise.resolve();
+  #writeFailed = false;
 
-  /** @internal use {@linkcode GatewayChannel.spawn} */
-  constructor(id: number, argv: readonly string[], channel: ClientChannel) {
+  /**
+   * @internal use {@linkcode GatewayChannel.spawn}
+   *
+   * With `stdoutFile` (an existing file, truncated here), the node's stdout
+   * (`b` records) goes into it, as a local client's does, and `stdout`
+   * stays empty.
+   */
+  constructor(
+    id: number,
+    argv: readonly string[],
+    channel: ClientChannel,
+    stdoutFile?: string,
+  ) {
     super();
     this.id = id;
     this.argv = argv;
     this.#channel = channel;
+    if (stdoutFile !== undefined) {
+      this.#file = Deno.openSync(stdoutFile, { write: true, truncate: true });
+    }
     this.stdout = this.#out.stream;
     this.stderr = this.#err.stream;
     this.status = new Promise((r) => this.#resolve = r);
@@ -116,6 +152,32 @@ export class GatewayClient extends Client {
     return await this.#channel.send(inputRecord(this.id, bytes));
   }
 
+  /**
+   * Feed stdin from the gateway's copy of `payload` (`F`): the first
+   * client behind this gateway to ask uploads it, once, and every other
+   * one is fed from there. Resolves once the gateway was told, not once
+   * the node read it all: the node's own run says whether it arrived.
+   */
+  override feedShared(
+    payload: SharedPayload,
+    onChunk: () => void,
+  ): Promise<boolean> {
+    if (this.#released || this.#exited || this.#unstage) {
+      payload.stream.cancel().catch(() => {});
+      return Promise.resolve(true);
+    }
+    const { staged, release } = this.#channel.stage(payload, onChunk);
+    this.#unstage = release;
+    return staged.ready.then(async (ok) => {
+      // Gone meanwhile: as a write to a gone client, not a failed stream.
+      if (this.#released || this.#exited) return true;
+      if (!ok) return false;
+      await this.#channel.send(feedRecord(this.id, staged.id));
+      onChunk();
+      return true;
+    });
+  }
+
   /** Close the client's stdin on the gateway (`C`): the node's lifeline. */
   releaseLifeline(): void {
     if (this.#released) return;
@@ -134,7 +196,11 @@ export class GatewayClient extends Client {
   /** Take one record the gateway printed for this client. */
   receive(record: GatewayRecord): void {
     const { type, payload } = record;
-    if (type === "o" || type === "e") {
+    if (type === "b") {
+      const bytes = decodeHex(payload);
+      if (this.#file) this.#toFile(bytes);
+      else this.#out.push(bytes);
+    } else if (type === "o" || type === "e") {
       const stream = type === "o" ? this.#out : this.#err;
       stream.push(payload.slice());
       stream.push(NEWLINE);
@@ -166,11 +232,39 @@ export class GatewayClient extends Client {
     this.releaseLifeline();
   }
 
+  /** Append to the stdout file, in order; the exit waits for it. */
+  #toFile(bytes: Uint8Array): void {
+    const file = this.#file!;
+    this.#written = this.#written.then(async () => {
+      if (this.#writeFailed) return;
+      try {
+        let done = 0;
+        while (done < bytes.byteLength) {
+          done += await file.write(bytes.subarray(done));
+        }
+      } catch (e) {
+        // What reads the file finds it short; this says why.
+        this.#writeFailed = true;
+        this.#err.push(new TextEncoder().encode(
+          `fiwi: writing the stdout file failed: ${(e as Error).message}\n`,
+        ));
+      }
+    });
+  }
+
   #finish(status: Deno.CommandStatus): void {
     this.#exited = true;
-    this.#out.end();
-    this.#err.end();
+    this.#unstage?.();
     this.#channel.ended(this.id);
-    this.#resolve(status);
+    const file = this.#file;
+    this.#file = null;
+    // The exit comes after the last byte is in the file, as for a local
+    // client whose shell wrote it.
+    void this.#written.finally(() => {
+      file?.close();
+      this.#out.end();
+      this.#err.end();
+      this.#resolve(status);
+    });
   }
 }

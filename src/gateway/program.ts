@@ -11,9 +11,19 @@
  *
  * - `S <id> <n>` and n bytes: start a client, a shell command line (the
  *   quoted argv of the ssh to the node, the wrapped command included);
+ * - `B <id> <n>` and n bytes: the same, for a client whose stdout is
+ *   bytes, not lines (a pull's archive): it comes back as `b` records;
  * - `I <id> <n>` and n bytes: write them to the client's stdin;
  * - `C <id>`: close the client's stdin (the node's lifeline reaches EOF);
- * - `K <id> <SIGNAL>`: signal the client (TERM, KILL, INT or HUP).
+ * - `K <id> <SIGNAL>`: signal the client (TERM, KILL, INT or HUP);
+ * - `P <sid> <n>` and n bytes: append them to the staged payload `sid` (a
+ *   file in the program's directory: one push's bytes, sent once for every
+ *   node behind this gateway);
+ * - `F <id> <sid>`: feed the staged payload to the client's stdin, from a
+ *   `cat` of its own, so a slow or stuck node never holds up the loop or
+ *   the others; the client's stdin ends once that `cat` and the holder are
+ *   both gone (`C` may come at once);
+ * - `R <sid>`: remove the staged payload (a `cat` still feeding reads on).
  *
  * Records to fiwi, on stdout, one line each and at most 2,100 bytes, so
  * that every one reaches the shared pipe in one atomic write (PIPE_BUF is
@@ -24,6 +34,8 @@
  *   removed; `O` / `E`: a 2,048-byte piece of a longer line (no newline
  *   after it yet); `p` / `q`: the last bytes of the stream, which had no
  *   newline;
+ * - `<id> b <hex>`: stdout bytes of a `B` client, as `od -tx1` prints them
+ *   (hex pairs, blanks between): NUL-safe whatever the awk;
  * - `<id> x <code>`: the client exited with `code` (128 + n for signal n),
  *   after every line of its output.
  *
@@ -42,8 +54,18 @@
  * it so), the whole group; each node's wrapper then sees its own lifeline
  * reach EOF and kills the remote command's group.
  *
+ * A feeding `cat` opens the fifo for writing only (never read-write, as
+ * `I` does): when the client's ssh is gone and the holder killed, nothing
+ * reads, and it ends on EPIPE instead of blocking forever. It opens it in
+ * the loop, while the holder is alive (so the open cannot block), before
+ * a later `C` removes the fifo's name. A staged payload that could not be
+ * written whole (a full disk) is marked bad and fed to nobody: its
+ * clients' stdin ends empty and their receivers fail.
+ *
  * Limits: awk's handling of NUL bytes decides whether a line holding one
- * arrives whole (gawk and mawk keep them; busybox awk does not). `head -c`
+ * arrives whole (gawk keeps them; mawk 1.3.4's interactive mode and busybox
+ * awk cut the line there); a `B` client's bytes pass through `od` first, so
+ * a transfer's archive is exact whatever the awk. `head -c`
  * must not read past the n bytes (GNU coreutils' does not; it reads at most
  * what is left).
  *
@@ -74,6 +96,15 @@ const FRAMER = 'BEGIN { ORS = "" } ' +
   'r = t s "\\n"; print r; fflush() }';
 
 /**
+ * The framer of a byte stream (`B`): awk reading `od -An -v -tx1` (16
+ * bytes a line as hex, never a NUL), printing `<id> b <hex>` records of up
+ * to 40 of those lines (640 bytes, 1,920 characters) each.
+ */
+const HEX_FRAMER = 'BEGIN { ORS = "" } ' +
+  '{ h = h $0; k++; if (k == 40) { r = p h "\\n"; print r; fflush(); h = ""; k = 0 } } ' +
+  'END { if (k) { r = p h "\\n"; print r; fflush() } }';
+
+/**
  * The program's text. `$1` is the nonce (hex digits) that marks the end of
  * each framed stream.
  */
@@ -93,15 +124,18 @@ export const GATEWAY_PROGRAM = [
   'kill -KILL $q 2>/dev/null; done; rm -rf "$d"; }',
   "trap bye EXIT; trap 'exit 1' HUP INT TERM PIPE",
   `F='${FRAMER}'`,
+  `H='${HEX_FRAMER}'`,
   // fr <id> <line> <piece> <last>: frame one stream (stdin) into records.
   'fr() { $A -v p="$1 $2 " -v c="$1 $3 " -v z="$1 $4 " -v x="$X" "$F"; }',
   // su <id> <cmdline>: run one client, then report its exit. It holds the
   // output fifos open itself, to append the nonce after the client's end.
-  'su() { f=$d/$1; fr "$1" o O p <"$f.o" & fr "$1" e E q <"$f.e" & ' +
+  // A third argument: stdout is bytes, not lines (hex records, `b`).
+  'su() { f=$d/$1; if [ "$3" ]; then od -An -v -tx1 <"$f.o" | $A -v p="$1 b " "$H" & ' +
+  'else fr "$1" o O p <"$f.o" & fi; fr "$1" e E q <"$f.e" & ' +
   'exec 5>"$f.o" 6>"$f.e"; ' +
   '{ eval "exec $2"; } <"$f.i" >&5 2>&6 5>&- 6>&- & echo $! >"$f.c"; ' +
   'wait $!; s=$?; h=$(cat "$f.h" 2>/dev/null) && kill -CONT $h 2>/dev/null; ' +
-  'printf "%s\\n" "$X" >&5; printf "%s\\n" "$X" >&6; exec 5>&- 6>&-; ' +
+  '[ "$3" ] || printf "%s\\n" "$X" >&5; printf "%s\\n" "$X" >&6; exec 5>&- 6>&-; ' +
   'wait; rm -f "$f.o" "$f.e" "$f.c"; printf "%s x %d\\n" "$1" $s; }',
   // st <id> <cmdline>: the fifos and the stdin holder, then the client.
   'st() { f=$d/$1; if ! mkfifo "$f.i" "$f.o" "$f.e"; then ' +
@@ -110,13 +144,20 @@ export const GATEWAY_PROGRAM = [
   // fifo nobody holds open is lost.
   'exec 7<>"$f.i"; ' +
   "sh -c 'kill -STOP $$; exec cat >/dev/null' fiwi-hold <&7 7<&- & " +
-  'echo $! >"$f.h"; exec 7<&-; su "$1" "$2" & }',
+  'echo $! >"$f.h"; exec 7<&-; su "$1" "$2" "$3" & }',
   'printf "0 r %d\\n" $$',
   "while read -r t i a; do f=$d/$i; case $t in " +
   'S) c=$(head -c "$a"); st "$i" "$c";; ' +
+  'B) c=$(head -c "$a"); st "$i" "$c" b;; ' +
   'I) if [ -p "$f.i" ]; then head -c "$a" 1<>"$f.i"; else head -c "$a" >/dev/null; fi;; ' +
   'C) [ -f "$f.h" ] && kill -KILL $(cat "$f.h") 2>/dev/null; rm -f "$f.h" "$f.i";; ' +
   'K) [ -f "$f.c" ] && kill -s "$a" $(cat "$f.c") 2>/dev/null;; ' +
+  // A write error (full disk) must not leave the rest of the record to be
+  // read as records: the second cat drains it.
+  'P) head -c "$a" | { cat >>"$f.s" || { : >"$f.b"; cat >/dev/null; }; };; ' +
+  'F) s=$d/$a; if [ -f "$f.h" ] && [ -f "$s.s" ] && [ ! -f "$s.b" ] && ' +
+  'command exec 8>"$f.i"; then cat "$s.s" >&8 8>&- & exec 8>&-; fi;; ' +
+  'R) rm -f "$f.s" "$f.b";; ' +
   "esac; done",
 ].join("\n");
 

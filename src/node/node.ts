@@ -23,7 +23,6 @@ import {
   type WaitReachableOptions,
 } from "../connection/reachable.ts";
 import type { Admission } from "../process/session.ts";
-import { ConfigurationError } from "../errors.ts";
 import {
   type Client,
   spawnClient,
@@ -31,7 +30,11 @@ import {
 } from "../process/spawn.ts";
 import { closeGateways, gatewayChannel } from "../gateway/channel.ts";
 import type { RunOptions, RunResult } from "../process/run_options.ts";
-import { buildArgv, type TransportSpec } from "../transport/argv.ts";
+import {
+  buildArgv,
+  gatewayHopSpec,
+  type TransportSpec,
+} from "../transport/argv.ts";
 import { validateArgv } from "../transport/validate.ts";
 import {
   checkLocalFiles,
@@ -177,24 +180,11 @@ export class SshNode {
   transportArgv(remoteCommand: string): string[] {
     this.validate();
     const argv = buildArgv(
-      this.gateway ? this.#gatewaySpec() : this.spec,
+      this.gateway ? gatewayHopSpec(this.spec) : this.spec,
       remoteCommand,
     );
     validateArgv(argv);
     return argv;
-  }
-
-  /**
-   * The spec of the ssh a gateway runs to this node: the gateway account's
-   * own config and keys, no master.
-   */
-  #gatewaySpec(): TransportSpec {
-    return {
-      ...this.spec,
-      sshConfig: undefined,
-      identityFile: undefined,
-      controlMaster: false,
-    };
   }
 
   /**
@@ -203,12 +193,10 @@ export class SshNode {
    */
   spawn(argv: readonly string[], options: SpawnOptions = {}): Client {
     if (!this.gateway) return spawnClient(argv, options);
-    if (options.stdoutFile !== undefined) {
-      throw new ConfigurationError(
-        `Node "${this.name}" is behind gateway "${this.gateway.name}": writing its output straight to a file is not supported through a gateway`,
-      );
-    }
-    return gatewayChannel(this.gateway).spawn(argv);
+    return gatewayChannel(this.gateway).spawn(argv, {
+      raw: options.rawStdout,
+      stdoutFile: options.stdoutFile,
+    });
   }
 
   /**

@@ -14,13 +14,20 @@ const log = getLogger(["fiwi", "session"]);
 
 /**
  * Copy `size` bytes of a stream payload as the client takes them, calling
- * `onChunk` after each write; resolves false when the stream failed.
+ * `onChunk` after each write, or let the client feed a shared payload
+ * itself ({@linkcode Client.feedShared}); resolves false when the stream
+ * failed.
  */
 export async function feedStream(
   client: Client,
-  { size, stream }: StdinStream,
+  stdin: StdinStream,
   onChunk: () => void,
 ): Promise<boolean> {
+  const { size, stream, share } = stdin;
+  const shared = share === undefined
+    ? null
+    : client.feedShared({ share, size, stream }, onChunk);
+  if (shared) return await shared;
   let left = size;
   try {
     for await (const chunk of stream) {

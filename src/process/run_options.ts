@@ -93,6 +93,12 @@ export interface StdinStream {
    * receiver); the input's EOF is then its lifeline.
    */
   direct?: boolean;
+  /**
+   * Names bytes that other runs send too (one push to many nodes): a client
+   * that can fetch them once for many (a gateway's) does so, and this run's
+   * `stream` is then cancelled unread. Equal keys must mean equal bytes.
+   */
+  share?: object;
 }
 
 /** The outcome of one run. */

@@ -283,6 +283,7 @@ async function runClient(
   const spawnOptions: SpawnOptions = {
     ownSession: target.transport === "local" || hasControllingTerminal(),
     stdoutFile: opts.stdoutFile,
+    rawStdout: opts.stdoutSink !== undefined,
   };
   const client = target.spawn
     ? target.spawn(argv, spawnOptions)

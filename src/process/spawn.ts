@@ -45,6 +45,12 @@ export interface SpawnOptions {
    * nodes took 4.0 s this way against 7.0 s through a pipe read here.
    */
   stdoutFile?: string;
+  /**
+   * The client's stdout is bytes, not lines (an archive): a client that
+   * frames its output on the way (a gateway's) keeps every byte, NULs
+   * included. Implied by `stdoutFile`.
+   */
+  rawStdout?: boolean;
 }
 
 let terminalFound: boolean | undefined;
@@ -100,6 +106,16 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** A stdin payload several clients send alike; see {@linkcode Client.feedShared}. */
+export interface SharedPayload {
+  /** Names the bytes: equal keys, equal bytes. */
+  readonly share: object;
+  /** Bytes in the payload. */
+  readonly size: number;
+  /** The bytes; read by at most one client, cancelled by the others. */
+  readonly stream: ReadableStream<Uint8Array>;
+}
+
 /**
  * One client: its output streams, its exit, its teardown. A local
  * subprocess ({@linkcode spawnClient}) is one; a client a gateway runs for
@@ -138,6 +154,20 @@ export abstract class Client {
   abstract releaseLifeline(): void;
   /** Send `signal` to the client; a client already gone is fine. */
   abstract kill(signal: Deno.Signal): void;
+
+  /**
+   * Feed stdin from `payload`, whose bytes other clients get too, when this
+   * client can fetch them once for all of them (a gateway stages them once
+   * and feeds each of its clients from there). Resolves false when the
+   * payload could not be had (its stream failed); null when this client
+   * cannot share, and the caller writes the bytes itself.
+   */
+  feedShared(
+    _payload: SharedPayload,
+    _onChunk: () => void,
+  ): Promise<boolean> | null {
+    return null;
+  }
 
   #stopping: Promise<Deno.CommandStatus> | null = null;
   #drained = new AbortController();

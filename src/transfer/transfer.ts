@@ -319,6 +319,8 @@ async function receive(
     stdin: {
       size: archive.size,
       direct: true,
+      // One upload per gateway for every node of a pushAll behind it.
+      share: archive,
       stream: archiveStream(
         archive.path,
         archive.size,

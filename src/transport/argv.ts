@@ -227,6 +227,53 @@ export function buildArgv(
   ];
 }
 
+/**
+ * Options of the ssh a gateway runs to a node that keep its known_hosts
+ * read-only: a gateway starts many clients at once (its own fanout), and
+ * `UpdateHostKeys` (on by default since OpenSSH 8.5 with the default
+ * `UserKnownHostsFile`) rewrites the file through a temporary copy and a
+ * rename, so a client adding its key meanwhile is lost, and a later client
+ * fails with "Host key verification failed."; `CheckHostIP` (on by default
+ * before 8.5) adds an IP line for every new address. Neither changes which
+ * keys are trusted: `hostKeyCheck` still decides that, and `accept-new`
+ * still appends an unknown key (one append, never a rewrite). A node's own
+ * `sshOptions` override them.
+ */
+export const GATEWAY_HOP_OPTIONS: Readonly<Record<string, string>> = {
+  UpdateHostKeys: "no",
+  CheckHostIP: "no",
+};
+
+/**
+ * The spec of the ssh a gateway runs to the node of `spec`: the gateway
+ * account's own config and keys (no `-F`, no `-i`: those paths are the
+ * controller's), no ControlMaster, and {@linkcode GATEWAY_HOP_OPTIONS}
+ * before the node's own `sshOptions`.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { buildArgv, gatewayHopSpec } from "./argv.ts";
+ * const argv = buildArgv(gatewayHopSpec({
+ *   host: "10.0.0.9", transport: "ssh", relayMode: "nested", ushPath: "ush",
+ *   controlMaster: true, controlDir: "/cm", controlPersist: 60,
+ *   sshConfig: "/etc/fiwi/ssh_config", sshOptions: {},
+ *   hostKeyCheck: "default", connectTimeout: 5000,
+ * }), "true");
+ * assertEquals(argv.includes("UpdateHostKeys=no"), true);
+ * assertEquals(argv.includes("-F"), false);
+ * ```
+ */
+export function gatewayHopSpec(spec: TransportSpec): TransportSpec {
+  return {
+    ...spec,
+    sshConfig: undefined,
+    identityFile: undefined,
+    controlMaster: false,
+    sshOptions: { ...GATEWAY_HOP_OPTIONS, ...spec.sshOptions },
+  };
+}
+
 /** A request to a running ControlMaster (`ssh -O <op>`). */
 export type ControlOp = "check" | "exit" | "stop";
 
