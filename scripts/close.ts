@@ -6,7 +6,8 @@
  * sessions it carries have ended, so a run in flight in another terminal
  * finishes undisturbed, and a run that starts meanwhile opens a master of
  * its own. All in parallel, and a node without a socket file starts
- * nothing (`closeMasters`): 1,000 masters close in a few seconds.
+ * nothing (`closeMasters`). 1,000 idle masters closed in 7.7 s on the
+ * 2-core loopback bench, 6.7 s of it waiting for their processes to exit.
  *
  * @module
  */

@@ -9,6 +9,7 @@
 
 import { controlPool, type PoolNode } from "./pool.ts";
 import { idleMasters, killAndWait, mastersBySocket } from "./_master_procs.ts";
+import { guessControlPath } from "./_control_path.ts";
 import { masterCap } from "./_master_cap.ts";
 
 /** What {@linkcode closeMaster} did with one node's master. */
@@ -55,7 +56,9 @@ export const CLOSE_CONCURRENCY = 64;
  * `ssh -O stop`. (A session that attaches between that look and the TERM,
  * a few ms, is cut: its run fails as a lost connection.) A master that lost its socket to a
  * replacement (titled for the same socket, but not the one answering on
- * it) cannot be reached to stop it: it is ended with TERM. Throws a
+ * it) cannot be reached to stop it: it is ended with TERM, and so is an
+ * idle master titled for a node's socket path whose file is gone (looked
+ * for only when some socket is live: the `ps` runs then anyway). Throws a
  * `ConfigurationError` for a node with invalid settings, before anything
  * is closed. Results are in node order.
  *
@@ -93,8 +96,9 @@ export async function closeMasters(
     if (!owner.has(socket)) owner.set(socket, i);
   });
   if (owner.size === 0) return results;
-  const titled = await mastersBySocket(owner.keys());
-  const left = await endIdle(owner, titled, results);
+  const lost = await lostSockets(nodes, sockets);
+  const titled = await mastersBySocket([...owner.keys(), ...lost.keys()]);
+  const left = await endIdle(owner, titled, results, lost);
   const jobs = [...owner].filter(([socket]) => left.has(socket));
   let next = 0;
   const replaced: number[] = [];
@@ -121,27 +125,78 @@ export async function closeMasters(
 }
 
 /**
+ * The control paths, by the first node that has each, of the nodes with a
+ * ControlMaster but no socket file: a master titled for one of them lost
+ * its socket (replaced, or its file removed) and no `ssh -O` can reach it
+ * any more. Guessed paths only (see `guessControlPath`): no spawn.
+ */
+async function lostSockets(
+  nodes: readonly MasterNode[],
+  sockets: readonly (string | null)[],
+): Promise<Map<string, number>> {
+  const paths = await Promise.all(
+    nodes.map((node, i) =>
+      node.controlMaster && sockets[i] === null
+        ? guessControlPath(node.spec)
+        : null
+    ),
+  );
+  const lost = new Map<string, number>();
+  paths.forEach((path, i) => {
+    if (path !== null && !lost.has(path)) lost.set(path, i);
+  });
+  return lost;
+}
+
+/**
  * End at once, with one TERM for all, the masters that carry nothing (see
  * `idleMasters`): for them TERM is what `ssh -O stop` does, without an ssh
  * started per master (about 20 ms of CPU each here, most of closing 1,000).
- * Marks them closed in `results`; resolves with the sockets left for
- * `ssh -O stop` (busy masters, several titled for one socket, or one that
- * outlived the TERM).
+ * Idle masters titled for a `lost` socket go with them (a busy one is left
+ * to finish its sessions: nothing can ask it to stop). Marks them closed
+ * in `results`; resolves with the sockets left for `ssh -O stop` (busy
+ * masters, several titled for one socket, or one that outlived the TERM).
  */
 async function endIdle(
   owner: Map<string, number>,
   titled: Map<string, number[]>,
   results: ClosedMaster[],
+  lost: Map<string, number>,
 ): Promise<Set<string>> {
   const left = new Set(owner.keys());
   const single = [...owner.keys()].filter((s) => titled.get(s)?.length === 1);
-  const idle = await idleMasters(single.map((s) => titled.get(s)![0]));
+  const orphans = [...lost.keys()].flatMap((path) =>
+    (titled.get(path) ?? []).map((pid) => [path, pid] as const)
+  );
+  const idle = await idleMasters([
+    ...single.map((s) => titled.get(s)![0]),
+    ...orphans.map(([, pid]) => pid),
+  ]);
   const quick = single.filter((s) => idle.has(titled.get(s)![0]));
-  if (quick.length === 0) return left;
-  await killAndWait(quick.map((s) => titled.get(s)![0]), "TERM", 2000);
-  for (const socket of quick) {
-    // A master removes its socket as it exits.
-    if (await Deno.lstat(socket).then(() => true, () => false)) continue;
+  // A master that came up since the directory was read has its socket now.
+  const still = await Promise.all(
+    orphans.map(([path]) => Deno.lstat(path).then(() => false, () => true)),
+  );
+  const idleOrphans = orphans.filter(([, pid], k) => still[k] && idle.has(pid));
+  if (quick.length === 0 && idleOrphans.length === 0) return left;
+  await killAndWait(
+    [
+      ...quick.map((s) => titled.get(s)![0]),
+      ...idleOrphans.map(([, pid]) => pid),
+    ],
+    "TERM",
+    2000,
+  );
+  for (const [path, pid] of idleOrphans) {
+    const i = lost.get(path)!;
+    results[i] = { ...results[i], state: "closed", pid };
+  }
+  // A master removes its socket as it exits.
+  const gone = await Promise.all(
+    quick.map((s) => Deno.lstat(s).then(() => false, () => true)),
+  );
+  quick.forEach((socket, k) => {
+    if (!gone[k]) return;
     left.delete(socket);
     const i = owner.get(socket)!;
     results[i] = {
@@ -149,7 +204,7 @@ async function endIdle(
       state: "closed",
       pid: titled.get(socket)![0],
     };
-  }
+  });
   return left;
 }
 
