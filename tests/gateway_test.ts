@@ -116,11 +116,27 @@ function makeTree(rig: LoopbackRig, extra: Partial<SshNodeOptions> = {}): Tree {
 }
 
 /** Gateway programs and their stdin holders still running on the rig. */
-function gatewayLeftovers(rig: LoopbackRig): Promise<number> {
-  return Promise.all([
-    countCarrying(GATEWAY_NAME, rig),
-    countCarrying("fiwi-hold", rig),
-  ]).then(([a, b]) => a + b);
+/**
+ * Pids of gateway programs (and their subshells) and stdin holders of the
+ * node user. Another run's leftovers must not count here: each test takes
+ * this set first and counts only what is new.
+ */
+/** GATEWAY_NAME as a pattern that does not match the pgrep's own shell. */
+const SELF_PROOF_NAME = `[${GATEWAY_NAME[0]}]${GATEWAY_NAME.slice(1)}`;
+
+async function gatewayPids(rig: LoopbackRig): Promise<Set<number>> {
+  const r = await rig.sh(
+    `pgrep -u "$(id -u)" -f '${SELF_PROOF_NAME} [0-9a-f]+$|[f]iwi-hold' || true`,
+  );
+  return new Set(r.stdout.split(/\s+/).filter(Boolean).map(Number));
+}
+
+/** Gateway processes of this test: those not in `before`. */
+async function gatewayLeftovers(
+  rig: LoopbackRig,
+  before: Set<number>,
+): Promise<number> {
+  return [...await gatewayPids(rig)].filter((p) => !before.has(p)).length;
 }
 
 /** What a result says, without what differs between two equal runs. */
@@ -148,6 +164,7 @@ Deno.test({
     console.warn("gateway steps skipped: the gateways need the relay account");
     return;
   }
+  const before = await gatewayPids(rig);
   const tree = makeTree(rig);
   try {
     await t.step(
@@ -391,7 +408,7 @@ Deno.test({
 
     await t.step("a closed tree leaves no gateway program behind", async () => {
       await closeGateways();
-      assertEquals(await settlesToZero(() => gatewayLeftovers(rig)), 0);
+      assertEquals(await settlesToZero(() => gatewayLeftovers(rig, before)), 0);
     });
   } finally {
     await closeGateways();
@@ -406,6 +423,7 @@ Deno.test({
 }, async () => {
   await using rig = await startLoopbackRig();
   if (!rig.relayReady) return;
+  const before = await gatewayPids(rig);
   const tree = makeTree(rig);
   const token = marker();
   try {
@@ -420,11 +438,9 @@ Deno.test({
     });
     await within(20_000 + 500 * NODES, ready, "start of every run");
     // The sshd process serving g1's session: the parent of its program,
-    // the oldest one (g2's starts through it).
-    const g1 = await rig.sh(
-      `pgrep -o -u "$(id -u)" -f '^sh -c .* ${GATEWAY_NAME} '`,
-    );
-    const program = Number(g1.stdout.trim());
+    // the oldest of this test's (g2's and the subshells start later).
+    const ours = [...await gatewayPids(rig)].filter((p) => !before.has(p));
+    const program = Math.min(...ours);
     assert(program > 0, "g1's gateway program runs");
     const ps = await new Deno.Command("ps", {
       args: ["-o", "ppid=", "-p", String(program)],
@@ -439,7 +455,7 @@ Deno.test({
       assertEquals(r.success, false);
     }
     assertEquals(await settlesToZero(() => countCarrying(token, rig)), 0);
-    assertEquals(await settlesToZero(() => gatewayLeftovers(rig)), 0);
+    assertEquals(await settlesToZero(() => gatewayLeftovers(rig, before)), 0);
   } finally {
     await closeGateways();
     await Promise.all([tree.g1.close(), tree.g2.close()]);
@@ -453,6 +469,7 @@ Deno.test({
 }, async () => {
   await using rig = await startLoopbackRig();
   if (!rig.relayReady) return;
+  const before = await gatewayPids(rig);
   const token = marker();
   const specFile = `${rig.dir}/tree-${token}.json`;
   const specs = treeSpecs(rig).map(({ gatewayName, ...s }) => ({
@@ -485,7 +502,7 @@ Deno.test({
   // Each within the lifeline's bound of the kill (settlesToZero polls for
   // GONE_WITHIN), the nodes' commands first.
   assertEquals(await settlesToZero(() => countCarrying(token, rig)), 0);
-  assertEquals(await settlesToZero(() => gatewayLeftovers(rig)), 0);
+  assertEquals(await settlesToZero(() => gatewayLeftovers(rig, before)), 0);
 });
 
 Deno.test("rig file: gateway for the rig, overridden per node, nested; errors at their line", async (t) => {

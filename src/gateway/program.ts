@@ -130,10 +130,14 @@ export const GATEWAY_PROGRAM = [
   // su <id> <cmdline>: run one client, then report its exit. It holds the
   // output fifos open itself, to append the nonce after the client's end.
   // A third argument: stdout is bytes, not lines (hex records, `b`).
-  'su() { f=$d/$1; if [ "$3" ]; then od -An -v -tx1 <"$f.o" | $A -v p="$1 b " "$H" & ' +
+  // Its client's stdin is opened first, while fd 7 (read-write, from st)
+  // still holds the fifo: an open for reading alone would wait for a writer,
+  // forever if the holder was already killed (a C record right after S).
+  'su() { f=$d/$1; exec 4<"$f.i" 7<&-; ' +
+  'if [ "$3" ]; then od -An -v -tx1 <"$f.o" | $A -v p="$1 b " "$H" & ' +
   'else fr "$1" o O p <"$f.o" & fi; fr "$1" e E q <"$f.e" & ' +
   'exec 5>"$f.o" 6>"$f.e"; ' +
-  '{ eval "exec $2"; } <"$f.i" >&5 2>&6 5>&- 6>&- & echo $! >"$f.c"; ' +
+  '{ eval "exec $2"; } <&4 >&5 2>&6 4<&- 5>&- 6>&- & echo $! >"$f.c"; exec 4<&-; ' +
   'wait $!; s=$?; h=$(cat "$f.h" 2>/dev/null) && kill -CONT $h 2>/dev/null; ' +
   '[ "$3" ] || printf "%s\\n" "$X" >&5; printf "%s\\n" "$X" >&6; exec 5>&- 6>&-; ' +
   'wait; rm -f "$f.o" "$f.e" "$f.c"; printf "%s x %d\\n" "$1" $s; }',
@@ -144,7 +148,7 @@ export const GATEWAY_PROGRAM = [
   // fifo nobody holds open is lost.
   'exec 7<>"$f.i"; ' +
   "sh -c 'kill -STOP $$; exec cat >/dev/null' fiwi-hold <&7 7<&- & " +
-  'echo $! >"$f.h"; exec 7<&-; su "$1" "$2" "$3" & }',
+  'echo $! >"$f.h"; su "$1" "$2" "$3" & exec 7<&-; }',
   'printf "0 r %d\\n" $$',
   "while read -r t i a; do f=$d/$i; case $t in " +
   'S) c=$(head -c "$a"); st "$i" "$c";; ' +
