@@ -130,32 +130,35 @@ export const GATEWAY_PROGRAM = [
   // su <id> <cmdline>: run one client, then report its exit. It holds the
   // output fifos open itself, to append the nonce after the client's end.
   // A third argument: stdout is bytes, not lines (hex records, `b`).
-  // Its client's stdin is opened first, while fd 7 (read-write, from st)
-  // still holds the fifo: an open for reading alone would wait for a writer,
-  // forever if the holder was already killed (a C record right after S).
-  'su() { f=$d/$1; exec 4<"$f.i" 7<&-; ' +
+  // Its client's stdin comes opened from st (fd 9), never by name: a C
+  // record right after S may have removed the name already.
+  "su() { f=$d/$1; exec 4<&9 7<&- 9<&-; " +
   'if [ "$3" ]; then od -An -v -tx1 <"$f.o" | $A -v p="$1 b " "$H" & ' +
   'else fr "$1" o O p <"$f.o" & fi; fr "$1" e E q <"$f.e" & ' +
   'exec 5>"$f.o" 6>"$f.e"; ' +
   '{ eval "exec $2"; } <&4 >&5 2>&6 4<&- 5>&- 6>&- & echo $! >"$f.c"; exec 4<&-; ' +
-  'wait $!; s=$?; h=$(cat "$f.h" 2>/dev/null) && kill -CONT $h 2>/dev/null; ' +
+  'wait $!; s=$?; read -r h 2>/dev/null <"$f.h" && kill -CONT $h 2>/dev/null; ' +
   '[ "$3" ] || printf "%s\\n" "$X" >&5; printf "%s\\n" "$X" >&6; exec 5>&- 6>&-; ' +
-  'wait; rm -f "$f.o" "$f.e" "$f.c"; printf "%s x %d\\n" "$1" $s; }',
+  'wait; true >"$f.c"; true >"$f.d"; ' +
+  '[ -f "$f.h" ] || rm -f "$f.o" "$f.e" "$f.c" "$f.d"; printf "%s x %d\\n" "$1" $s; }',
   // st <id> <cmdline>: the fifos and the stdin holder, then the client.
   'st() { f=$d/$1; if ! mkfifo "$f.i" "$f.o" "$f.e"; then ' +
   'printf "%s q %s\\n%s x 255\\n" "$1" "fiwi gateway: mkfifo failed in $d" "$1"; return; fi; ' +
   // The fifo is opened here, before the next record: a byte written to a
-  // fifo nobody holds open is lost.
-  'exec 7<>"$f.i"; ' +
-  "sh -c 'kill -STOP $$; exec cat >/dev/null' fiwi-hold <&7 7<&- & " +
-  'echo $! >"$f.h"; su "$1" "$2" "$3" & exec 7<&-; }',
+  // fifo nobody holds open is lost. Its read end (fd 9) is opened while fd 7
+  // (read-write) holds it, so that open cannot wait for a writer.
+  'exec 7<>"$f.i" 9<"$f.i"; ' +
+  "sh -c 'kill -STOP $$; exec cat >/dev/null' fiwi-hold <&7 7<&- 9<&- & " +
+  'echo $! >"$f.h"; su "$1" "$2" "$3" & exec 7<&- 9<&-; }',
   'printf "0 r %d\\n" $$',
   "while read -r t i a; do f=$d/$i; case $t in " +
   'S) c=$(head -c "$a"); st "$i" "$c";; ' +
   'B) c=$(head -c "$a"); st "$i" "$c" b;; ' +
   'I) if [ -p "$f.i" ]; then head -c "$a" 1<>"$f.i"; else head -c "$a" >/dev/null; fi;; ' +
-  'C) [ -f "$f.h" ] && kill -KILL $(cat "$f.h") 2>/dev/null; rm -f "$f.h" "$f.i";; ' +
-  'K) [ -f "$f.c" ] && kill -s "$a" $(cat "$f.c") 2>/dev/null;; ' +
+  'C) read -r h 2>/dev/null <"$f.h" && kill -KILL $h 2>/dev/null; ' +
+  'if [ -f "$f.d" ]; then rm -f "$f".[hioecd]; else rm -f "$f.h" "$f.i"; ' +
+  '[ -f "$f.d" ] && rm -f "$f".[oecd]; fi;; ' +
+  'K) read -r c 2>/dev/null <"$f.c" && kill -s "$a" $c 2>/dev/null;; ' +
   // A write error (full disk) must not leave the rest of the record to be
   // read as records: the second cat drains it.
   'P) head -c "$a" | { cat >>"$f.s" || { : >"$f.b"; cat >/dev/null; }; };; ' +
