@@ -264,3 +264,52 @@ Deno.test({
     await Promise.all([node0, node1, node2].map((n) => n.close()));
   },
 });
+
+Deno.test("fanOut: the bound holds per gateway, and failFast reaches every route", async () => {
+  const { fanOut } = await import("../src/fanout/_fan_out.ts");
+  const g1 = { name: "g1" }, g2 = { name: "g2" };
+  const items = Array.from({ length: 12 }, (_, i) => ({
+    id: i,
+    gateway: [undefined, g1, g2][i % 3],
+  }));
+  const inFlight = new Map<unknown, number>();
+  const peak = new Map<unknown, number>();
+  const gates: (() => void)[] = [];
+  const job = async (item: (typeof items)[number]) => {
+    const n = (inFlight.get(item.gateway) ?? 0) + 1;
+    inFlight.set(item.gateway, n);
+    peak.set(item.gateway, Math.max(peak.get(item.gateway) ?? 0, n));
+    await new Promise<void>((resolve) => gates.push(resolve));
+    inFlight.set(item.gateway, inFlight.get(item.gateway)! - 1);
+    return item.id;
+  };
+  const done = fanOut(
+    items,
+    { concurrency: 2, failFast: false },
+    job,
+    () => false,
+  );
+  // Every route starts its own 2 at once: 6 jobs wait before any ends.
+  await settle();
+  assertEquals(gates.length, 6);
+  while (gates.length) {
+    gates.shift()!();
+    await settle();
+  }
+  assertEquals(await done, items.map((i) => i.id));
+  assertEquals([peak.get(undefined), peak.get(g1), peak.get(g2)], [2, 2, 2]);
+
+  // A failure behind g1 aborts the jobs of the other routes too.
+  const seen: boolean[] = [];
+  const results = await fanOut(
+    items,
+    { concurrency: 1, failFast: true },
+    (item, signal) => {
+      seen.push(signal.aborted);
+      return Promise.resolve(item.gateway === g1 ? "bad" : "ok");
+    },
+    (r) => r === "bad",
+  );
+  assertEquals(results.length, 12);
+  assert(seen.slice(-3).every((a) => a), `later jobs not aborted: ${seen}`);
+});

@@ -311,6 +311,30 @@ export async function admit(
   };
 }
 
+/** Handshake slots of the nodes behind each gateway. */
+const behind = new WeakMap<object, Slots>();
+
+/**
+ * Wait until a run on a node behind `gateway` may spawn its client: at most
+ * {@linkcode MAX_HANDSHAKES} of that gateway's clients are between spawn and
+ * start line at once. The gateway program starts each ssh the moment it
+ * gets it, so without this a fan-out of 64 is 64 handshakes at once from
+ * one gateway: on the loopback rig (256 nodes, 4 gateways, fan-out 64),
+ * 14 to 16 nodes ran past their 15 s connect timeout, all queued behind
+ * the gateway that got the first 64 nodes; none did paced. Resolves null
+ * when `signal` aborted first; `release` is the same as {@linkcode admit}'s.
+ */
+export async function admitBehind(
+  gateway: object,
+  signal: AbortSignal,
+): Promise<Admission | null> {
+  let slots = behind.get(gateway);
+  if (!slots) behind.set(gateway, slots = new Slots(MAX_HANDSHAKES));
+  if (!(await slots.acquire(signal))) return null;
+  const release = once(() => slots.release());
+  return { release: () => release() };
+}
+
 /** A handshake slot when `handshake`, then a connecting slot; false on abort. */
 async function acquireSlots(
   handshake: boolean,

@@ -43,28 +43,63 @@ export function validateFanOut(
 }
 
 /**
+ * The gateway whose program runs `item`'s client (its `node`'s, for a
+ * `{ node }` wrapper), or undefined for a client fiwi spawns itself.
+ */
+export function routeOf(item: unknown): unknown {
+  const node = (item as { node?: unknown })?.node ?? item;
+  return (node as { gateway?: unknown })?.gateway;
+}
+
+/**
  * Call `job` on every item through {@linkcode mapPool}: at most
- * `limits.concurrency` at a time, each with a signal that aborts with
+ * `limits.concurrency` at a time for the items fiwi spawns a client for
+ * itself, and as many again for the items behind each gateway (the
+ * gateway's own fan-out, as in clush's tree mode: the gateway, not the
+ * controller, runs their clients), each with a signal that aborts with
  * `limits.signal` or, under `failFast`, once a result is `failed`. Resolves
  * with the results in item order; a job that rejects (bad input) aborts the
  * others and the rejection passes through once every job settled. Rejects
  * with {@linkcode ConfigurationError} before any job when the open-file
  * limit cannot carry the fan-out (src/fanout/_fd_limit.ts).
  */
-export function fanOut<T, R>(
+export async function fanOut<T, R>(
   items: readonly T[],
   limits: FanOutLimits,
   job: (item: T, signal: AbortSignal) => Promise<R>,
   failed: (result: R) => boolean,
 ): Promise<R[]> {
-  try {
-    checkOpenFiles(Math.min(limits.concurrency, items.length));
-  } catch (e) {
-    return Promise.reject(e);
-  }
-  return mapPool(items, (item, signal) => job(item, signal), {
-    concurrency: limits.concurrency,
-    signal: limits.signal,
-    stopWhen: limits.failFast ? failed : undefined,
+  const routes = new Map<unknown, number[]>();
+  items.forEach((item, i) => {
+    const route = routeOf(item);
+    routes.get(route)?.push(i) ?? routes.set(route, [i]);
   });
+  // Only the clients spawned here hold descriptors here (a gateway's
+  // program is one client, within the reserve).
+  checkOpenFiles(
+    Math.min(limits.concurrency, routes.get(undefined)?.length ?? 0),
+  );
+  const all = new AbortController();
+  const signal = limits.signal
+    ? AbortSignal.any([limits.signal, all.signal])
+    : all.signal;
+  const results: R[] = new Array(items.length);
+  const settled = await Promise.allSettled(
+    [...routes.values()].map((indexes) =>
+      mapPool(indexes, async (i, s) => results[i] = await job(items[i], s), {
+        concurrency: limits.concurrency,
+        signal,
+        stopWhen: (r) => {
+          if (limits.failFast && failed(r)) all.abort();
+          return false;
+        },
+      }).catch((e) => {
+        all.abort();
+        throw e;
+      })
+    ),
+  );
+  const rejected = settled.find((s) => s.status === "rejected");
+  if (rejected) throw (rejected as PromiseRejectedResult).reason;
+  return results;
 }

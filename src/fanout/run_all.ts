@@ -40,8 +40,9 @@ export type FanoutNode = Pick<SshNode, "name" | "prepare" | "rexec">;
 /** Options of {@linkcode runAll}: the fan-out's own, then every run's. */
 export interface RunAllOptions extends RunOptions {
   /**
-   * Most runs in flight at once (default {@linkcode DEFAULT_CONCURRENCY});
-   * a positive integer: there is no unbounded mode.
+   * Most runs in flight at once (default {@linkcode DEFAULT_CONCURRENCY}),
+   * and as many again behind each gateway (a node's `gateway`: its program
+   * runs their clients); a positive integer: there is no unbounded mode.
    */
   concurrency?: number;
   /**

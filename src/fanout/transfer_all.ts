@@ -38,7 +38,7 @@ import { fanOut, validateFanOut } from "./_fan_out.ts";
 
 /** Options of {@linkcode pushAll} and {@linkcode pullAll}. */
 export interface TransferAllOptions extends TransferOptions {
-  /** Most transfers in flight at once (default 64, as `runAll`). */
+  /** Most transfers in flight at once, per gateway too (default 64, as `runAll`). */
   concurrency?: number;
   /**
    * On the first transfer that fails, abort the others: running ones are

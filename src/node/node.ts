@@ -10,7 +10,7 @@
 
 import { controlPool } from "../connection/pool.ts";
 import { rexecWithRetry } from "../connection/retry.ts";
-import { admit } from "../connection/admission.ts";
+import { admit, admitBehind } from "../connection/admission.ts";
 import { openShell, type Shell, type ShellOptions } from "../shell/shell.ts";
 import {
   pull,
@@ -234,8 +234,8 @@ export class SshNode {
     signal: AbortSignal,
     connectTimeout: number,
   ): Promise<Admission | null> {
-    // Behind a gateway no master here waits for a handshake.
-    if (this.gateway) return Promise.resolve({ release() {} });
+    // Behind a gateway no master here: only its handshakes are paced.
+    if (this.gateway) return admitBehind(this.gateway, signal);
     return admit(this, signal, connectTimeout);
   }
 
