@@ -52,9 +52,8 @@ export const CLOSE_CONCURRENCY = 64;
  * file is answered without starting anything (see
  * `ControlPool.liveSockets`); nodes that share one master: the first stops
  * it, the others find none. A master that carries nothing (on Linux, seen
- * in /proc) is ended by one KILL for all of them, and its socket file
- * removed; one with sessions gets `ssh -O stop`. (A session that attaches
- * between that look and the KILL,
+ * in /proc) is ended by one TERM for all of them; one with sessions gets
+ * `ssh -O stop`. (A session that attaches between that look and the TERM,
  * a few ms, is cut: its run fails as a lost connection.) A master that lost its socket to a
  * replacement (titled for the same socket, but not the one answering on
  * it) cannot be reached to stop it: it is ended with TERM, and so is an
@@ -150,8 +149,8 @@ async function lostSockets(
 }
 
 /**
- * End at once, with one KILL for all, the masters that carry nothing (see
- * `idleMasters`): for them that is what `ssh -O stop` does, without an ssh
+ * End at once, with one TERM for all, the masters that carry nothing (see
+ * `idleMasters`): for them TERM is what `ssh -O stop` does, without an ssh
  * started per master (about 20 ms of CPU each here, most of closing 1,000).
  * Idle masters titled for a `lost` socket go with them (a busy one is left
  * to finish its sessions: nothing can ask it to stop). Marks them closed
@@ -180,31 +179,21 @@ async function endIdle(
   );
   const idleOrphans = orphans.filter(([, pid], k) => still[k] && idle.has(pid));
   if (quick.length === 0 && idleOrphans.length === 0) return left;
-  // KILL: an idle master has nothing to finish, and the kernel ends it
-  // without its running again, which 1,000 masters each woken by a TERM
-  // did on the loaded loopback rig for seconds (see closeMasters).
-  const allGone = await killAndWait(
+  await killAndWait(
     [
       ...quick.map((s) => titled.get(s)![0]),
       ...idleOrphans.map(([, pid]) => pid),
     ],
-    "KILL",
+    "TERM",
     2000,
   );
   for (const [path, pid] of idleOrphans) {
     const i = lost.get(path)!;
     results[i] = { ...results[i], state: "closed", pid };
   }
-  // A killed master leaves its socket file: removed once all are gone.
+  // A master removes its socket as it exits.
   const gone = await Promise.all(
-    quick.map((s) =>
-      allGone
-        ? Deno.remove(s).then(
-          () => true,
-          (e) => e instanceof Deno.errors.NotFound,
-        )
-        : Deno.lstat(s).then(() => false, () => true)
-    ),
+    quick.map((s) => Deno.lstat(s).then(() => false, () => true)),
   );
   quick.forEach((socket, k) => {
     if (!gone[k]) return;
