@@ -17,10 +17,15 @@
  * @module
  */
 
-import { NODE_USER, SSHD } from "../tests/_loopback.ts";
+import {
+  ensureNodeUser,
+  loopbackSshdConfig,
+  NODE_HOME,
+  NODE_USER,
+  SSHD,
+} from "../tests/_loopback.ts";
 import { must, run } from "../tests/_sh.ts";
 
-const NODE_HOME = `/var/lib/${NODE_USER}`;
 /** sshd accepts at most 16 `ListenAddress` lines. */
 const PER_SSHD = 16;
 
@@ -69,25 +74,6 @@ export interface ScaleRigOptions {
   gateways: number;
 }
 
-/** Ensure the unprivileged node user exists (as `tests/_loopback.ts` does). */
-async function ensureNodeUser(): Promise<void> {
-  if ((await run("id", ["-u", NODE_USER])).code !== 0) {
-    await must("useradd", ["-M", "-d", NODE_HOME, "-s", "/bin/sh", NODE_USER]);
-  }
-  // A locked password ("!") blocks key logins with UsePAM no; "*" does not.
-  await must("usermod", [
-    "-p",
-    "*",
-    "-s",
-    "/bin/sh",
-    "-d",
-    NODE_HOME,
-    NODE_USER,
-  ]);
-  await Deno.mkdir(`${NODE_HOME}/.ssh`, { recursive: true, mode: 0o700 });
-  await must("chown", [`${NODE_USER}:`, NODE_HOME, `${NODE_HOME}/.ssh`]);
-}
-
 /**
  * The node user's `~/.ssh/config` as `tests/_loopback.ts` writes it (key
  * and known hosts by port), written only when missing: a gateway program
@@ -124,34 +110,6 @@ async function keygen(path: string, comment: string): Promise<string> {
     path,
   ]);
   return (await Deno.readTextFile(`${path}.pub`)).trim();
-}
-
-/** The sshd config of one server listening on `addresses`. */
-function sshdConfig(
-  dir: string,
-  port: number,
-  addresses: string[],
-  pidFile: string,
-): string {
-  return [
-    `Port ${port}`,
-    ...addresses.map((a) => `ListenAddress ${a}`),
-    `HostKey ${dir}/host_ed25519`,
-    `PidFile ${pidFile}`,
-    `AuthorizedKeysFile ${dir}/authorized_keys`,
-    "StrictModes no",
-    "UsePAM no",
-    "PasswordAuthentication no",
-    "KbdInteractiveAuthentication no",
-    "PubkeyAuthentication yes",
-    "PermitRootLogin prohibit-password",
-    "MaxSessions 200",
-    "MaxStartups 200",
-    "PrintMotd no",
-    "PrintLastLog no",
-    "LogLevel ERROR",
-    "",
-  ].join("\n");
 }
 
 /**
@@ -321,7 +279,13 @@ export async function startScaleRig(
       const config = `${dir}/sshd_config.${i}`;
       await Deno.writeTextFile(
         config,
-        sshdConfig(dir, port, group, `${dir}/sshd.${i}.pid`),
+        loopbackSshdConfig({
+          port,
+          addresses: group,
+          hostKey: `${dir}/host_ed25519`,
+          pidFile: `${dir}/sshd.${i}.pid`,
+          authorizedKeys: `${dir}/authorized_keys`,
+        }),
       );
       daemons.push(
         new Deno.Command(SSHD, {

@@ -42,7 +42,8 @@ export {
 
 /** Name of the unprivileged node account the rig creates when run as root. */
 export const NODE_USER = "fiwitest";
-const NODE_HOME = `/var/lib/${NODE_USER}`;
+/** The node user's home (its keys and ssh config live in `.ssh`). */
+export const NODE_HOME = `/var/lib/${NODE_USER}`;
 
 /**
  * Put `text` in `path`, a file the node account's running ssh clients read
@@ -138,7 +139,48 @@ async function descendants(root: number): Promise<number[]> {
   return out;
 }
 
-async function ensureNodeUser(): Promise<void> {
+/** What {@linkcode loopbackSshdConfig} needs. */
+export interface LoopbackSshdConfig {
+  port: number;
+  /** Its `ListenAddress` lines (sshd takes at most 16). */
+  addresses: readonly string[];
+  hostKey: string;
+  pidFile: string;
+  authorizedKeys: string;
+}
+
+/**
+ * The sshd_config of a loopback sshd: key logins only, no PAM, no login
+ * chatter, and room for the bursts tests and benches make (200 sessions
+ * and unauthenticated connections).
+ */
+export function loopbackSshdConfig(o: LoopbackSshdConfig): string {
+  return [
+    `Port ${o.port}`,
+    ...o.addresses.map((a) => `ListenAddress ${a}`),
+    `HostKey ${o.hostKey}`,
+    `PidFile ${o.pidFile}`,
+    `AuthorizedKeysFile ${o.authorizedKeys}`,
+    "StrictModes no",
+    "UsePAM no",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "PubkeyAuthentication yes",
+    "PermitRootLogin prohibit-password",
+    "MaxSessions 200",
+    "MaxStartups 200",
+    "PrintMotd no",
+    "PrintLastLog no",
+    "LogLevel ERROR",
+    "",
+  ].join("\n");
+}
+
+/**
+ * Create the unprivileged node user (`/bin/sh`, key logins only) if it is
+ * missing, and give it its home and `.ssh`. Needs root.
+ */
+export async function ensureNodeUser(): Promise<void> {
   const id = await run("id", ["-u", NODE_USER]);
   if (id.code !== 0) {
     await must("useradd", [
@@ -256,25 +298,13 @@ export async function startLoopbackRig(
     ].join("\n");
     await Deno.writeTextFile(`${dir}/ssh_config`, clientConfig);
     const sshdConfig = (group: string[], pidFile: string) =>
-      [
-        `Port ${port}`,
-        ...group.map((h) => `ListenAddress ${h}`),
-        `HostKey ${hostKey}`,
-        `PidFile ${pidFile}`,
-        `AuthorizedKeysFile ${dir}/authorized_keys`,
-        "StrictModes no",
-        "UsePAM no",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PubkeyAuthentication yes",
-        "PermitRootLogin prohibit-password",
-        "MaxSessions 200",
-        "MaxStartups 200",
-        "PrintMotd no",
-        "PrintLastLog no",
-        "LogLevel ERROR",
-        "",
-      ].join("\n");
+      loopbackSshdConfig({
+        port,
+        addresses: group,
+        hostKey,
+        pidFile,
+        authorizedKeys: `${dir}/authorized_keys`,
+      });
     await Deno.writeTextFile(
       `${dir}/sshd_config`,
       sshdConfig(listenGroups[0], `${dir}/sshd.pid`),
