@@ -190,3 +190,26 @@ export async function measureLines(
     await Deno.remove(stats).catch(() => {});
   }
 }
+
+/**
+ * The whole number given as `--name value`, from `min` to `max`; anything
+ * else prints one line saying so and exits 2.
+ */
+export function intFlag(
+  name: string,
+  value: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER
+      ? `${min} or more`
+      : `${min} to ${max}`;
+    console.error(
+      `Invalid --${name} "${value}": give a whole number, ${range}`,
+    );
+    Deno.exit(2);
+  }
+  return n;
+}

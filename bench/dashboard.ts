@@ -42,7 +42,7 @@ import * as page from "../tests/_dashboard_page.ts";
 import { countCarrying, SSHD } from "../tests/_loopback.ts";
 import { watchSamples } from "../tests/_sample_watch.ts";
 import { type CliRig, startCliRig } from "./_cli_rig.ts";
-import { median } from "./_measure.ts";
+import { intFlag, median } from "./_measure.ts";
 import {
   clockTicks,
   cpuPercent,
@@ -72,20 +72,12 @@ if (args.help) {
   );
   Deno.exit(0);
 }
-function intArg(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`--${name} ${value}: give a whole number >= ${min}`);
-    Deno.exit(2);
-  }
-  return n;
-}
-const NODES = intArg("nodes", args.nodes, 2);
-const TICKS = intArg("ticks", args.ticks, 1);
-const IDLE_S = intArg("idle", args.idle, 1);
-const HOURS = intArg("hours", args.hours, 1);
-const STEP_S = intArg("step", args.step, 1);
-const LOADS = intArg("loads", args.loads, 1);
+const NODES = intFlag("nodes", args.nodes, 2);
+const TICKS = intFlag("ticks", args.ticks, 1);
+const IDLE_S = intFlag("idle", args.idle, 1);
+const HOURS = intFlag("hours", args.hours, 1);
+const STEP_S = intFlag("step", args.step, 1);
+const LOADS = intFlag("loads", args.loads, 1);
 const PARTS = new Set(args.parts.split(","));
 /** The poll of part 1, and the command of part 3's history. */
 const LIVE_CMD = "date +%N";

@@ -37,7 +37,7 @@
  */
 
 import { parseArgs } from "jsr:@std/cli@^1/parse-args";
-import { installed } from "./_measure.ts";
+import { installed, intFlag } from "./_measure.ts";
 import {
   closeFiwi,
   fiwiTool,
@@ -111,26 +111,18 @@ if (args.help) {
   Deno.exit(0);
 }
 
-function intArg(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    console.error(`Invalid --${name} "${value}": give ${min} to ${max}`);
-    Deno.exit(2);
-  }
-  return n;
-}
-const NODES = intArg("nodes", args.nodes, 2, 16_000);
-const GATEWAYS = intArg("gateways", args.gateways, 1, 16);
-const FANOUT = intArg("fanout", args.fanout, 1, 4096);
-const RUNS = intArg("runs", args.runs, 1, 100);
-const PUSH_MB = intArg("push-mb", args["push-mb"], 0, 10_000);
-const PUSH_NODES = intArg(
+const NODES = intFlag("nodes", args.nodes, 2, 16_000);
+const GATEWAYS = intFlag("gateways", args.gateways, 1, 16);
+const FANOUT = intFlag("fanout", args.fanout, 1, 4096);
+const RUNS = intFlag("runs", args.runs, 1, 100);
+const PUSH_MB = intFlag("push-mb", args["push-mb"], 0, 10_000);
+const PUSH_NODES = intFlag(
   "push-nodes",
   args["push-nodes"] ?? String(NODES),
   1,
   NODES,
 );
-const LIMIT_S = intArg("limit", args.limit, 10, 86_400);
+const LIMIT_S = intFlag("limit", args.limit, 10, 86_400);
 const ONLY = new Set<string>(
   (args.only ?? "pdsh,clush,clush tree,fiwi,push").split(",").map((s: string) =>
     s.trim()

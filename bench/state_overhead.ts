@@ -19,6 +19,7 @@
 import { parseArgs } from "jsr:@std/cli@^1/parse-args";
 import { StateStore } from "../mod.ts";
 import {
+  intFlag,
   killMeasured,
   type MeasuredLines,
   measureLines,
@@ -30,16 +31,8 @@ const args = parseArgs(Deno.args, {
   string: ["runs", "lines", "nodes", "limit"],
   default: { runs: "6", lines: "100000", nodes: "64", limit: "600" },
 });
-const int = (name: string, min: number) => {
-  const n = Number(args[name as "runs"]);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(
-      `--${name} ${args[name as "runs"]}: give a whole number >= ${min}`,
-    );
-    Deno.exit(2);
-  }
-  return n;
-};
+const int = (name: string, min: number) =>
+  intFlag(name, args[name as "runs"], min);
 const RUNS = int("runs", 1);
 const LINES = int("lines", 1);
 const NODES = int("nodes", 2);

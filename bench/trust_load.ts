@@ -31,6 +31,7 @@ import { configure, type LogRecord, reset } from "npm:@logtape/logtape@^2";
 import { controlPool } from "../src/connection/pool.ts";
 import {
   installed,
+  intFlag,
   killMeasured,
   type MeasuredLines,
   measureLines,
@@ -60,24 +61,16 @@ if (args.help) {
   );
   Deno.exit(0);
 }
-function intArg(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`--${name} ${value}: give a whole number >= ${min}`);
-    Deno.exit(2);
-  }
-  return n;
-}
-const RUNS = intArg("runs", args.runs, 1);
-const STORM_RUNS = intArg(
+const RUNS = intFlag("runs", args.runs, 1);
+const STORM_RUNS = intFlag(
   "storm-runs",
   args["storm-runs"] ?? args.runs,
   0,
 );
-const LINES = intArg("lines", args.lines, 1);
-const LOAD = intArg("load", args.load, 0);
-const NODES = intArg("nodes", args.nodes, 2);
-const LIMIT_S = intArg("limit", args.limit, 1);
+const LINES = intFlag("lines", args.lines, 1);
+const LOAD = intFlag("load", args.load, 0);
+const NODES = intFlag("nodes", args.nodes, 2);
+const LIMIT_S = intFlag("limit", args.limit, 1);
 const PARTS = new Set(args.parts.split(","));
 const CONNECT_TIMEOUT = 15_000;
 const SEQ = `seq 1 ${LINES}`;
