@@ -31,7 +31,7 @@ export const TRANSFER_OPTIONS: OptionSpec[] = [
     name: "fanout",
     short: "f",
     arg: "N",
-    help: "most nodes transferring at once (default 64)",
+    help: "most nodes transferring at once (default 64; per gateway too)",
   },
   {
     name: "timeout",

@@ -48,7 +48,7 @@ export const SPEC: CliSpec = {
       name: "fanout",
       short: "f",
       arg: "N",
-      help: "most nodes running at once (default 64)",
+      help: "most nodes running at once (default 64; per gateway too)",
     },
     {
       name: "collate",
