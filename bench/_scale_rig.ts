@@ -18,13 +18,15 @@
  */
 
 import {
+  accepts,
+  descendants,
   ensureNodeUser,
   loopbackSshdConfig,
   NODE_HOME,
   NODE_USER,
   SSHD,
 } from "../tests/_loopback.ts";
-import { must, run } from "../tests/_sh.ts";
+import { must } from "../tests/_sh.ts";
 
 /** sshd accepts at most 16 `ListenAddress` lines. */
 const PER_SSHD = 16;
@@ -140,35 +142,6 @@ function clientConfig(
     );
   }
   return lines.join("\n") + "\n";
-}
-
-/** Whether something accepts TCP connections at `host`:`port`. */
-async function accepts(host: string, port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: host, port })).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Pids of every live descendant of `root` (from `ps`). */
-async function descendants(root: number): Promise<number[]> {
-  const ps = await run("ps", ["-A", "-o", "pid=,ppid="]);
-  const children = new Map<number, number[]>();
-  for (const line of ps.stdout.split("\n")) {
-    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
-    if (pid) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-  }
-  const out: number[] = [];
-  const todo = [root];
-  while (todo.length) {
-    for (const c of children.get(todo.pop()!) ?? []) {
-      out.push(c);
-      todo.push(c);
-    }
-  }
-  return out;
 }
 
 /** Stop `daemons`: their connection handlers (SIGKILL), then them. */

@@ -109,7 +109,8 @@ function freePort(): number {
   return port;
 }
 
-async function accepts(host: string, port: number): Promise<boolean> {
+/** Whether something accepts TCP connections at `host`:`port`. */
+export async function accepts(host: string, port: number): Promise<boolean> {
   try {
     const conn = await Deno.connect({ hostname: host, port });
     conn.close();
@@ -119,8 +120,8 @@ async function accepts(host: string, port: number): Promise<boolean> {
   }
 }
 
-/** Pids of every live descendant of `root`. */
-async function descendants(root: number): Promise<number[]> {
+/** Pids of every live descendant of `root` (from `ps`). */
+export async function descendants(root: number): Promise<number[]> {
   const ps = await run("ps", ["-A", "-o", "pid=,ppid="]);
   const children = new Map<number, number[]>();
   for (const line of ps.stdout.split("\n")) {
