@@ -16,7 +16,7 @@
  * @module
  */
 
-import postgres from "npm:postgres@^3";
+import postgres from "npm:postgres@^4";
 import { ConfigurationError, type FiwiError } from "../errors.ts";
 import type { Backend } from "./_store.ts";
 import { migrate, type Query } from "./_schema.ts";
