@@ -295,7 +295,13 @@ class PrivatePostgres implements Postgres {
   }
 
   #spawnLifeline(): Deno.ChildProcess {
-    const c = asUser(this.#user, "sh", [
+    // Deno SIGKILLs its children when it dies of an uncaught error: the
+    // shell runs in a session of its own (`setsid --fork`) so that only
+    // its waiting parent dies then, and the shell sees the end of file.
+    const c = asUser(this.#user, "setsid", [
+      "--fork",
+      "--wait",
+      "sh",
       "-c",
       LIFELINE,
       "sh",

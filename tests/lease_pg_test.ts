@@ -159,3 +159,53 @@ async function serverNow(pg: Postgres): Promise<number> {
     ),
   );
 }
+
+// Deno SIGKILLs its children when it dies of an uncaught error (as the
+// postgres.js crash above did in CI): the server's lifeline must outlive
+// that child to stop the server and remove its directory.
+Deno.test({
+  name:
+    "the tests' PostgreSQL stops and its directory goes when the test process dies of an uncaught error",
+  ignore,
+}, async () => {
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(
+      script,
+      `import { startPostgres } from ${
+        JSON.stringify(new URL("./_postgres.ts", import.meta.url).href)
+      };
+const pg = await startPostgres();
+const pid = (await Deno.readTextFile(pg.dir + "/data/postmaster.pid")).split("\\n")[0];
+console.log(JSON.stringify({ pid: Number(pid), dir: pg.dir }));
+setTimeout(() => { throw new Error("uncaught on purpose"); }, 0);
+await new Promise(() => {});
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--config", "deno.json", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertFalse(out.success, "the child should die of its uncaught error");
+    assert(
+      new TextDecoder().decode(out.stderr).includes("uncaught on purpose"),
+    );
+    const { pid, dir } = JSON.parse(new TextDecoder().decode(out.stdout));
+    const gone = async () => {
+      const running = await Deno.stat(`/proc/${pid}`).then(
+        () => true,
+        () => false,
+      );
+      const kept = await Deno.stat(dir).then(() => true, () => false);
+      return !running && !kept;
+    };
+    const until = Date.now() + 20_000;
+    while (!await gone() && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert(await gone(), `postmaster ${pid} or ${dir} is still there`);
+  } finally {
+    await Deno.remove(script);
+  }
+});
