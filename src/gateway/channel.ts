@@ -18,7 +18,7 @@
  */
 
 import { getLogger } from "npm:@logtape/logtape@^2";
-import type { Admission } from "../process/session.ts";
+import type { Admission, SessionNode } from "../process/session.ts";
 import {
   type Client,
   forEachChunk,
@@ -58,24 +58,15 @@ export const STAGED_IDLE_MS = 2_000;
 /** The gateway's stderr kept for the "gateway lost" message, in bytes. */
 const STDERR_KEPT = 4096;
 
-/** What a channel needs of the node that is the gateway. `SshNode` satisfies it. */
-export interface GatewayNode {
-  /** Node name, in messages. */
-  readonly name: string;
-  /** Connect timeout in ms, for the admission of the channel's client. */
-  readonly connectTimeout: number;
-  /** Check the options and make the node ready to spawn. */
-  prepare(): Promise<void>;
-  /** The argv that runs `remoteCommand` on the gateway. */
-  transportArgv(remoteCommand: string): string[];
-  /** A slot to spawn in (see `SessionNode.admit`). */
-  admit?(
-    signal: AbortSignal,
-    connectTimeout: number,
-  ): Promise<Admission | null>;
-  /** Start the client somewhere else (a gateway behind a gateway). */
-  spawn?(argv: readonly string[], options: SpawnOptions): Client;
-}
+/**
+ * What a channel needs of the node that is the gateway: what a run needs
+ * of a node, but its output and timeouts (`spawn` is there for a gateway
+ * behind a gateway). `SshNode` satisfies it.
+ */
+export type GatewayNode = Pick<
+  SessionNode,
+  "name" | "connectTimeout" | "prepare" | "transportArgv" | "admit" | "spawn"
+>;
 
 /** A payload staged on the gateway, with the clients it feeds. */
 interface Staged extends StagedPayload {
