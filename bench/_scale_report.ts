@@ -14,6 +14,7 @@ export const CONTENDERS = [
   "clush tree",
   "fiwi cold",
   "fiwi warm",
+  "ssh mux",
   "fiwi tree",
 ] as const;
 /** A contender's name. */
@@ -158,6 +159,8 @@ export function tables(report: Report): string {
   ratio("fiwi tree", "fiwi cold", "≤ 1.1");
   ratio("fiwi tree", "clush tree", "≤ 1.0");
   ratio("fiwi warm", "pdsh", "≤ 0.25");
+  ratio("ssh mux", "pdsh", "the floor of warm / pdsh");
+  ratio("fiwi warm", "ssh mux", "");
   ratio("fiwi cold", "pdsh", "");
   ratio("clush tree", "clush", "");
   const closes = rows.filter((r) => r.closeS !== undefined);

@@ -9,6 +9,7 @@
  */
 
 import { gatewayOf, type ScaleRig } from "./_scale_rig.ts";
+import { shellQuote } from "../src/transport/quote.ts";
 import { TOKEN_VAR, TreeSampler, type TreeStats } from "./_proc_tree.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -90,6 +91,47 @@ export function clush(
         CLUSTERSHELL_GW_LOG_DIR: `${rig.dir}/gwlog`,
       }
       : {},
+  };
+}
+
+/**
+ * The floor of a warm run: one plain `ssh` per node through the masters in
+ * `controlDir` (a warm fiwi's, same `%C` socket names), `xargs -P F`
+ * keeping F of them running, `cmd` prefixed with the node's address as
+ * pdsh prints it. No wrapper, no lifeline, no parsing: what any tool that
+ * starts one ssh client per command pays at least.
+ */
+export function sshMux(
+  rig: ScaleRig,
+  fanout: number,
+  controlDir: string,
+  cmd: string,
+): Tool {
+  const ssh = [
+    "ssh",
+    "-F",
+    rig.sshConfig,
+    "-o",
+    "ControlMaster=no",
+    "-o",
+    `ControlPath=${controlDir}/%C`,
+    "-o",
+    "BatchMode=yes",
+    "-p",
+    String(rig.port),
+    "-l",
+    rig.user,
+  ];
+  // xargs -I puts the address in the remote command too, one printf: one
+  // write, which the other clients' output cannot split.
+  const script = 'printf "%s\\n" "$@" | xargs -P "$0" -I@ ' +
+    `${ssh.map(shellQuote).join(" ")} @ ${
+      shellQuote(`printf "%s: %s\\n" @ "$(${cmd})"`)
+    }`;
+  // FIWI_CONTROL_DIR only marks the masters for the sampler, as for fiwi.
+  return {
+    argv: ["sh", "-c", script, String(fanout), ...rig.nodes],
+    env: { FIWI_CONTROL_DIR: controlDir },
   };
 }
 

@@ -9,6 +9,8 @@
  *   file; each gateway runs ClusterShell's gateway module over ssh);
  * - `fiwi run` flat cold (a fresh control dir), flat warm (the same again
  *   within controlPersist), then `fiwi close`;
+ * - `ssh mux`, between warm and close: one plain `ssh` per node through
+ *   those masters (`xargs -P F`), the floor of a warm run;
  * - `fiwi run` through the gateways (`gateway:` in the rig file), skipped
  *   with the reason when the rig file is refused;
  *
@@ -66,6 +68,7 @@ import {
   measureTool,
   okNodes,
   pdsh,
+  sshMux,
   stopTools,
   type Tool,
   type ToolRun,
@@ -138,8 +141,10 @@ for (const name of ONLY) {
     Deno.exit(2);
   }
 }
+// "ssh mux" goes through a warm fiwi's masters: it comes with fiwi.
 const wants = (c: Contender | "push") =>
-  ONLY.has(c) || (c.startsWith("fiwi") && ONLY.has("fiwi"));
+  ONLY.has(c) ||
+  ((c.startsWith("fiwi") || c === "ssh mux") && ONLY.has("fiwi"));
 
 /** What each contender could not run for. */
 const skipped = new Map<Contender | "push", string>();
@@ -244,6 +249,12 @@ async function runRounds(rig: ScaleRig, files: Files): Promise<void> {
       const cold = await contend("fiwi cold", run, tool, session.token, names);
       if (!interrupted && wants("fiwi warm")) {
         await contend("fiwi warm", run, tool, `${session.token}-warm`, names, [
+          session.token,
+        ]);
+      }
+      if (!interrupted && wants("ssh mux")) {
+        const floor = sshMux(rig, FANOUT, session.env.FIWI_CONTROL_DIR, CMD);
+        await contend("ssh mux", run, floor, `${session.token}-mux`, ips, [
           session.token,
         ]);
       }
