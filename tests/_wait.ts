@@ -56,3 +56,30 @@ export async function waitReady(
   }
   assert(seen.includes("ready\n"), `the child never got ready: ${seen}`);
 }
+
+/**
+ * Run the fixture `script` in a child Deno (`deno run -A script ...args`),
+ * wait up to `readyMs` for its "ready" line, then `whileAlive`; SIGKILL it
+ * afterwards, whatever happened: a test of what a killed fiwi leaves.
+ */
+export async function killAfterReady(
+  script: URL,
+  args: string[],
+  readyMs: number,
+  whileAlive: () => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script.pathname, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitReady(child, readyMs);
+    await whileAlive();
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  }
+}

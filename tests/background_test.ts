@@ -17,7 +17,7 @@ import {
   startLoopbackRig,
 } from "./_loopback.ts";
 import { run } from "./_sh.ts";
-import { settlesToZero, waitReady } from "./_wait.ts";
+import { killAfterReady, settlesToZero } from "./_wait.ts";
 
 const ignore = skipReasonFor("background child tests", "node-is-local") !==
   null;
@@ -220,30 +220,14 @@ Deno.test({
       const specFile = `${rig.dir}/bg-${token}.json`;
       await Deno.writeTextFile(specFile, JSON.stringify(nodes));
       // "up" comes before the sleeps; wait until all 8 run, then kill.
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          CHILD.pathname,
-          specFile,
-          `sh -c 'sleep ${token} &'; sleep ${token}`,
-        ],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      try {
-        await waitReady(child, 20_000);
+      const command = `sh -c 'sleep ${token} &'; sleep ${token}`;
+      await killAfterReady(CHILD, [specFile, command], 20_000, async () => {
         const missing = () =>
           countSleeps(rig, token, extra.transport === "local").then((n) =>
             8 - n
           );
         assertEquals(await settlesToZero(missing, 5000), 0, "all 8 ran");
-      } finally {
-        child.kill("SIGKILL");
-        await child.status;
-        await child.stdout.cancel().catch(() => {});
-      }
+      });
       assertEquals(
         await settlesToZero(
           () => countSleeps(rig, token, extra.transport === "local"),

@@ -36,7 +36,12 @@ import {
   startLoopbackRig,
   within,
 } from "./_loopback.ts";
-import { GONE_WITHIN, settlesTo, settlesToZero, waitReady } from "./_wait.ts";
+import {
+  GONE_WITHIN,
+  killAfterReady,
+  settlesTo,
+  settlesToZero,
+} from "./_wait.ts";
 import { startFiwi } from "./_cli_harness.ts";
 
 const ignore = skipReasonFor(
@@ -477,28 +482,22 @@ Deno.test({
     gateway: gatewayName,
   }));
   await Deno.writeTextFile(specFile, JSON.stringify(specs));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD.pathname, specFile, `sleep ${token}`],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  try {
-    await waitReady(child, 30_000);
-    assertEquals(
-      await settlesTo(
-        () => countExact(`sleep ${token}`, rig),
+  await killAfterReady(
+    CHILD,
+    [specFile, `sleep ${token}`],
+    30_000,
+    async () => {
+      assertEquals(
+        await settlesTo(
+          () => countExact(`sleep ${token}`, rig),
+          NODES,
+          5000 + 100 * NODES,
+        ),
         NODES,
-        5000 + 100 * NODES,
-      ),
-      NODES,
-      "every node runs before the kill",
-    );
-  } finally {
-    child.kill("SIGKILL");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-  }
+        "every node runs before the kill",
+      );
+    },
+  );
   // Each within the lifeline's bound of the kill (settlesToZero polls for
   // GONE_WITHIN), the nodes' commands first.
   assertEquals(await settlesToZero(() => countCarrying(token, rig)), 0);

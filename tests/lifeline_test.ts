@@ -12,7 +12,12 @@ import {
   skipReasonFor,
   startLoopbackRig,
 } from "./_loopback.ts";
-import { GONE_WITHIN, settlesTo, settlesToZero, waitReady } from "./_wait.ts";
+import {
+  GONE_WITHIN,
+  killAfterReady,
+  settlesTo,
+  settlesToZero,
+} from "./_wait.ts";
 
 // Nodes on two addresses; it kills the sshd that serves a session.
 const ignore = skipReasonFor(
@@ -49,28 +54,22 @@ async function killedChildLeavesNothing(
   const token = marker();
   const specFile = `${rig.dir}/nodes-${token}.json`;
   await Deno.writeTextFile(specFile, JSON.stringify(eightNodes(rig, extra)));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD.pathname, specFile, `sleep ${token}`],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  try {
-    await waitReady(child, 20_000);
-    const local = extra.transport === "local";
-    const sleeping = () =>
-      countExact(`sleep ${token}`, local ? undefined : rig);
-    // "up" comes just before each shell forks its sleep: wait for all 8.
-    assertEquals(
-      await settlesTo(sleeping, 8, 5000),
-      8,
-      "all 8 run before the kill",
-    );
-  } finally {
-    child.kill("SIGKILL");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-  }
+  await killAfterReady(
+    CHILD,
+    [specFile, `sleep ${token}`],
+    20_000,
+    async () => {
+      const local = extra.transport === "local";
+      const sleeping = () =>
+        countExact(`sleep ${token}`, local ? undefined : rig);
+      // "up" comes just before each shell forks its sleep: wait for all 8.
+      assertEquals(
+        await settlesTo(sleeping, 8, 5000),
+        8,
+        "all 8 run before the kill",
+      );
+    },
+  );
   // The remote commands (wrapper shells and sleeps) and the ssh clients
   // here, within the lifeline's bound of the kill.
   const left = () =>
@@ -150,27 +149,11 @@ async function killedTransferLeavesNothing(
     specFile,
     JSON.stringify(eightNodes(rig, extra).slice(0, 4)),
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      TRANSFER_CHILD.pathname,
-      specFile,
-      direction,
-      source,
-      dest,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  try {
-    await waitReady(child, 20_000);
-  } finally {
-    child.kill("SIGKILL");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-  }
+  await killAfterReady(
+    TRANSFER_CHILD,
+    [specFile, direction, source, dest],
+    20_000,
+  );
   // The remote commands name the destination (a push) or the source.
   const named = direction === "push" ? dest : source;
   const remote = await settlesToZero(() => countCarrying(named, rig), 5000);
