@@ -42,7 +42,7 @@ export const SPEC: CliSpec = {
       name: "fanout",
       short: "f",
       arg: "N",
-      help: "nodes checked at once (default 64)",
+      help: "nodes checked at once (default 64; per gateway too)",
     },
   ],
   examples: [
@@ -288,7 +288,7 @@ async function check(ctx: CliContext): Promise<number> {
     if (json) out.out(JSON.stringify(c));
     out.progress(done, failed, nodes.length, "checking");
     return c;
-  }, { concurrency: fanout });
+  }, { concurrency: fanout, routeOf: (node) => node.gateway });
   out.clearProgress();
   ctx.state?.checks(checks);
   if (json) {

@@ -40,7 +40,7 @@ export const SPEC: CliSpec = {
       name: "fanout",
       short: "f",
       arg: "N",
-      help: "most nodes probed at once (default 64)",
+      help: "most nodes probed at once (default 64; per gateway too)",
     },
     {
       name: "root",

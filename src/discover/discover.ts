@@ -17,6 +17,7 @@
 
 import { ConfigurationError } from "../errors.ts";
 import { DEFAULT_CONCURRENCY, mapPool } from "../fanout/pool.ts";
+import { routeOf } from "../fanout/_fan_out.ts";
 import type { SshNode } from "../node/node.ts";
 import { describeOutcome } from "../process/outcome.ts";
 import type { RunOptions } from "../process/session.ts";
@@ -134,7 +135,7 @@ export interface DiscoverOptions {
   signal?: AbortSignal;
   /**
    * Most nodes probed at once (default {@linkcode DEFAULT_CONCURRENCY}, as
-   * `runAll`); a whole number >= 1.
+   * `runAll`; per gateway too, as `runAll`); a whole number >= 1.
    */
   concurrency?: number;
   /** Wall-clock limit per node in ms (default 30 s). */
@@ -291,8 +292,9 @@ export function parseProbeOutput(node: string, text: string): NodeInventory {
 }
 
 /**
- * Run the probe on every node, at most `concurrency` at a time, and merge
- * each node's records. One inventory per node, in node order; a node that
+ * Run the probe on every node, at most `concurrency` at a time (and as many
+ * again behind each gateway), and merge each node's records. One inventory
+ * per node, in node order; a node that
  * cannot be probed has `ok: false` and the reason in `error` (the run's
  * {@linkcode describeOutcome} sentence). Rejects only for bad input.
  *
@@ -335,5 +337,6 @@ export async function discover(
   }, {
     concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
     signal: options.signal,
+    routeOf,
   });
 }

@@ -1,7 +1,8 @@
 /**
  * The fan-out every many-node call shares (`runAll`, `pushAll`, `pullAll`):
  * their options checked one way, the open-file limit checked against the
- * fan-out, then {@linkcode mapPool} with `failFast` as its `stopWhen`.
+ * fan-out, then {@linkcode mapPool} with `failFast` as its `stopWhen` and
+ * each gateway as a route of its own.
  *
  * @module
  */
@@ -69,37 +70,14 @@ export async function fanOut<T, R>(
   job: (item: T, signal: AbortSignal) => Promise<R>,
   failed: (result: R) => boolean,
 ): Promise<R[]> {
-  const routes = new Map<unknown, number[]>();
-  items.forEach((item, i) => {
-    const route = routeOf(item);
-    routes.get(route)?.push(i) ?? routes.set(route, [i]);
-  });
   // Only the clients spawned here hold descriptors here (a gateway's
   // program is one client, within the reserve).
-  checkOpenFiles(
-    Math.min(limits.concurrency, routes.get(undefined)?.length ?? 0),
-  );
-  const all = new AbortController();
-  const signal = limits.signal
-    ? AbortSignal.any([limits.signal, all.signal])
-    : all.signal;
-  const results: R[] = new Array(items.length);
-  const settled = await Promise.allSettled(
-    [...routes.values()].map((indexes) =>
-      mapPool(indexes, async (i, s) => results[i] = await job(items[i], s), {
-        concurrency: limits.concurrency,
-        signal,
-        stopWhen: (r) => {
-          if (limits.failFast && failed(r)) all.abort();
-          return false;
-        },
-      }).catch((e) => {
-        all.abort();
-        throw e;
-      })
-    ),
-  );
-  const rejected = settled.find((s) => s.status === "rejected");
-  if (rejected) throw (rejected as PromiseRejectedResult).reason;
-  return results;
+  const direct = items.filter((item) => routeOf(item) === undefined).length;
+  checkOpenFiles(Math.min(limits.concurrency, direct));
+  return await mapPool(items, job, {
+    concurrency: limits.concurrency,
+    signal: limits.signal,
+    stopWhen: (r) => limits.failFast && failed(r),
+    routeOf,
+  });
 }

@@ -1,7 +1,8 @@
 /**
  * The bounded worker pool under every many-node call: `runAll`, `pushAll`,
  * `pullAll`, `discover`, and the `fiwi` command's own loops. At most
- * `concurrency` jobs are in flight, results come back in item order, and
+ * `concurrency` jobs are in flight (per gateway, given `routeOf`), results
+ * come back in item order, and
  * every job gets a signal that aborts with the caller's signal or, when a
  * result says so (`stopWhen`), for all the others: the two shapes of
  * structured concurrency, collect-everything and fail-fast.
@@ -39,7 +40,7 @@ import { ConfigurationError } from "../errors.ts";
 export const DEFAULT_CONCURRENCY = 64;
 
 /** Options of {@linkcode mapPool}. */
-export interface PoolOptions<R> {
+export interface PoolOptions<R, T = unknown> {
   /**
    * Most jobs in flight at once (default {@linkcode DEFAULT_CONCURRENCY}); a
    * whole number >= 1: there is no unbounded mode.
@@ -56,6 +57,14 @@ export interface PoolOptions<R> {
    * (fail fast). Default: never; every job runs to its own end.
    */
   stopWhen?: (result: R) => boolean;
+  /**
+   * Items of different routes are bounded apart, each route by
+   * `concurrency` (items whose route is the same value share one bound).
+   * For nodes, the gateway that runs their clients: `(n) => n.gateway`
+   * bounds each gateway on its own, as clush's tree mode does, and the
+   * nodes reached directly (route undefined) together. Default: one route.
+   */
+  routeOf?: (item: T) => unknown;
 }
 
 /**
@@ -73,8 +82,8 @@ export function validateConcurrency(concurrency: unknown): void {
 }
 
 /**
- * Call `job` on every item, at most `concurrency` at a time, and resolve
- * with the results in item order.
+ * Call `job` on every item, at most `concurrency` at a time (per route,
+ * with `options.routeOf`), and resolve with the results in item order.
  *
  * Each job gets a signal that aborts with `options.signal`, or once a
  * result satisfies `options.stopWhen`. A job that rejects aborts the
@@ -102,11 +111,29 @@ export function validateConcurrency(concurrency: unknown): void {
  * );
  * assertEquals(seen, ["failed", "aborted"]);
  * ```
+ *
+ * @example Per route: each gateway's nodes have a bound of their own
+ * ```ts
+ * import { assertEquals } from "jsr:@std/assert@^1";
+ * import { mapPool } from "../../mod.ts";
+ * const nodes = ["a", "b", "c", "d"].map((name, i) => ({
+ *   name,
+ *   gateway: i % 2 ? "gw1" : undefined,
+ * }));
+ * let inFlight = 0;
+ * let peak = 0;
+ * await mapPool(nodes, async () => {
+ *   peak = Math.max(peak, ++inFlight);
+ *   await Promise.resolve();
+ *   inFlight--;
+ * }, { concurrency: 1, routeOf: (node) => node.gateway });
+ * assertEquals(peak, 2); // one reached directly, one behind gw1
+ * ```
  */
 export async function mapPool<T, R>(
   items: readonly T[],
   job: (item: T, signal: AbortSignal, index: number) => Promise<R>,
-  options: PoolOptions<R> = {},
+  options: PoolOptions<R, T> = {},
 ): Promise<R[]> {
   const { concurrency = DEFAULT_CONCURRENCY, signal: outer, stopWhen } =
     options;
@@ -114,27 +141,40 @@ export async function mapPool<T, R>(
   const group = new AbortController();
   const signal = outer ? AbortSignal.any([outer, group.signal]) : group.signal;
   const results: R[] = new Array(items.length);
-  let next = 0;
   const rejections: unknown[] = [];
-  const worker = async () => {
-    while (next < items.length && rejections.length === 0) {
-      const i = next++;
-      try {
-        // An aborted signal is still passed on: the job reports its item
-        // as stopped instead of leaving it out.
-        results[i] = await job(items[i], signal, i);
-        if (stopWhen?.(results[i])) group.abort();
-      } catch (e) {
-        rejections.push(e);
-        group.abort();
+  // One queue of item indexes per route, each with its own workers.
+  const workersOf = (lane: number[]) => {
+    let next = 0;
+    const worker = async () => {
+      while (next < lane.length && rejections.length === 0) {
+        const i = lane[next++];
+        try {
+          // An aborted signal is still passed on: the job reports its item
+          // as stopped instead of leaving it out.
+          results[i] = await job(items[i], signal, i);
+          if (stopWhen?.(results[i])) group.abort();
+        } catch (e) {
+          rejections.push(e);
+          group.abort();
+        }
       }
-    }
+    };
+    return Array.from({ length: Math.min(concurrency, lane.length) }, worker);
   };
-  const workers = Array.from(
-    { length: Math.min(concurrency, items.length) },
-    worker,
-  );
-  await Promise.all(workers);
+  await Promise.all(lanes(items, options.routeOf).flatMap(workersOf));
   if (rejections.length > 0) throw rejections[0];
   return results;
+}
+
+/** The indexes of `items` grouped by route, in item order within each. */
+function lanes<T>(
+  items: readonly T[],
+  routeOf: ((item: T) => unknown) | undefined,
+): number[][] {
+  const byRoute = new Map<unknown, number[]>();
+  items.forEach((item, i) => {
+    const route = routeOf?.(item);
+    byRoute.get(route)?.push(i) ?? byRoute.set(route, [i]);
+  });
+  return [...byRoute.values()];
 }
