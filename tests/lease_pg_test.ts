@@ -12,6 +12,7 @@ import {
 import { ConfigurationError, LeaseHeldError, openLeaseStore } from "../mod.ts";
 import { openPostgres } from "../src/lease/_postgres.ts";
 import { leaseSemantics } from "./_lease_semantics.ts";
+import { settlesToZero } from "./_wait.ts";
 import {
   type Postgres,
   postgresSkipReason,
@@ -19,6 +20,7 @@ import {
 } from "./_postgres.ts";
 
 const ignore = postgresSkipReason("lease tests on PostgreSQL") !== null;
+const CRASH_CHILD = new URL("./fixtures/pg_crash_child.ts", import.meta.url);
 
 /** A fresh database on the server, as a URL: cases never see each other. */
 let databases = 0;
@@ -168,44 +170,19 @@ Deno.test({
     "the tests' PostgreSQL stops and its directory goes when the test process dies of an uncaught error",
   ignore,
 }, async () => {
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  try {
-    await Deno.writeTextFile(
-      script,
-      `import { startPostgres } from ${
-        JSON.stringify(new URL("./_postgres.ts", import.meta.url).href)
-      };
-const pg = await startPostgres();
-const pid = (await Deno.readTextFile(pg.dir + "/data/postmaster.pid")).split("\\n")[0];
-console.log(JSON.stringify({ pid: Number(pid), dir: pg.dir }));
-setTimeout(() => { throw new Error("uncaught on purpose"); }, 0);
-await new Promise(() => {});
-`,
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", "deno.json", script],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertFalse(out.success, "the child should die of its uncaught error");
-    assert(
-      new TextDecoder().decode(out.stderr).includes("uncaught on purpose"),
-    );
-    const { pid, dir } = JSON.parse(new TextDecoder().decode(out.stdout));
-    const gone = async () => {
-      const running = await Deno.stat(`/proc/${pid}`).then(
-        () => true,
-        () => false,
-      );
-      const kept = await Deno.stat(dir).then(() => true, () => false);
-      return !running && !kept;
-    };
-    const until = Date.now() + 20_000;
-    while (!await gone() && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert(await gone(), `postmaster ${pid} or ${dir} is still there`);
-  } finally {
-    await Deno.remove(script);
-  }
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CRASH_CHILD.pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertFalse(out.success, "the child should die of its uncaught error");
+  assert(new TextDecoder().decode(out.stderr).includes("uncaught on purpose"));
+  const { pid, dir } = JSON.parse(new TextDecoder().decode(out.stdout));
+  const exists = (path: string) => Deno.stat(path).then(() => 1, () => 0);
+  const left = async () => await exists(`/proc/${pid}`) + await exists(dir);
+  assertEquals(
+    await settlesToZero(left, 20_000),
+    0,
+    `postmaster ${pid} or ${dir} is still there`,
+  );
 });

@@ -135,7 +135,7 @@ export interface DiscoverOptions {
   signal?: AbortSignal;
   /**
    * Most nodes probed at once (default {@linkcode DEFAULT_CONCURRENCY}, as
-   * `runAll`; per gateway too, as `runAll`); a whole number >= 1.
+   * `runAll`, and per gateway too); a whole number >= 1.
    */
   concurrency?: number;
   /** Wall-clock limit per node in ms (default 30 s). */
@@ -294,9 +294,9 @@ export function parseProbeOutput(node: string, text: string): NodeInventory {
 /**
  * Run the probe on every node, at most `concurrency` at a time (and as many
  * again behind each gateway), and merge each node's records. One inventory
- * per node, in node order; a node that
- * cannot be probed has `ok: false` and the reason in `error` (the run's
- * {@linkcode describeOutcome} sentence). Rejects only for bad input.
+ * per node, in node order; a node that cannot be probed has `ok: false` and
+ * the reason in `error` (the run's {@linkcode describeOutcome} sentence).
+ * Rejects only for bad input.
  *
  * @example
  * ```ts

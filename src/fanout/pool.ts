@@ -2,10 +2,10 @@
  * The bounded worker pool under every many-node call: `runAll`, `pushAll`,
  * `pullAll`, `discover`, and the `fiwi` command's own loops. At most
  * `concurrency` jobs are in flight (per gateway, given `routeOf`), results
- * come back in item order, and
- * every job gets a signal that aborts with the caller's signal or, when a
- * result says so (`stopWhen`), for all the others: the two shapes of
- * structured concurrency, collect-everything and fail-fast.
+ * come back in item order, and every job gets a signal that aborts with the
+ * caller's signal or, when a result says so (`stopWhen`), for all the
+ * others: the two shapes of structured concurrency, collect-everything and
+ * fail-fast.
  *
  * std's `pooledMap` is close, but it wraps a job's rejection in an
  * `AggregateError`, has no signal to abort the jobs still running, and
