@@ -7,6 +7,7 @@ import {
   decodeHex,
   feedRecord,
   stageRecord,
+  startRecord,
   unstageRecord,
 } from "../src/gateway/_records.ts";
 
@@ -23,6 +24,21 @@ Deno.test("records fiwi sends carry their length and ids as the program reads th
     },
     { name: "feed", record: feedRecord(12, 7), want: bytes("F 12 7\n") },
     { name: "unstage", record: unstageRecord(7), want: bytes("R 7\n") },
+    {
+      name: "start: a command line read -r keeps whole goes on one line",
+      record: startRecord(4, "ssh -- n 'a  b\tc'"),
+      want: bytes("L 4 ssh -- n 'a  b\tc'\n"),
+    },
+    {
+      name: "start: a newline in the command line needs the byte count",
+      record: startRecord(5, "ssh -- n 'a\nb'"),
+      want: bytes("S 5 14\nssh -- n 'a\nb'"),
+    },
+    {
+      name: "start: a blank at either end (read -r strips it) too",
+      record: startRecord(6, "x "),
+      want: bytes("S 6 2\nx "),
+    },
     {
       name: "byte start: the command line counted in UTF-8 bytes",
       record: byteStartRecord(3, "ssh -- n 'ü'"),

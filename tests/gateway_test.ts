@@ -120,10 +120,9 @@ function makeTree(rig: LoopbackRig, extra: Partial<SshNodeOptions> = {}): Tree {
   };
 }
 
-/** Gateway programs and their stdin holders still running on the rig. */
 /**
- * Pids of gateway programs (and their subshells) and stdin holders of the
- * node user. Another run's leftovers must not count here: each test takes
+ * Pids of gateway programs and their subshells (stdin holders and
+ * supervisors included) of the node user. Another run's leftovers must not count here: each test takes
  * this set first and counts only what is new.
  */
 /** GATEWAY_NAME as a pattern that does not match the pgrep's own shell. */
@@ -131,7 +130,7 @@ const SELF_PROOF_NAME = `[${GATEWAY_NAME[0]}]${GATEWAY_NAME.slice(1)}`;
 
 async function gatewayPids(rig: LoopbackRig): Promise<Set<number>> {
   const r = await rig.sh(
-    `pgrep -u "$(id -u)" -f '${SELF_PROOF_NAME} [0-9a-f]+$|[f]iwi-hold' || true`,
+    `pgrep -u "$(id -u)" -f '${SELF_PROOF_NAME} [0-9a-f]+$' || true`,
   );
   return new Set(r.stdout.split(/\s+/).filter(Boolean).map(Number));
 }
@@ -408,6 +407,25 @@ Deno.test({
           await Deno.remove(src, { recursive: true });
           await Deno.remove(into, { recursive: true });
         }
+      },
+    );
+
+    await t.step(
+      "a gateway removes the files of closed clients in batches, not never",
+      async () => {
+        // 10 rounds: at least 5 * NODES clients a gateway, more than the
+        // 32 closed clients a batch waits for.
+        for (let round = 0; round < 10; round++) {
+          const results = await runAll(tree.nodes, "true", { retry: false });
+          assert(results.every((r) => r.success), "every run succeeded");
+        }
+        // A done marker (.d) a client: closed clients whose files wait.
+        const r = await rig.sh(
+          "for d in /tmp/fiwi-gw.*; do ls \"$d\" | grep -c '[.]d$'; done",
+        );
+        const waiting = r.stdout.split(/\s+/).filter(Boolean).map(Number);
+        assert(waiting.length > 0, "the gateway program's directory is there");
+        for (const n of waiting) assert(n < 32, `${n} closed clients' files`);
       },
     );
 

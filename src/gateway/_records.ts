@@ -29,8 +29,15 @@ function concat(head: string, body: Uint8Array): Uint8Array {
   return out;
 }
 
-/** `S <id> <n>` and the command line: start a client. */
+/**
+ * Start a client: `L <id> <line>` when the program's `read -r` keeps the
+ * command line whole (no newline, no blank at either end), which saves the
+ * gateway a fork and an exec; else `S <id> <n>` and the command line.
+ */
 export function startRecord(id: number, commandLine: string): Uint8Array {
+  if (/^[^\s](?:[^\n]*[^\s])?$/.test(commandLine)) {
+    return encoder.encode(`L ${id} ${commandLine}\n`);
+  }
   const body = encoder.encode(commandLine);
   return concat(`S ${id} ${body.byteLength}\n`, body);
 }
