@@ -15,6 +15,7 @@ export const CONTENDERS = [
   "fiwi cold",
   "fiwi warm",
   "ssh mux",
+  "ssh mux + lifeline",
   "fiwi tree",
 ] as const;
 /** A contender's name. */
@@ -160,7 +161,13 @@ export function tables(report: Report): string {
   ratio("fiwi tree", "clush tree", "≤ 1.0");
   ratio("fiwi warm", "pdsh", "≤ 0.25");
   ratio("ssh mux", "pdsh", "the floor of warm / pdsh");
+  ratio(
+    "ssh mux + lifeline",
+    "pdsh",
+    "the floor of warm / pdsh, lifeline kept",
+  );
   ratio("fiwi warm", "ssh mux", "");
+  ratio("fiwi warm", "ssh mux + lifeline", "");
   ratio("fiwi cold", "pdsh", "");
   ratio("clush tree", "clush", "");
   const closes = rows.filter((r) => r.closeS !== undefined);

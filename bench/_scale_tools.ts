@@ -10,6 +10,7 @@
 
 import { gatewayOf, type ScaleRig } from "./_scale_rig.ts";
 import { shellQuote } from "../src/transport/quote.ts";
+import { wrapCommand } from "../src/transport/wrapper.ts";
 import { TOKEN_VAR, TreeSampler, type TreeStats } from "./_proc_tree.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -99,13 +100,17 @@ export function clush(
  * `controlDir` (a warm fiwi's, same `%C` socket names), `xargs -P F`
  * keeping F of them running, `cmd` prefixed with the node's address as
  * pdsh prints it. No wrapper, no lifeline, no parsing: what any tool that
- * starts one ssh client per command pays at least.
+ * starts one ssh client per command pays at least. With `lifeline`, the
+ * command goes in fiwi's remote wrapper (src/transport/wrapper.ts), whose
+ * watcher costs each node two forks and two execs: the floor of a warm run
+ * that keeps fiwi's promise that a stopped run leaves nothing behind.
  */
 export function sshMux(
   rig: ScaleRig,
   fanout: number,
   controlDir: string,
   cmd: string,
+  { lifeline = false }: { lifeline?: boolean } = {},
 ): Tool {
   const ssh = [
     "ssh",
@@ -124,10 +129,19 @@ export function sshMux(
   ];
   // xargs -I puts the address in the remote command too, one printf: one
   // write, which the other clients' output cannot split.
-  const script = 'printf "%s\\n" "$@" | xargs -P "$0" -I@ ' +
-    `${ssh.map(shellQuote).join(" ")} @ ${
-      shellQuote(`printf "%s: %s\\n" @ "$(${cmd})"`)
-    }`;
+  const remote = `printf "%s: %s\\n" @ "$(${cmd})"`;
+  const command = `${ssh.map(shellQuote).join(" ")} @ ${
+    shellQuote(lifeline ? wrapCommand(remote) : remote)
+  }`;
+  // With the lifeline, every ssh's stdin is a fifo a sleep holds open (the
+  // wrapper's watcher ends the command at EOF): xargs -a leaves the
+  // clients its own stdin.
+  const script = lifeline
+    ? 'd=$(mktemp -d) && mkfifo "$d/p" && printf "%s\\n" "$@" >"$d/l" || exit 1; ' +
+      'sleep 86400 >"$d/p" & h=$!; ' +
+      `xargs -a "$d/l" -P "$0" -I@ ${command} <"$d/p"; ` +
+      's=$?; kill $h; rm -rf "$d"; exit $s'
+    : `printf "%s\\n" "$@" | xargs -P "$0" -I@ ${command}`;
   // FIWI_CONTROL_DIR only marks the masters for the sampler, as for fiwi.
   return {
     argv: ["sh", "-c", script, String(fanout), ...rig.nodes],

@@ -144,7 +144,7 @@ for (const name of ONLY) {
 // "ssh mux" goes through a warm fiwi's masters: it comes with fiwi.
 const wants = (c: Contender | "push") =>
   ONLY.has(c) ||
-  ((c.startsWith("fiwi") || c === "ssh mux") && ONLY.has("fiwi"));
+  ((c.startsWith("fiwi") || c.startsWith("ssh mux")) && ONLY.has("fiwi"));
 
 /** What each contender could not run for. */
 const skipped = new Map<Contender | "push", string>();
@@ -257,6 +257,19 @@ async function runRounds(rig: ScaleRig, files: Files): Promise<void> {
         await contend("ssh mux", run, floor, `${session.token}-mux`, ips, [
           session.token,
         ]);
+      }
+      if (!interrupted && wants("ssh mux + lifeline")) {
+        const floor = sshMux(rig, FANOUT, session.env.FIWI_CONTROL_DIR, CMD, {
+          lifeline: true,
+        });
+        await contend(
+          "ssh mux + lifeline",
+          run,
+          floor,
+          `${session.token}-muxl`,
+          ips,
+          [session.token],
+        );
       }
       report(Object.assign(cold, await closeFiwi(session)));
     }

@@ -221,6 +221,31 @@ Deno.test({
     );
 
     await t.step(
+      "a client that ends before its input was sent holds up no other",
+      async () => {
+        // The gateway's holder drains what comes after the client's end:
+        // else the program's loop blocks on a full fifo, and every later
+        // record of the gateway with it.
+        const input = new Uint8Array(4 << 20);
+        const [early, other] = await within(
+          20_000,
+          Promise.all([
+            tree.nodes[0].rexec("exit 3", { stdin: input, retry: false }),
+            tree.nodes[2].rexec("sleep 1; echo fine", { retry: false }),
+          ]),
+          "both runs",
+        );
+        assertEquals([early.code, other.stdout], [3, "fine\n"]);
+        const next = await within(
+          10_000,
+          tree.nodes[0].rexec("echo next", { retry: false }),
+          "a run after it on the same gateway",
+        );
+        assertEquals(next.stdout, "next\n");
+      },
+    );
+
+    await t.step(
       "the command timeout holds behind a nested gateway",
       async () => {
         const token = marker();
