@@ -610,7 +610,7 @@ Deno.test("rig file: gateway for the rig, overridden per node, nested; errors at
 
 Deno.test({
   name:
-    "fiwi run and fiwi poll through the rig file's gateways print what flat mode prints",
+    "fiwi run, poll and check through the rig file's gateways print what flat mode prints",
   ignore,
 }, async () => {
   await using rig = await startLoopbackRig();
@@ -626,6 +626,7 @@ Deno.test({
     node("a", rig.hosts[0]) +
     node("b", rig.hosts[1], tree ? "g2" : undefined);
   const outputs: string[] = [];
+  const checks: unknown[] = [];
   for (const tree of [true, false]) {
     const file = `${rig.dir}/${tree ? "tree" : "flat"}.yaml`;
     await Deno.writeTextFile(file, yaml(tree));
@@ -657,10 +658,28 @@ Deno.test({
         "",
       ),
     );
+    const check = await startFiwi(
+      ["check", "--no-log", "--no-db", "--json", "--rig", file, "-w", "a,b"],
+      { cwd: rig.dir, env },
+    ).done;
+    checks.push(
+      check.stdout.trim().split("\n").map((l) => JSON.parse(l))
+        .filter((c) => c.node).map(({ node, ok, problem }) => ({
+          node,
+          ok,
+          problem,
+        })).sort((x, y) => x.node.localeCompare(y.node)),
+    );
     assertEquals(run.code, 1, run.stderr);
     assertEquals(poll.code, 0, poll.stderr);
+    assertEquals(check.code, 0, check.stdout + check.stderr);
   }
   assertEquals(outputs.slice(0, 2), outputs.slice(2));
+  assertEquals(checks[0], checks[1]);
+  assertEquals(
+    (checks[0] as { node: string; ok: boolean }[]).map((c) => [c.node, c.ok]),
+    [["a", true], ["b", true]],
+  );
   assertStringIncludes(outputs[0], "a: a\n");
   assertStringIncludes(outputs[0], "b: b\n");
 });
