@@ -96,8 +96,9 @@ function target(node: SshNode): string {
   if (node.transport === "local") return "(this machine)";
   const port = node.port !== undefined ? `:${node.port}` : "";
   const via = node.relay ? ` via ${node.relay}` : "";
+  const gateway = node.gateway ? ` through gateway ${node.gateway.name}` : "";
   const user = node.user === null ? "" : `${node.user}@`;
-  return `${user}${node.host}${port}${via}`;
+  return `${user}${node.host}${port}${via}${gateway}`;
 }
 
 /** The steps a failed login leaves passed (true), failed (false) or not known. */

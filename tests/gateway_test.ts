@@ -664,10 +664,11 @@ Deno.test({
     ).done;
     checks.push(
       check.stdout.trim().split("\n").map((l) => JSON.parse(l))
-        .filter((c) => c.node).map(({ node, ok, problem }) => ({
+        .filter((c) => c.node).map(({ node, ok, problem, target }) => ({
           node,
           ok,
           problem,
+          via: target.replace(/^.* through /, "").replace(/^[^ ]*@.*/, ""),
         })).sort((x, y) => x.node.localeCompare(y.node)),
     );
     assertEquals(run.code, 1, run.stderr);
@@ -675,11 +676,17 @@ Deno.test({
     assertEquals(check.code, 0, check.stdout + check.stderr);
   }
   assertEquals(outputs.slice(0, 2), outputs.slice(2));
-  assertEquals(checks[0], checks[1]);
-  assertEquals(
-    (checks[0] as { node: string; ok: boolean }[]).map((c) => [c.node, c.ok]),
-    [["a", true], ["b", true]],
-  );
+  // The same results; the table says which way each node was reached.
+  type Check = { node: string; ok: boolean; via: string };
+  const [tree, flat] = checks as Check[][];
+  assertEquals(tree.map((c) => [c.node, c.ok, c.via]), [
+    ["a", true, "gateway g1"],
+    ["b", true, "gateway g2"],
+  ]);
+  assertEquals(flat.map((c) => [c.node, c.ok, c.via]), [
+    ["a", true, ""],
+    ["b", true, ""],
+  ]);
   assertStringIncludes(outputs[0], "a: a\n");
   assertStringIncludes(outputs[0], "b: b\n");
 });

@@ -52,9 +52,11 @@
  * exited, writes a nonce line into each: it tells a last line without
  * newline from one with it (awk alone cannot tell), and ends the framer.
  * One `mkfifo` makes the fifos of 16 ids, and one `rm` removes the files
- * of 32 closed clients: on a gateway that forks and execs in 2 to 5 ms
- * (this machine), a client cost about 58 ms of CPU with one of each per
- * client and a `sh` holder.
+ * of 32 closed clients. Measured on this machine, where a fork or an exec
+ * takes 2 to 5 ms: 500 `sh -c 'echo ok'` clients through one program, 64
+ * at a time, took 16.3 s and 29.3 s of CPU (clients and driver included)
+ * with a `mkfifo`, an `rm`, a `$(head -c)` and a `sh` holder each; 10.9 s
+ * and 21.1 s this way.
  *
  * The lifeline: when the program's stdin reaches EOF (fiwi closed it, fiwi
  * died, or the session to the gateway was lost), it TERMs its ssh clients
