@@ -146,6 +146,9 @@ const wants = (c: Contender | "push") =>
   ONLY.has(c) ||
   ((c.startsWith("fiwi") || c.startsWith("ssh mux")) && ONLY.has("fiwi"));
 
+/** The floor contenders of a warm run, and whether each keeps the lifeline. */
+const FLOORS = [["ssh mux", false], ["ssh mux + lifeline", true]] as const;
+
 /** What each contender could not run for. */
 const skipped = new Map<Contender | "push", string>();
 const rows: Row[] = [];
@@ -252,24 +255,13 @@ async function runRounds(rig: ScaleRig, files: Files): Promise<void> {
           session.token,
         ]);
       }
-      if (!interrupted && wants("ssh mux")) {
-        const floor = sshMux(rig, FANOUT, session.env.FIWI_CONTROL_DIR, CMD);
-        await contend("ssh mux", run, floor, `${session.token}-mux`, ips, [
-          session.token,
-        ]);
-      }
-      if (!interrupted && wants("ssh mux + lifeline")) {
-        const floor = sshMux(rig, FANOUT, session.env.FIWI_CONTROL_DIR, CMD, {
-          lifeline: true,
-        });
-        await contend(
-          "ssh mux + lifeline",
-          run,
-          floor,
-          `${session.token}-muxl`,
-          ips,
-          [session.token],
-        );
+      // The floors, over the same warm masters: bare, and with the lifeline.
+      for (const [name, lifeline] of FLOORS) {
+        if (interrupted || !wants(name)) continue;
+        const dir = session.env.FIWI_CONTROL_DIR;
+        const floor = sshMux(rig, FANOUT, dir, CMD, { lifeline });
+        const token = `${session.token}-${lifeline ? "muxl" : "mux"}`;
+        await contend(name, run, floor, token, ips, [session.token]);
       }
       report(Object.assign(cold, await closeFiwi(session)));
     }

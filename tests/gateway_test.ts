@@ -668,7 +668,7 @@ Deno.test({
           node,
           ok,
           problem,
-          via: target.replace(/^.* through /, "").replace(/^[^ ]*@.*/, ""),
+          via: target.match(/ through (.*)$/)?.[1] ?? "",
         })).sort((x, y) => x.node.localeCompare(y.node)),
     );
     assertEquals(run.code, 1, run.stderr);
