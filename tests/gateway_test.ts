@@ -202,6 +202,33 @@ Deno.test({
     );
 
     await t.step(
+      "lines before and after the framer's switch to awk stream as flat",
+      async () => {
+        // The program's shell frames a stream's first 8 lines, awk the rest:
+        // long lines and a last line without newline on both sides.
+        const long = (c: string) => `head -c 5000 /dev/zero | tr '\\0' ${c}`;
+        const cmd = `${long("e")} >&2; echo >&2; echo err2 >&2; ` +
+          "i=0; while [ $i -lt 12 ]; do i=$((i+1)); echo line$i; done; " +
+          `${long("z")}; echo; printf tail; printf short >&2`;
+        const seen = async (nodes: readonly SshNode[]) => {
+          const lines: string[] = [];
+          const rs = await runAll(nodes.slice(0, 2), cmd, {
+            retry: false,
+            onLine: (l) =>
+              lines.push(`${l.node} ${l.stream} ${l.partial} ${l.text}`),
+          });
+          return { rs: rs.map(comparable), lines: lines.sort() };
+        };
+        const [viaTree, flat] = [await seen(tree.nodes), await seen(tree.flat)];
+        assertEquals(viaTree, flat);
+        assertEquals(viaTree.rs[0].stdout.split("\n").length, 14);
+        assert(viaTree.lines.includes(`n0 stdout false ${"z".repeat(5000)}`));
+        assert(viaTree.lines.includes(`n0 stderr false ${"e".repeat(5000)}`));
+        assert(viaTree.lines.includes("n0 stdout true tail"));
+      },
+    );
+
+    await t.step(
       "stdin, a partial last line and binary-ish bytes",
       async () => {
         const bytes = new Uint8Array(70_000).map((_, i) => (i * 7) % 256 || 1);

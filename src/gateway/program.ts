@@ -136,7 +136,12 @@ export const GATEWAY_PROGRAM = [
   `F='${FRAMER}'`,
   `H='${HEX_FRAMER}'`,
   // fr <id> <line> <piece> <last>: frame one stream (stdin) into records.
-  'fr() { exec $A -v p="$1 $2 " -v c="$1 $3 " -v z="$1 $4 " -v x="$X" "$F"; }',
+  "Q=?; for _ in 1 2 3 4 5 6 7 8 9 10 11; do Q=$Q$Q; done",
+  'fr() { k=0; while [ $k -lt 8 ]; do IFS= read -r s || [ "$s" ] || exit 0; ' +
+  '[ "$s" = "$X" ] && exit 0; t=$2; case $s in *"$X") s=${s%"$X"}; t=$4;; esac; ' +
+  'while [ ${#s} -gt 2048 ]; do printf "%s %s %.2048s\\n" "$1" "$3" "$s"; s=${s#$Q}; done; ' +
+  'printf "%s %s %s\\n" "$1" "$t" "$s"; k=$((k + 1)); done; ' +
+  'exec $A -v p="$1 $2 " -v c="$1 $3 " -v z="$1 $4 " -v x="$X" "$F"; }',
   // su <id> <cmdline>: run one client, then report its exit. It holds the
   // output fifos open itself, to append the nonce after the client's end.
   // A third argument: stdout is bytes, not lines (hex records, `b`).
