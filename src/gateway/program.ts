@@ -42,21 +42,28 @@
  * - `<id> x <code>`: the client exited with `code` (128 + n for signal n),
  *   after every line of its output.
  *
- * Per client (five processes: a supervisor, the ssh, two awk, a holder;
- * three execs: the ssh and the awks): its stdin is a fifo held open by a
- * subshell (the holder) until `C` kills it; the holder waits for a line on
- * a second fifo (the wake fifo), which the supervisor writes when the
- * client ends first: then it drains the stdin fifo, so a late `I` never
- * blocks the loop. Each output stream goes through a fifo into awk, which
- * frames it. The supervisor holds both fifos open too and, once the client
- * exited, writes a nonce line into each: it tells a last line without
- * newline from one with it (awk alone cannot tell), and ends the framer.
- * One `mkfifo` makes the fifos of 16 ids, and one `rm` removes the files
- * of 32 closed clients. Measured on this machine, where a fork or an exec
- * takes 2 to 5 ms: 500 `sh -c 'echo ok'` clients through one program, 64
- * at a time, took 16.3 s and 29.3 s of CPU (clients and driver included)
- * with a `mkfifo`, an `rm`, a `$(head -c)` and a `sh` holder each; 10.9 s
- * and 21.1 s this way.
+ * Per client (four processes: a supervisor, the ssh, a stderr framer, a
+ * holder; one exec, the ssh, while each stream holds at most 8 lines): its
+ * stdin is a fifo held open by a subshell (the holder) until `C` kills it;
+ * the holder waits for a line on a second fifo (the wake fifo), which the
+ * supervisor writes when the client ends first: then it drains the stdin
+ * fifo, so a late `I` never blocks the loop. Each output stream goes
+ * through a fifo into a framer: the shell's own `read` for the first 8
+ * lines, then awk, exec'ed in its place, for the rest (most commands print
+ * a few short lines, and an exec costs more than framing them). The
+ * supervisor frames stdout itself, reading to EOF (the client's end); it
+ * holds the stderr fifo open and, once the client exited, writes a nonce
+ * line into it (and into stdout's, once awk took it on): it tells a last
+ * line without newline from one with it (awk alone cannot tell), and ends
+ * the framer. One `mkfifo` makes the fifos of 16 ids, and one `rm` removes
+ * the files of 32 closed clients. Measured on this machine, where a fork or
+ * an exec takes 2 to 5 ms: 500 `sh -c 'echo ok'` clients through one
+ * program, 64 at a time, took 16.3 s and 29.3 s of CPU (clients and driver
+ * included) with a `mkfifo`, an `rm`, a `$(head -c)` and a `sh` holder
+ * each; 10.9 s and 21.1 s with two awk framers a client; 8.5 s and 15.7 to
+ * 15.9 s this way. The price: a line of 1 MB among a stream's first 8
+ * costs about 2.5 s of the gateway's CPU (a read(2) a byte, and pieces cut
+ * in quadratic time), where awk took 0.5 s; awk frames what follows it.
  *
  * The lifeline: when the program's stdin reaches EOF (fiwi closed it, fiwi
  * died, or the session to the gateway was lost), it TERMs its ssh clients
@@ -72,9 +79,10 @@
  * written whole (a full disk) is marked bad and fed to nobody: its
  * clients' stdin ends empty and their receivers fail.
  *
- * Limits: awk's handling of NUL bytes decides whether a line holding one
- * arrives whole (gawk keeps them; mawk 1.3.4's interactive mode and busybox
- * awk cut the line there); a `B` client's bytes pass through `od` first, so
+ * Limits: a NUL byte in a stream's first 8 lines is dropped (dash's and
+ * bash's `read` skip it); after them awk's handling of NUL bytes decides
+ * whether a line holding one arrives whole (gawk keeps them; mawk 1.3.4's
+ * interactive mode and busybox awk cut the line there); a `B` client's bytes pass through `od` first, so
  * a transfer's archive is exact whatever the awk. `head -c`
  * must not read past the n bytes (GNU coreutils' does not; it reads at most
  * what is left).
@@ -88,6 +96,8 @@ import { shellQuote } from "../transport/quote.ts";
 export const GATEWAY_NAME = "fiwi-gateway";
 /** The longest piece of a line in one record, in bytes. */
 export const PIECE_BYTES = 2048;
+/** `PIECE_BYTES` "?": the shell's pattern of one piece (11 doublings). */
+const PIECE_PATTERN = "Q=?; for _ in 1 2 3 4 5 6 7 8 9 10 11; do Q=$Q$Q; done";
 
 /**
  * The framer: awk reading one stream plus the nonce line, printing records
@@ -135,25 +145,38 @@ export const GATEWAY_PROGRAM = [
   "trap bye EXIT; trap 'exit 1' HUP INT TERM PIPE",
   `F='${FRAMER}'`,
   `H='${HEX_FRAMER}'`,
-  // fr <id> <line> <piece> <last>: frame one stream (stdin) into records.
-  "Q=?; for _ in 1 2 3 4 5 6 7 8 9 10 11; do Q=$Q$Q; done",
-  'fr() { k=0; while [ $k -lt 8 ]; do IFS= read -r s || [ "$s" ] || exit 0; ' +
-  '[ "$s" = "$X" ] && exit 0; t=$2; case $s in *"$X") s=${s%"$X"}; t=$4;; esac; ' +
-  'while [ ${#s} -gt 2048 ]; do printf "%s %s %.2048s\\n" "$1" "$3" "$s"; s=${s#$Q}; done; ' +
-  'printf "%s %s %s\\n" "$1" "$t" "$s"; k=$((k + 1)); done; ' +
-  'exec $A -v p="$1 $2 " -v c="$1 $3 " -v z="$1 $4 " -v x="$X" "$F"; }',
-  // su <id> <cmdline>: run one client, then report its exit. It holds the
-  // output fifos open itself, to append the nonce after the client's end.
-  // A third argument: stdout is bytes, not lines (hex records, `b`).
+  // fl <id> <line> <piece> <last>: frame up to 8 lines of stdin into
+  // records with the shell's own read (no exec: most commands print a few
+  // short lines); false when more may follow, for awk (aw) to take on. A
+  // stream ends at EOF or at the nonce line; a last line without newline
+  // gets the <last> prefix either way. The shell reads a byte per read(2)
+  // and cuts pieces in quadratic time (about 2 us a byte here, awk 0.5):
+  // after a line longer than a piece, awk takes the rest at once. Q: 2,048
+  // "?", one piece's pattern.
+  PIECE_PATTERN,
+  'fl() { k=0; while [ $k -lt 8 ]; do t=$2; IFS= read -r s || { [ "$s" ] || return 0; t=$4; }; ' +
+  '[ "$s" = "$X" ] && return 0; case $s in *"$X") s=${s%"$X"}; t=$4;; esac; ' +
+  `while [ \${#s} -gt ${PIECE_BYTES} ]; do printf "%s %s %.${PIECE_BYTES}s\\n" "$1" "$3" "$s"; ` +
+  "s=${s#$Q}; k=7; done; " +
+  'printf "%s %s %s\\n" "$1" "$t" "$s"; k=$((k + 1)); done; return 1; }',
+  'aw() { exec $A -v p="$1 $2 " -v c="$1 $3 " -v z="$1 $4 " -v x="$X" "$F"; }',
+  // fr: the same for a forked framer (stderr's), which becomes awk.
+  'fr() { fl "$@" || aw "$@"; }',
+  // su <id> <cmdline>: run one client, frame its stdout itself (a fork
+  // saved: it reads until the client's end, EOF), then report its exit. It
+  // holds stderr's fifo open, to append the nonce after the client's end,
+  // and stdout's once awk took it on. A third argument: stdout is bytes,
+  // not lines (hex records, `b`), through od and awk to EOF.
   // Its client's stdin comes opened from st (fd 9), never by name: a C
   // record right after S may have removed the name already.
-  "su() { f=$d/$1; exec 4<&9 7<&- 8<&- 9<&-; " +
-  'if [ "$3" ]; then od -An -v -tx1 <"$f.o" | $A -v p="$1 b " "$H" & ' +
-  'else fr "$1" o O p <"$f.o" & fi; fr "$1" e E q <"$f.e" & ' +
-  'exec 5>"$f.o" 6>"$f.e"; ' +
-  '{ eval "exec $2"; } <&4 >&5 2>&6 4<&- 5>&- 6>&- & echo $! >"$f.c"; exec 4<&-; ' +
-  'wait $!; s=$?; [ -f "$f.h" ] && echo 1<>"$f.w"; ' +
-  '[ "$3" ] || printf "%s\\n" "$X" >&5; printf "%s\\n" "$X" >&6; exec 5>&- 6>&-; ' +
+  "su() { f=$d/$1; o=; exec 4<&9 7<&- 8<&- 9<&-; " +
+  '[ "$3" ] && { od -An -v -tx1 <"$f.o" | $A -v p="$1 b " "$H" & }; ' +
+  'fr "$1" e E q <"$f.e" & exec 6>"$f.e"; ' +
+  '{ eval "exec $2"; } <&4 >"$f.o" 2>&6 4<&- 6>&- & c=$!; echo $c >"$f.c"; exec 4<&-; ' +
+  'if [ ! "$3" ]; then exec 3<"$f.o"; fl "$1" o O p <&3 || ' +
+  '{ exec 5>"$f.o"; o=1; aw "$1" o O p <&3 5>&- 6>&- & }; exec 3<&-; fi; ' +
+  'wait $c; s=$?; [ -f "$f.h" ] && echo 1<>"$f.w"; ' +
+  '[ "$o" ] && printf "%s\\n" "$X" >&5; printf "%s\\n" "$X" >&6; exec 5>&- 6>&-; ' +
   'wait; true >"$f.c"; true >"$f.d"; ' +
   '[ -f "$f.h" ] || rm -f "$f.o" "$f.e" "$f.w" "$f.c" "$f.d"; printf "%s x %d\\n" "$1" $s; }',
   // mk <id>: the fifos of this client and the next 15 ids (fiwi numbers
