@@ -172,8 +172,11 @@ export const GATEWAY_PROGRAM = [
   "su() { f=$d/$1; o=; exec 4<&9 7<&- 8<&- 9<&-; " +
   '[ "$3" ] && { od -An -v -tx1 <"$f.o" | $A -v p="$1 b " "$H" & }; ' +
   'fr "$1" e E q <"$f.e" & exec 6>"$f.e"; ' +
-  '{ eval "exec $2"; } <&4 >"$f.o" 2>&6 4<&- 6>&- & c=$!; echo $c >"$f.c"; exec 4<&-; ' +
-  'if [ ! "$3" ]; then exec 3<"$f.o"; fl "$1" o O p <&3 || ' +
+  // Both ends of stdout's fifo opened here, neither open waiting for the
+  // other: a client killed (K) before it ran cannot leave su waiting.
+  'if [ "$3" ]; then exec 5>"$f.o"; else exec 5<>"$f.o" 3<"$f.o"; fi; ' +
+  '{ eval "exec $2"; } <&4 >&5 2>&6 3<&- 4<&- 5>&- 6>&- & c=$!; echo $c >"$f.c"; exec 4<&-; ' +
+  'if [ ! "$3" ]; then exec 5>&-; fl "$1" o O p <&3 || ' +
   '{ exec 5>"$f.o"; o=1; aw "$1" o O p <&3 5>&- 6>&- & }; exec 3<&-; fi; ' +
   'wait $c; s=$?; [ -f "$f.h" ] && echo 1<>"$f.w"; ' +
   '[ "$o" ] && printf "%s\\n" "$X" >&5; printf "%s\\n" "$X" >&6; exec 5>&- 6>&-; ' +
